@@ -1,0 +1,46 @@
+"""The kernel's only global state: loaded models, history, settings.
+
+`%reload_ext` re-imports just the top-level package, `importlib.reload` re-runs a
+module's code, and a user may even purge `sys.modules`: none of them may cost a
+model load (seconds and gigabytes). So the state object is anchored on the `sys`
+module, which outlives every import of this package, and each reload of this file
+finds the same object again.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+_ANCHOR = "_chatterbox_nb_kernel_state"
+
+
+class KernelState:
+    """Plain containers behind one lock; nothing here imports torch."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        #: ModelKey -> LoadedModel
+        self.models: dict[Any, Any] = {}
+        #: per-key locks so two threads never load the same model twice
+        self.load_locks: dict[Any, threading.Lock] = {}
+        #: Utterances of this kernel, oldest first
+        self.history: list[Any] = []
+        #: the `Chatterbox` settings object (config.py), created on first use
+        self.settings: Any = None
+
+    def load_lock(self, key: Any) -> threading.Lock:
+        with self.lock:
+            return self.load_locks.setdefault(key, threading.Lock())
+
+
+def get_state() -> KernelState:
+    state = getattr(sys, _ANCHOR, None)
+    if state is None:
+        state = KernelState()
+        setattr(sys, _ANCHOR, state)
+    return state
+
+
+STATE = get_state()

@@ -1,0 +1,1 @@
+"""Widgets and HTML for notebook output. Nothing here touches torch."""

@@ -1,0 +1,154 @@
+"""Dummy checkpoints: the real chatterbox modules with seeded random weights.
+
+Like vLLM's `--load-format dummy`, they let the whole pipeline (loading, caches,
+warm-up, widgets) run offline. Files use the official names, layout and — at full
+size — byte sizes; a tokenizer and a built-in voice (`conds.pt`, computed by
+upstream's own `prepare_conditionals` from a synthetic reference) are made offline.
+Random weights never sample the stop token, so cap tokens when you generate.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import fsutil
+from .specs import SAMPLE_RATE, SPECS, ModelSpec
+
+MARKER = "chatterbox_nb_dummy.json"
+FORMAT = 1
+SIZES = ("full", "reduced")
+# Reduced size keeps every class and shape but the T3 depth. Multilingual keeps 14
+# layers because its alignment analyzer spies on attention heads in layers 9, 12, 13.
+REDUCED_T3_LAYERS = {"english": 2, "turbo": 2, "multilingual": 14}
+
+_SPECIALS = ["[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]"]
+_CHARS = [chr(c) for c in range(33, 127)] + list("àâçéèêëîïôûùüÿñæœßäöå") + [chr(c) for c in range(0x300, 0x370)]
+
+
+def dummy_dir(root: Path, model: str, size: str = "full", seed: int = 0) -> Path:
+    return root / "dummy" / f"{model}-{size}-seed{seed}"
+
+
+def is_dummy(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def ensure_dummy(root: Path, model: str, size: str = "full", seed: int = 0) -> Path:
+    """The dummy checkpoint folder for (model, size, seed), built once under a lock."""
+    final = dummy_dir(root, model, size, seed)
+    if is_dummy(final):
+        return final
+    with fsutil.lock_for(final):
+        if is_dummy(final):  # another process built it while we waited
+            return final
+        fsutil.clean_stale(final.parent)
+        with fsutil.building(final) as tmp:
+            write_dummy(SPECS[model], tmp, size, seed)
+    return final
+
+
+def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from .build import _S3GEN_OPTIONAL, build_random
+
+    n_layers = REDUCED_T3_LAYERS[spec.name] if size == "reduced" else None
+    ve, t3, s3gen = build_random(spec, n_layers, seed)
+    for fname, module, skip in (
+        (spec.ve_file, ve, ()),
+        (spec.t3_file, t3, ()),
+        (spec.s3gen_file, s3gen, _S3GEN_OPTIONAL),
+    ):
+        state = {k: v.contiguous() for k, v in module.state_dict().items() if k not in skip}
+        if fname.endswith(".safetensors"):
+            save_file(state, folder / fname)
+        else:
+            torch.save(state, folder / fname)
+    _write_tokenizer(spec, folder)
+    _write_builtin_voice(spec, folder, ve.eval(), t3.eval(), s3gen.eval(), seed)
+    marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers}
+    (folder / MARKER).write_text(json.dumps(marker, indent=1))
+
+
+def synthetic_voice(seconds: float = 6.0, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
+    """A voice-like signal: a gliding harmonic tone in syllable-shaped bursts, plus breath noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 130 + 25 * np.sin(2 * np.pi * 0.7 * t) + 8 * np.sin(2 * np.pi * 5.5 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    tone = sum(np.sin(k * phase) / k for k in range(1, 12))
+    syllables = np.clip(np.sin(2 * np.pi * 3.2 * t + rng.uniform(0, np.pi)), 0, None) ** 0.6
+    wav = 0.3 * tone * syllables + 0.01 * rng.standard_normal(t.size)
+    return (0.8 * wav / np.abs(wav).max()).astype(np.float32)
+
+
+def _write_builtin_voice(spec: ModelSpec, folder: Path, ve: Any, t3: Any, s3gen: Any, seed: int) -> None:
+    import soundfile as sf
+
+    from .checkpoint import make_tokenizer
+
+    tts = spec.tts_cls()(t3, s3gen, ve, make_tokenizer(spec, folder), "cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = Path(tmp) / "reference.wav"
+        sf.write(ref, synthetic_voice(seed=seed), SAMPLE_RATE)
+        tts.prepare_conditionals(str(ref))
+    tts.conds.save(folder / "conds.pt")
+
+
+def _write_tokenizer(spec: ModelSpec, folder: Path) -> None:
+    if spec.name == "english":
+        vocab = _indexed(_SPECIALS, _CHARS, start_text_id=255)
+        _save_char_tokenizer(vocab, folder / "tokenizer.json")
+    elif spec.name == "multilingual":
+        from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
+
+        languages = [f"[{code}]" for code in SUPPORTED_LANGUAGES]
+        chars = [c for c in _CHARS if not c.isupper()]
+        vocab = _indexed(_SPECIALS + languages, chars, start_text_id=255)
+        _save_char_tokenizer(vocab, folder / "grapheme_mtl_merged_expanded_v1.json")
+        (folder / "Cangjie5_TC.json").write_text(json.dumps(["日\ta", "月\tb", "中\tl"]), "utf-8")
+    else:
+        _save_gpt2_tokenizer(folder)
+
+
+def _indexed(specials: list[str], chars: list[str], start_text_id: int) -> dict[str, int]:
+    """[STOP] must be id 0 and [START] id 255, as T3Config's start/stop text tokens."""
+    tokens = [*specials, *chars]
+    filler = [f"[UNUSED{i}]" for i in range(max(0, start_text_id - len(tokens)))]
+    tokens = [*tokens[:start_text_id], *filler, "[START]", *tokens[start_text_id:]]
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def _save_char_tokenizer(vocab: dict[str, int], path: Path) -> None:
+    from tokenizers import Tokenizer
+    from tokenizers.models import BPE
+
+    tokenizer = Tokenizer(BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+    tokenizer.add_special_tokens([t for t in vocab if t.startswith("[")])
+    tokenizer.save(str(path))
+
+
+def _save_gpt2_tokenizer(folder: Path) -> None:
+    """A byte-level GPT-2 tokenizer with no merges (257 tokens; upstream's has 50276)."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import BPE
+    from transformers import GPT2TokenizerFast
+
+    vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    vocab["<|endoftext|>"] = len(vocab)
+    tok = Tokenizer(BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tokenizer = GPT2TokenizerFast(
+        tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
+    tokenizer.save_pretrained(folder)
+    # GPT-2's classic files too, as in a hub snapshot (AutoTokenizer prefers tokenizer.json).
+    (folder / "vocab.json").write_text(json.dumps(vocab), "utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", "utf-8")

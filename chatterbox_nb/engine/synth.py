@@ -1,0 +1,158 @@
+"""One utterance through upstream's own `generate`, timed stage by stage.
+
+We do not fork `generate`. For the length of one call, the stages it calls (T3's
+sampler, S3Gen, the watermarker) are shadowed by instance attributes that time
+them; the T3 wrapper also applies the token cap that upstream hard-codes to 1000.
+The caller holds the model's lock, so no other thread sees the wrappers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import random
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from .specs import ModelSpec
+
+SPEECH_VOCAB_SIZE = 6561  # S3 speech tokens; T3's head also has start/stop and unused ids
+
+
+@contextlib.contextmanager
+def _timed(
+    obj: Any, method: str, timings: dict, key: str, adjust: Callable | None = None, post: Callable | None = None
+) -> Iterator[None]:
+    original = getattr(obj, method)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if adjust is not None:
+            adjust(args, kwargs)
+        start = time.perf_counter()
+        try:
+            result = original(*args, **kwargs)
+            return result if post is None else post(result)
+        finally:
+            timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
+
+    setattr(obj, method, wrapper)  # an instance attribute shadows the class's method
+    try:
+        yield
+    finally:
+        delattr(obj, method)
+
+
+def _count_tokens(timings: dict, key: str) -> Callable:
+    def adjust(args: tuple, kwargs: dict) -> None:
+        tokens = kwargs.get("speech_tokens", args[0] if args else None)
+        timings[key] = int(tokens.numel())
+
+    return adjust
+
+
+def _renderable(tokens: Any) -> Any:
+    """Random weights sample from T3's whole 8194-token head, including start/stop and
+    ids no trained checkpoint emits. English and turbo drop ids >= 6561 themselves;
+    multilingual's `generate` does not and S3Gen then fails, so dummy models keep
+    only the ids S3Gen can render."""
+    return tokens[:, (tokens[0] < SPEECH_VOCAB_SIZE)]
+
+
+@contextlib.contextmanager
+def instrument(
+    tts: Any, spec: ModelSpec, timings: dict, max_tokens: int, renderable_only: bool = False
+) -> Iterator[None]:
+    def cap(args: tuple, kwargs: dict) -> None:
+        if spec.name == "turbo":
+            # inference_turbo samples one token before its loop of max_gen_len more.
+            kwargs["max_gen_len"] = max(0, max_tokens - 1)
+        else:
+            kwargs["max_new_tokens"] = max_tokens
+
+    t3_method = "inference_turbo" if spec.name == "turbo" else "inference"
+    with contextlib.ExitStack() as stack:
+        post = _renderable if renderable_only and spec.name == "multilingual" else None
+        stack.enter_context(_timed(tts.t3, t3_method, timings, "t3_s", cap, post))
+        stack.enter_context(_timed(tts.s3gen, "inference", timings, "s3gen_s", _count_tokens(timings, "speech_tokens")))
+        stack.enter_context(_timed(tts.watermarker, "apply_watermark", timings, "watermark_s"))
+        yield
+
+
+def quiet_upstream_progress() -> None:
+    """T3's sampler draws a plain-text tqdm bar per utterance into the notebook;
+    our own displays report tokens, so that bar is switched off (once, idempotent)."""
+    import functools
+
+    import chatterbox.models.t3.t3 as t3_module
+    from tqdm.auto import tqdm
+
+    if not isinstance(t3_module.tqdm, functools.partial):
+        t3_module.tqdm = functools.partial(tqdm, disable=True)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def private_copy(conds: Any, t3_dtype: Any = None) -> Any:
+    """A copy `generate` may mutate freely.
+
+    Upstream replaces `conds.t3` when exaggeration differs and caches prompt
+    embeddings inside the T3Cond; neither may reach a cached voice.
+    """
+    t3 = dataclasses.replace(conds.t3)
+    if t3_dtype is not None:
+        t3 = t3.to(dtype=t3_dtype)
+    return type(conds)(t3, dict(conds.gen))
+
+
+def compute_conditionals(tts: Any, spec: ModelSpec, audio_path: str, exaggeration: float) -> Any:
+    """Run upstream's `prepare_conditionals` without leaving its result on the model."""
+    builtin = tts.conds
+    try:
+        tts.prepare_conditionals(audio_path, exaggeration=exaggeration)
+        return tts.conds
+    finally:
+        tts.conds = builtin
+
+
+def generate(
+    tts: Any,
+    spec: ModelSpec,
+    text: str,
+    *,
+    conds: Any = None,
+    language: str | None = None,
+    max_tokens: int,
+    seed: int | None = None,
+    sampling: dict[str, float],
+    renderable_only: bool = False,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Audio (1-D float32) and measured stage timings for one utterance."""
+    import torch
+
+    quiet_upstream_progress()
+    timings: dict[str, Any] = {"t3_s": 0.0, "s3gen_s": 0.0, "watermark_s": 0.0, "speech_tokens": 0}
+    kwargs = dict(sampling)
+    if spec.name == "multilingual":
+        kwargs["language_id"] = language
+    builtin = tts.conds
+    t3_dtype = tts.t3.speech_head.weight.dtype
+    tts.conds = private_copy(conds if conds is not None else builtin, None if t3_dtype == torch.float32 else t3_dtype)
+    try:
+        if seed is not None:
+            seed_everything(seed)
+        # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
+        # and turbo's generate has none of its own.
+        with instrument(tts, spec, timings, max_tokens, renderable_only), torch.inference_mode():
+            wav = tts.generate(text, **kwargs)
+    finally:
+        tts.conds = builtin
+    audio = wav.reshape(-1).float().cpu().numpy().astype(np.float32, copy=False)
+    return audio, timings

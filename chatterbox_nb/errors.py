@@ -1,0 +1,39 @@
+"""Typed exceptions: each carries one sentence that tells the user what to do.
+
+The magic turns every `ChatterboxError` into an IPython `UsageError` (one line, no
+traceback); API users can catch the specific class.
+"""
+
+from __future__ import annotations
+
+
+class ChatterboxError(Exception):
+    """Base class for mistakes and conditions a user can act on."""
+
+
+class InvalidOption(ChatterboxError, ValueError):
+    """An option has a value outside what chatterbox accepts."""
+
+
+class DeviceUnavailable(ChatterboxError):
+    """The requested --device does not exist on this machine."""
+
+
+class HubUnavailable(ChatterboxError):
+    """The Hugging Face hub cannot be reached and the files are not cached."""
+
+
+class CheckpointError(ChatterboxError):
+    """A local checkpoint folder is missing files or has the wrong shapes."""
+
+
+class AudioFileError(ChatterboxError):
+    """A reference audio file is missing, unreadable, silent or too short."""
+
+
+class CacheError(ChatterboxError):
+    """The disk cache cannot be used (for example the disk is full)."""
+
+
+class ModelNotLoaded(ChatterboxError):
+    """An operation needs a model that is not in memory."""

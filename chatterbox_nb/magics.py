@@ -1,0 +1,189 @@
+"""`%chatterbox` and `%%chatterbox`: parsing and dispatch only.
+
+Each subcommand has an argparse parser (shell quoting via `shlex`, never
+`line.split`) and a handler that calls the Python API. A user mistake — from
+argparse or a `ChatterboxError` of the API — becomes one `UsageError` line, and is
+raised before anything changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class
+
+from . import config
+from .errors import ChatterboxError
+
+HELP = """\
+%chatterbox SUBCOMMAND [options]     (%chatterbox SUBCOMMAND --help for its options)
+
+  say TEXT [opts]    synthesize TEXT; shows a player and a timing widget; returns an Utterance
+  load [opts]        load a model into the kernel-global cache (--warmup off|light|full)
+  unload [-m MODEL | --all]
+                     drop models from memory
+  status             models in memory, their source, device, dtype and memory; settings
+  help               this text
+
+%%chatterbox [say opts]   the cell body is the text.
+
+Common options: -m/--model english|turbo|multilingual, --device auto|cpu|cuda[:N]|mps,
+--dtype float32|bfloat16|float16, --weights hub|dummy|dummy:reduced|FOLDER.
+Settings: %config Chatterbox (model, device, dtype, weights, warmup, autoload, cache_dir).
+"""
+
+
+class _HelpShown(Exception):
+    """argparse printed --help; nothing else to do."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
+        if message:
+            print(message)
+        raise _HelpShown
+
+
+def _parser(name: str, description: str) -> _Parser:
+    return _Parser(prog=f"%chatterbox {name}", description=description, add_help=True, allow_abbrev=False)
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", choices=config.MODELS, help="which Chatterbox model")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", choices=config.DTYPES, help="dtype of the T3 weights")
+    p.add_argument("--weights", help="hub, dummy, dummy:reduced, or a local checkpoint folder")
+
+
+def _say_options(p: argparse.ArgumentParser, text: bool = True) -> None:
+    if text:
+        p.add_argument("text", nargs="*", help="what to say (quote it)")
+    _model_options(p)
+    p.add_argument("--lang", help="language code for -m multilingual")
+    p.add_argument("-v", "--voice", help="an audio file with the reference voice")
+    for name in ("exaggeration", "cfg", "temperature", "top-p", "min-p", "repetition-penalty"):
+        p.add_argument(f"--{name}", type=float, metavar="X")
+    p.add_argument("--seed", type=int, help="make the utterance reproducible")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="cap on generated speech tokens")
+    p.add_argument("-o", "--out", metavar="PATH", help="also write a WAV file")
+    p.add_argument("--autoplay", action="store_true", help="start playing at once")
+
+
+def _build_parsers() -> dict[str, _Parser]:
+    say = _parser("say", "Synthesize speech and show it inline.")
+    _say_options(say)
+    load = _parser("load", "Load a model into the kernel-global cache.")
+    _model_options(load)
+    load.add_argument("--warmup", choices=config.WARMUP_LEVELS, help="warm-up level after loading")
+    load.add_argument("--wait", action="store_true", help="block until loaded and warm (loading blocks today)")
+    load.add_argument("--reload", action="store_true", help="ignore the memory cache")
+    cell = _Parser(prog="%%chatterbox", description="The cell body is the text; options as for say.", allow_abbrev=False)
+    _say_options(cell, text=False)
+    unload = _parser("unload", "Drop models from memory.")
+    unload.add_argument("-m", "--model", choices=config.MODELS)
+    unload.add_argument("--all", action="store_true")
+    return {
+        "say": say,
+        "load": load,
+        "unload": unload,
+        "status": _parser("status", "Models in memory and settings."),
+        "help": _parser("help", "Usage."),
+        "%%cell": cell,
+    }
+
+
+def _say_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
+    keys = ("model", "device", "dtype", "weights", "lang", "voice", "exaggeration", "cfg", "temperature")
+    keys += ("top_p", "min_p", "repetition_penalty", "seed", "max_tokens", "out", "autoplay")
+    return {k: getattr(ns, k) for k in keys}
+
+
+@magics_class
+class ChatterboxMagics(Magics):
+    """Thin layer over `chatterbox_nb.api`."""
+
+    def __init__(self, shell: Any = None, **kwargs: Any) -> None:
+        super().__init__(shell, **kwargs)
+        self.parsers = _build_parsers()
+        self.handlers: dict[str, Callable[[argparse.Namespace], Any]] = {
+            "say": self._say,
+            "load": self._load,
+            "unload": self._unload,
+            "status": self._status,
+            "help": self._help,
+        }
+
+    @line_cell_magic
+    def chatterbox(self, line: str, cell: str | None = None) -> Any:
+        """Chatterbox text-to-speech: `%chatterbox help` lists the subcommands."""
+        try:
+            if cell is not None:
+                ns = self.parsers["%%cell"].parse_args(self._split(line))
+                ns.text = [cell]
+                return self._call(self._say, ns)
+            words = self._split(line)
+            if not words:
+                return self._help(None)
+            name, rest = words[0].lower(), words[1:]
+            if name not in self.handlers:
+                raise UsageError(f"Unknown subcommand {words[0]!r}: use one of {', '.join(self.handlers)}.")
+            return self._call(self.handlers[name], self.parsers[name].parse_args(rest))
+        except _HelpShown:
+            return None
+
+    # -- parsing -------------------------------------------------------------------------
+
+    @staticmethod
+    def _split(line: str) -> list[str]:
+        try:
+            return shlex.split(line)
+        except ValueError as exc:  # "No closing quotation"
+            raise UsageError(f"%chatterbox: {exc}; check the quotes in: {line.strip()}") from None
+
+    @staticmethod
+    def _call(handler: Callable[[argparse.Namespace], Any], ns: argparse.Namespace) -> Any:
+        try:
+            return handler(ns)
+        except ChatterboxError as exc:
+            raise UsageError(str(exc)) from None
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def _say(self, ns: argparse.Namespace) -> Any:
+        from IPython.display import display
+
+        from . import api
+
+        utt = api.say(" ".join(ns.text), **_say_kwargs(ns))
+        display(utt)
+        utt.mark_displayed()  # so `u = %chatterbox say ...` renders, and a bare one renders once
+        return utt
+
+    def _load(self, ns: argparse.Namespace) -> Any:
+        from . import api
+
+        return api.load(
+            ns.model, weights=ns.weights, device=ns.device, dtype=ns.dtype, warmup=ns.warmup, reload=ns.reload
+        )
+
+    def _unload(self, ns: argparse.Namespace) -> None:
+        from . import api
+
+        if ns.all and ns.model:
+            raise UsageError("%chatterbox unload: give -m MODEL or --all, not both.")
+        dropped = api.unload(ns.model, all=ns.all)
+        print("Unloaded " + ", ".join(dropped) if dropped else "No such model in memory.")
+
+    def _status(self, ns: argparse.Namespace) -> Any:
+        from . import api
+
+        return api.status()
+
+    def _help(self, ns: argparse.Namespace | None) -> None:
+        print(HELP)

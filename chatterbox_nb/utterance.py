@@ -1,0 +1,110 @@
+"""The result of `say`: audio, the text, the parameters and where the time went."""
+
+from __future__ import annotations
+
+import io
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TIMING_KEYS = (
+    "model_source",
+    "load_s",
+    "wait_s",
+    "conditioning_s",
+    "t3_s",
+    "speech_tokens",
+    "s3gen_s",
+    "watermark_s",
+    "total_s",
+    "audio_s",
+    "rtf",
+    "first_audio_s",
+)
+
+
+class Utterance:
+    """Displays itself as an audio player plus a timing widget (text summary in a terminal)."""
+
+    def __init__(
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        text: str,
+        params: dict[str, Any],
+        timings: dict[str, Any],
+        *,
+        dummy: bool = False,
+        autoplay: bool = False,
+    ) -> None:
+        self.audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self.sample_rate = int(sample_rate)
+        self.text = text
+        self.params = dict(params)
+        self.timings = dict(timings)
+        self.dummy = dummy
+        self.autoplay = autoplay
+        self._widget: Any = None
+        self._skip_display_in_cell: int | None = None
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def wav_bytes(self) -> bytes:
+        """16-bit PCM WAV, what browsers play everywhere."""
+        pcm = (np.clip(self.audio, -1.0, 1.0) * 32767).astype("<i2")
+        buf = io.BytesIO()
+        with wave.open(buf, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(self.sample_rate)
+            w.writeframes(pcm.tobytes())
+        return buf.getvalue()
+
+    def save(self, path: str | Path) -> Path:
+        """Write a WAV file (float samples kept as 32-bit float)."""
+        import soundfile as sf
+
+        path = Path(path).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), self.audio, self.sample_rate, subtype="FLOAT")
+        return path
+
+    def summary(self) -> str:
+        t = self.timings
+        noise = " [noise: dummy weights]" if self.dummy else ""
+        text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        return (
+            f"Utterance {text!r}: {self.duration:.2f} s of audio at {self.sample_rate} Hz{noise}; "
+            f"total {t.get('total_s', 0):.2f} s (T3 {t.get('t3_s', 0):.2f} s for {t.get('speech_tokens', 0)} tokens, "
+            f"S3Gen {t.get('s3gen_s', 0):.2f} s), RTF {t.get('rtf', 0):.2f}, model from {t.get('model_source', '?')}"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{self.summary()}>"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from .display.player import utterance_bundle
+
+        return utterance_bundle(self)
+
+    def _ipython_display_(self) -> None:
+        """Show once per cell: the magic displays the result itself (so that
+        `u = %chatterbox say ...` renders) and then returns it to the displayhook."""
+        from IPython import get_ipython
+        from IPython.display import display
+
+        shell = get_ipython()
+        count = getattr(shell, "execution_count", None)
+        if count is not None and self._skip_display_in_cell == count:
+            self._skip_display_in_cell = None
+            return
+        display(self._repr_mimebundle_(), raw=True)
+
+    def mark_displayed(self) -> None:
+        from IPython import get_ipython
+
+        self._skip_display_in_cell = getattr(get_ipython(), "execution_count", None)

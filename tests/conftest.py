@@ -1,0 +1,44 @@
+"""Shared fixtures: one disk cache for the whole session, so each dummy checkpoint is
+built once (the kernels and notebooks the tests start inherit it through the env)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Before chatterbox_nb reads its settings: tests never touch the user's cache or the hub.
+CACHE_DIR = Path(os.environ.get("CHATTERBOX_NB_TEST_CACHE") or tempfile.mkdtemp(prefix="cnb-test-cache-"))
+os.environ["CHATTERBOX_NB_CACHE_DIR"] = str(CACHE_DIR)
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+REDUCED = "dummy:reduced"
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    return CACHE_DIR
+
+
+@pytest.fixture(scope="session")
+def english_reduced():
+    """The reduced-size English dummy, loaded once into this process's registry."""
+    import chatterbox_nb as cnb
+    from chatterbox_nb.engine import loader
+
+    cnb.load("english", weights=REDUCED, device="cpu", warmup="off")
+    (loaded,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy]
+    return loaded
+
+
+@pytest.fixture
+def shell():
+    """An IPython InteractiveShell with the extension loaded."""
+    from IPython.testing.globalipapp import get_ipython
+
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "chatterbox_nb")
+    yield ip
+    ip.run_line_magic("unload_ext", "chatterbox_nb")

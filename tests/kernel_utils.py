@@ -1,0 +1,51 @@
+"""A real IPython kernel driven through jupyter_client, for tests of kernel behaviour."""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import Any
+
+from jupyter_client.manager import start_new_kernel
+
+
+class Kernel:
+    def __init__(self) -> None:
+        self.km, self.kc = start_new_kernel(kernel_name="python3")
+
+    def execute(self, code: str, timeout: float = 600) -> dict[str, Any]:
+        """Run `code`; collect its outputs, result and error."""
+        msg_id = self.kc.execute(code)
+        reply = self.kc.get_shell_msg(timeout=timeout)
+        while reply["parent_header"].get("msg_id") != msg_id:
+            reply = self.kc.get_shell_msg(timeout=timeout)
+        outputs: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                msg = self.kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            outputs.append({"type": msg["msg_type"], **msg["content"]})
+        return {"status": reply["content"]["status"], "reply": reply["content"], "outputs": outputs}
+
+    def value(self, expr: str) -> Any:
+        """Evaluate a Python literal expression in the kernel."""
+        import ast
+
+        result = self.execute(f"print(repr({expr}))")
+        assert result["status"] == "ok", result
+        text = "".join(o.get("text", "") for o in result["outputs"] if o["type"] == "stream")
+        return ast.literal_eval(text.strip())
+
+    def restart(self) -> None:
+        self.km.restart_kernel(now=True)
+        self.kc.wait_for_ready(timeout=60)
+
+    def shutdown(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)

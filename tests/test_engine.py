@@ -1,0 +1,107 @@
+"""The engine on reduced-size dummy weights: layout, loading, generation, timings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import chatterbox_nb as cnb
+from chatterbox_nb.engine import build, dummy, specs
+from chatterbox_nb.utterance import TIMING_KEYS
+
+REDUCED = "dummy:reduced"
+STAGE_KEYS = ("load_s", "wait_s", "conditioning_s", "t3_s", "s3gen_s", "watermark_s", "other_s")
+
+
+def test_dummy_checkpoint_uses_official_layout(english_reduced):
+    folder = english_reduced.source.folder
+    for name in specs.SPECS["english"].files:
+        assert (folder / name).is_file(), name
+    marker = json.loads((folder / dummy.MARKER).read_text())
+    assert marker["model"] == "english" and marker["size"] == "reduced"
+    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    assert vocab["[STOP]"] == 0 and vocab["[START]"] == 255
+
+
+def test_loaded_model_has_no_meta_tensors(english_reduced):
+    tts = english_reduced.tts
+    for part in (tts.t3, tts.s3gen, tts.ve):
+        assert list(build.iter_meta_tensors(part)) == []
+
+
+def test_meta_check_sees_plain_attributes():
+    """The check must find what named_buffers() misses, or it proves nothing."""
+    import torch
+
+    module = torch.nn.Linear(2, 2)
+    module.table = torch.empty(3, device="meta")
+    assert list(build.iter_meta_tensors(module)) == ["table"]
+    _, t3, s3gen = build.build_empty(specs.SPECS["english"], n_layers=1)
+    assert "speech_head.weight" in list(build.iter_meta_tensors(t3))
+    # buffers and plain tensors are computed for real by their constructors
+    assert not any(name.endswith(("inv_freq", "pe", "freqs_cis", "trim_fade")) for name in build.iter_meta_tensors(s3gen))
+    assert not any(name.endswith("inv_freq") for name in build.iter_meta_tensors(t3))
+
+
+def _say(text="Hello there.", **kw):
+    kw.setdefault("max_tokens", 6)
+    return cnb.say(text, weights=REDUCED, device="cpu", **kw)
+
+
+def test_seeded_say_is_reproducible_and_well_timed(english_reduced):
+    a = _say(seed=7)
+    b = _say(seed=7)
+    c = _say(seed=8)
+    assert a.sample_rate == 24000 and a.audio.dtype == np.float32 and a.audio.ndim == 1
+    assert np.array_equal(a.audio, b.audio)
+    assert not np.array_equal(a.audio, c.audio)
+    assert 0 < a.timings["speech_tokens"] <= 6
+    assert len(a.audio) == a.timings["speech_tokens"] * specs.SAMPLES_PER_TOKEN
+    for key in TIMING_KEYS:
+        assert key in a.timings, key
+    assert a.timings["model_source"] == "memory"
+    assert sum(a.timings[k] for k in STAGE_KEYS) == pytest.approx(a.timings["total_s"], rel=1e-9)
+    assert a.timings["rtf"] == pytest.approx(a.timings["total_s"] / a.timings["audio_s"])
+    assert a.timings["t3_s"] > 0 and a.timings["s3gen_s"] > 0 and a.timings["watermark_s"] > 0
+    assert cnb.history[-3:] == [a, b, c]
+
+
+def test_say_does_not_change_the_builtin_voice(english_reduced):
+    conds = english_reduced.tts.conds
+    emotion = conds.t3.emotion_adv.clone()
+    _say(exaggeration=1.5, seed=1, max_tokens=2)
+    assert english_reduced.tts.conds is conds
+    assert conds.t3.emotion_adv.equal(emotion)
+    assert conds.t3.cond_prompt_speech_emb is None
+
+
+def test_voice_file_changes_conditionals(english_reduced, tmp_path):
+    import soundfile as sf
+
+    ref = tmp_path / "ref.wav"
+    sf.write(ref, dummy.synthetic_voice(3.0, sr=16000, seed=5), 16000)
+    plain = _say(seed=3, max_tokens=4)
+    voiced = _say(seed=3, max_tokens=4, voice=str(ref))
+    assert voiced.timings["conditioning_s"] > 0
+    assert not np.array_equal(plain.audio, voiced.audio)
+
+
+def test_save_writes_a_wav(english_reduced, tmp_path):
+    import soundfile as sf
+
+    u = _say(seed=2, max_tokens=3, out=tmp_path / "a.wav")
+    audio, sr = sf.read(tmp_path / "a.wav", dtype="float32")
+    assert sr == 24000 and np.array_equal(audio, u.audio)
+    assert u.wav_bytes()[:4] == b"RIFF"
+
+
+@pytest.mark.parametrize("model, lang", [("turbo", None), ("multilingual", "fr")])
+def test_other_models_load_and_speak(model, lang):
+    u = cnb.say("Bonjour tout le monde.", model=model, lang=lang, weights=REDUCED, device="cpu", max_tokens=5, seed=0)
+    assert u.params["model"] == model
+    assert u.timings["speech_tokens"] > 0
+    assert len(u.audio) > 0 and np.isfinite(u.audio).all()
+    cnb.unload(model)
+    assert model not in {m.name for m in __import__("chatterbox_nb.engine.loader", fromlist=["x"]).loaded_models()}

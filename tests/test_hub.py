@@ -1,0 +1,60 @@
+"""`--weights hub` offline: one clear sentence, fast, and nothing lost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+CODE = """
+import chatterbox_nb as cnb
+from chatterbox_nb.errors import HubUnavailable
+try:
+    cnb.load("english", weights="hub", device="cpu")
+except HubUnavailable as exc:
+    print("HUB:", exc)
+"""
+
+
+def _run(tmp_path, **env):
+    import os
+
+    full_env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "CHATTERBOX_NB_CACHE_DIR": str(tmp_path / "c"), **env}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=full_env, timeout=120)
+    return out.stdout, time.perf_counter() - start
+
+
+def test_offline_hub_fails_fast_with_remedies(tmp_path):
+    out, seconds = _run(tmp_path)
+    assert seconds < 10, seconds
+    assert out.startswith("HUB: Cannot reach the Hugging Face hub for ResembleAI/chatterbox")
+    for remedy in ("--weights /path/to/checkpoint-folder", "--weights dummy", "HF cache"):
+        assert remedy in out
+    assert len(out.strip().splitlines()) == 1
+
+
+def test_hf_hub_offline_is_respected(tmp_path):
+    out, seconds = _run(tmp_path, HF_HUB_OFFLINE="1")
+    assert seconds < 10
+    assert "HF_HUB_OFFLINE is set" in out
+
+
+def test_hub_files_in_hf_cache_are_used_offline(tmp_path, english_reduced):
+    """A snapshot already in the HF cache loads with no network at all."""
+    import os
+    import shutil
+
+    repo = tmp_path / "hf" / "hub" / "models--ResembleAI--chatterbox"
+    snap = repo / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    for f in english_reduced.source.folder.iterdir():
+        if not f.name.startswith("chatterbox_nb"):
+            os.symlink(f, snap / f.name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    code = "import chatterbox_nb as cnb; r = cnb.load('english', weights='hub', device='cpu', warmup='off'); print(r.source)"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "hub", out.stderr[-2000:]
+    shutil.rmtree(tmp_path / "hf")

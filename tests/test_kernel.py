@@ -1,0 +1,81 @@
+"""The product in a real kernel (jupyter_client), on full-size dummy weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernel_utils import Kernel
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    k = Kernel()
+    yield k
+    k.shutdown()
+
+
+def _ok(result):
+    assert result["status"] == "ok", result["reply"]
+    return result
+
+
+def test_load_ext_is_light(kernel):
+    _ok(kernel.execute("%load_ext chatterbox_nb"))
+    assert kernel.value("'torch' in __import__('sys').modules") is False
+
+
+def test_load_say_seed_timings(kernel):
+    load = _ok(kernel.execute("r = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
+    assert kernel.value("r.source") == "dummy"
+    assert kernel.value("r.dummy") is True
+
+    _ok(kernel.execute('u1 = %chatterbox say "Hello from the notebook" --weights dummy --device cpu --max-tokens 8 --seed 11'))
+    shown = [o for o in kernel.execute("")["outputs"]]  # nothing pending
+    assert shown == []
+    assert kernel.value("u1.sample_rate") == 24000
+    tokens = kernel.value("u1.timings['speech_tokens']")
+    assert 0 < tokens <= 8
+    assert kernel.value("len(u1.audio)") == tokens * 960
+    keys = kernel.value("sorted(u1.timings)")
+    for key in ("model_source", "load_s", "wait_s", "conditioning_s", "t3_s", "speech_tokens", "s3gen_s",
+                "watermark_s", "total_s", "audio_s", "rtf", "first_audio_s"):
+        assert key in keys
+    assert kernel.value("u1.timings['model_source']") == "memory"
+    parts = kernel.value(
+        "sum(u1.timings[k] for k in ('load_s','wait_s','conditioning_s','t3_s','s3gen_s','watermark_s','other_s'))"
+        " - u1.timings['total_s']"
+    )
+    assert abs(parts) < 1e-6
+
+    second = _ok(kernel.execute('%chatterbox say "Hello from the notebook" --weights dummy --device cpu --max-tokens 8 --seed 11'))
+    kinds = [o["type"] for o in second["outputs"]]
+    assert kinds.count("display_data") == 1, kinds  # rendered once, not twice
+    data = next(o["data"] for o in second["outputs"] if o["type"] == "display_data")
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert "<audio" in data["text/html"] and "dummy weights" in data["text/html"]
+    assert kernel.value("(_.audio == u1.audio).all()") is True  # the bare magic's result, same seed
+
+
+def test_assignment_renders_too(kernel):
+    result = _ok(kernel.execute('u2 = %chatterbox say "Hi" --weights dummy --device cpu --max-tokens 3 --seed 1'))
+    assert [o["type"] for o in result["outputs"]].count("display_data") == 1
+
+
+def test_reload_ext_keeps_the_model(kernel):
+    _ok(kernel.execute("%reload_ext chatterbox_nb"))
+    _ok(kernel.execute("r2 = %chatterbox load --weights dummy --device cpu --warmup off"))
+    assert kernel.value("r2.source") == "memory"
+    _ok(kernel.execute("%unload_ext chatterbox_nb\n%load_ext chatterbox_nb"))
+    _ok(kernel.execute("r3 = %chatterbox load --weights dummy --device cpu --warmup off"))
+    assert kernel.value("r3.source") == "memory"
+
+
+def test_usage_error_in_kernel_is_one_line(kernel):
+    result = kernel.execute('%chatterbox say ""')
+    assert result["status"] == "error"
+    assert result["reply"]["ename"] == "UsageError"
+    assert "Nothing to say" in result["reply"]["evalue"]
+    status = kernel.value("len(__import__('chatterbox_nb').history)")
+    assert status == 3

@@ -1,0 +1,32 @@
+"""notebooks/quickstart.ipynb runs top to bottom on dummy weights (nbclient)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+import soundfile as sf
+from nbclient import NotebookClient
+
+pytestmark = pytest.mark.slow
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb"
+
+
+def test_quickstart_runs_on_dummy_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("CHATTERBOX_NB_WEIGHTS", "dummy")
+    monkeypatch.setenv("CHATTERBOX_NB_DEVICE", "cpu")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+
+    wav = tmp_path / "quickstart_output" / "hello.wav"
+    audio, sr = sf.read(wav)
+    assert sr == 24000 and 0 < len(audio) <= 20 * 960
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    players = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(players) == 2  # the magic's utterance and the API's
+    assert all("dummy weights" in o["data"]["text/html"] for o in players)
+    texts = "".join(o.get("text", "") for o in outputs)
+    assert f"Wrote {wav}" in texts
