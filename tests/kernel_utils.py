@@ -30,7 +30,8 @@ class Kernel:
                 continue
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
                 break
-            outputs.append({"type": msg["msg_type"], **msg["content"]})
+            if msg["msg_type"] not in ("status", "execute_input"):
+                outputs.append({"type": msg["msg_type"], **msg["content"]})
         return {"status": reply["content"]["status"], "reply": reply["content"], "outputs": outputs}
 
     def value(self, expr: str) -> Any:

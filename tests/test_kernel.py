@@ -27,13 +27,11 @@ def test_load_ext_is_light(kernel):
 
 
 def test_load_say_seed_timings(kernel):
-    load = _ok(kernel.execute("r = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
+    _ok(kernel.execute("r = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
     assert kernel.value("r.source") == "dummy"
     assert kernel.value("r.dummy") is True
 
     _ok(kernel.execute('u1 = %chatterbox say "Hello from the notebook" --weights dummy --device cpu --max-tokens 8 --seed 11'))
-    shown = [o for o in kernel.execute("")["outputs"]]  # nothing pending
-    assert shown == []
     assert kernel.value("u1.sample_rate") == 24000
     tokens = kernel.value("u1.timings['speech_tokens']")
     assert 0 < tokens <= 8
