@@ -17,6 +17,7 @@ __all__ = [
     "unload",
     "status",
     "history",
+    "cache",
     "Utterance",
     "ChatterboxError",
     "load_ipython_extension",
@@ -28,6 +29,7 @@ _LAZY = {
     "load": "api",
     "unload": "api",
     "status": "api",
+    "cache": "cache_api",
     "Utterance": "utterance",
     "ChatterboxError": "errors",
 }

@@ -7,9 +7,10 @@ upstream's `generate` with stage timings, wrap the audio in an `Utterance`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from . import config, options
 from ._state import STATE
@@ -123,9 +124,15 @@ def say(
 
     loaded, source, load_s = _load(choice)
     timings: dict[str, Any] = {"model_source": source, "load_s": 0.0 if source == "memory" else load_s}
-    lock_start = time.perf_counter()
-    with loaded.lock:
-        timings["wait_s"] = time.perf_counter() - lock_start
+    lock_start, reload_s = time.perf_counter(), 0.0
+    loaded.lock.acquire()
+    if loaded.tts is None:  # evicted while we waited (unload, or a failed cache check): load again
+        loaded.lock.release()
+        loaded, source, reload_s = _load(choice)
+        timings.update(model_source=source, load_s=timings["load_s"] + reload_s)
+        loaded.lock.acquire()
+    with _held(loaded.lock):
+        timings["wait_s"] = time.perf_counter() - lock_start - reload_s
         conds = None
         cond_start = time.perf_counter()
         if voice_path is not None:
@@ -163,6 +170,14 @@ def say(
     if out is not None:
         utt.save(out)
     return utt
+
+
+@contextlib.contextmanager
+def _held(lock: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _finish_timings(timings: dict[str, Any], audio_s: float) -> None:

@@ -27,6 +27,10 @@ class CheckpointError(ChatterboxError):
     """A local checkpoint folder is missing files or has the wrong shapes."""
 
 
+class SourceCorrupt(CheckpointError):
+    """A source file does not match the checksum its source vouches for."""
+
+
 class AudioFileError(ChatterboxError):
     """A reference audio file is missing, unreadable, silent or too short."""
 

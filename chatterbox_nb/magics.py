@@ -26,6 +26,8 @@ HELP = """\
   unload [-m MODEL | --all]
                      drop models from memory
   status             models in memory, their source, device, dtype and memory; settings
+  cache info|verify|clear [-m MODEL]
+                     the disk cache: entries and sizes / check every checksum / delete
   help               this text
 
 %%chatterbox [say opts]   the cell body is the text.
@@ -88,8 +90,12 @@ def _build_parsers() -> dict[str, _Parser]:
     unload = _parser("unload", "Drop models from memory.")
     unload.add_argument("-m", "--model", choices=config.MODELS)
     unload.add_argument("--all", action="store_true")
+    cache = _parser("cache", "The disk weight cache.")
+    cache.add_argument("action", choices=("info", "verify", "clear"))
+    cache.add_argument("-m", "--model", choices=config.MODELS, help="with clear: only this model")
     return {
         "say": say,
+        "cache": cache,
         "load": load,
         "unload": unload,
         "status": _parser("status", "Models in memory and settings."),
@@ -116,6 +122,7 @@ class ChatterboxMagics(Magics):
             "load": self._load,
             "unload": self._unload,
             "status": self._status,
+            "cache": self._cache,
             "help": self._help,
         }
 
@@ -184,6 +191,23 @@ class ChatterboxMagics(Magics):
         from . import api
 
         return api.status()
+
+    def _cache(self, ns: argparse.Namespace) -> Any:
+        from .cache_api import cache
+
+        if ns.model and ns.action != "clear":
+            raise UsageError("%chatterbox cache: -m goes with clear only.")
+        if ns.action == "info":
+            return cache.info()
+        if ns.action == "verify":
+            report = cache.verify()
+            bad = {k: v for k, v in report.items() if v}
+            print(f"{len(report)} entr{'y' if len(report) == 1 else 'ies'} checked, {len(bad)} bad" + "".join(
+                f"\n  {k}: {'; '.join(v)} (removed; rebuilt at next load)" for k, v in bad.items()))
+            return None
+        removed = cache.clear(ns.model)
+        print("Removed " + ", ".join(removed) if removed else "Nothing to remove.")
+        return None
 
     def _help(self, ns: argparse.Namespace | None) -> None:
         print(HELP)

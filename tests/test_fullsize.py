@@ -27,15 +27,25 @@ def test_full_size_files_have_official_sizes(full_folder):
     assert (full_folder / "s3gen.safetensors").stat().st_size == pytest.approx(OFFICIAL_S3GEN_BYTES, rel=1e-4)
 
 
-def test_meta_loader_is_bit_identical_to_upstream_from_local(full_folder):
+def test_disk_cache_load_is_bit_identical_to_upstream_from_local(full_folder):
     from chatterbox.tts import ChatterboxTTS
+
+    from chatterbox_nb.engine import loader
 
     spec = specs.SPECS["english"]
     kwargs = dict(max_tokens=8, seed=1234, sampling=spec.defaults(), language=None)
-    ours = build.assemble(spec, full_folder, "cpu")
-    assert all(not list(build.iter_meta_tensors(m)) for m in (ours.t3, ours.s3gen, ours.ve))
-    audio_ours, _ = synth.generate(ours, spec, "Bit for bit.", **kwargs)
-    del ours
+    first, _ = loader.get_or_load(spec, "dummy", "cpu", "float32", config.cache_dir())
+    loader.drop(first.key)
+    ours, how = loader.get_or_load(spec, "dummy", "cpu", "float32", config.cache_dir())
+    assert how == "disk-cache"
+    tts = ours.tts
+    assert all(not list(build.iter_meta_tensors(m)) for m in (tts.t3, tts.s3gen, tts.ve))
+    with ours.lock:
+        audio_ours, _ = synth.generate(tts, spec, "Bit for bit.", **kwargs)
+    ours.verification.join()
+    assert ours.verify_problems == []
+    del tts
+    loader.drop(ours.key)
     upstream = ChatterboxTTS.from_local(full_folder, "cpu")
     audio_up, _ = synth.generate(upstream, spec, "Bit for bit.", **kwargs)
     assert audio_ours.size > 0

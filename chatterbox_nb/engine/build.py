@@ -13,8 +13,10 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import logging
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -36,7 +38,12 @@ def build_empty(spec: ModelSpec, n_layers: int | None = None) -> tuple[Any, Any,
     from chatterbox.models.t3 import T3
     from chatterbox.models.voice_encoder import VoiceEncoder
 
-    with init_empty_weights(include_buffers=False), _meta_safe_time_mixer():
+    from transformers.initialization import no_init_weights
+
+    # no_init_weights skips the random init that meta parameters would only simulate
+    # (0.6 s of Python overhead for S3Gen alone). It swaps torch.nn.init functions
+    # process-wide for the build's duration, as transformers does in from_pretrained.
+    with init_empty_weights(include_buffers=False), no_init_weights(), _meta_safe_time_mixer(), quiet_upstream_warnings():
         ve = VoiceEncoder()
         t3 = T3(t3_config(spec, n_layers))
         s3gen = S3Gen(meanflow=True) if spec.meanflow else S3Gen()
@@ -68,10 +75,20 @@ def build_random(spec: ModelSpec, n_layers: int | None = None, seed: int = 0) ->
     from chatterbox.models.voice_encoder import VoiceEncoder
 
     torch.manual_seed(seed)
-    ve = VoiceEncoder()
-    t3 = T3(t3_config(spec, n_layers))
-    s3gen = S3Gen(meanflow=True) if spec.meanflow else S3Gen()
+    with quiet_upstream_warnings():
+        ve = VoiceEncoder()
+        t3 = T3(t3_config(spec, n_layers))
+        s3gen = S3Gen(meanflow=True) if spec.meanflow else S3Gen()
     return ve, t3, s3gen
+
+
+@contextlib.contextmanager
+def quiet_upstream_warnings() -> Iterator[None]:
+    """S3Gen's decoder uses a diffusers layer that warns of its deprecation on every
+    build; a notebook user can do nothing about it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LoRACompatibleLinear", category=FutureWarning)
+        yield
 
 
 def assign(module: Any, state: dict[str, Any], name: str, optional: tuple[str, ...] = ()) -> None:
@@ -111,31 +128,29 @@ def finish(module: Any, name: str, device: str, dtype: Any = None) -> Any:
     return module.to(device).eval()
 
 
-def assemble(
-    spec: ModelSpec,
-    folder: Path,
-    device: str,
-    dtype: str = "float32",
-    weights: dict[str, dict[str, Any]] | None = None,
-) -> Any:
-    """A ready upstream TTS object (ChatterboxTTS & co) from a folder in the official layout.
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Parsing headers and building ~3,500 modules allocate enough objects to set off
+    full garbage collections over torch's large heap: 40 % of a load. Nothing made
+    while loading is garbage, so collection waits until the model is assembled."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
-    `weights` maps file names to already-read state dicts (the disk cache passes its
-    own mapped files); files not given are read from `folder`.
-    """
+
+def assemble(spec: ModelSpec, parts: checkpoint.Parts, device: str, dtype: str = "float32") -> Any:
+    """A ready upstream TTS object (ChatterboxTTS & co) from mapped state dicts."""
     import torch
 
-    weights = dict(weights or {})
-    for fname in spec.weight_files:
-        if fname not in weights:
-            weights[fname] = checkpoint.read_weights(folder / fname)
-    t3_state = weights[spec.t3_file]
-    n_layers = checkpoint.count_t3_layers(spec, list(t3_state))
-
+    n_layers = checkpoint.count_t3_layers(spec, list(parts.t3))
     ve, t3, s3gen = build_empty(spec, n_layers)
-    assign(ve, weights[spec.ve_file], spec.ve_file)
-    assign(t3, t3_state, spec.t3_file)
-    assign(s3gen, weights[spec.s3gen_file], spec.s3gen_file, optional=_S3GEN_OPTIONAL)
+    assign(ve, parts.ve, spec.ve_file)
+    assign(t3, parts.t3, spec.t3_file)
+    assign(s3gen, parts.s3gen, spec.s3gen_file, optional=_S3GEN_OPTIONAL)
     if spec.name == "turbo":
         del t3.tfmr.wte  # as upstream: turbo feeds its own speech embeddings to GPT-2
 
@@ -144,10 +159,14 @@ def assemble(
     t3 = finish(t3, spec.t3_file, device, None if t3_dtype == torch.float32 else t3_dtype)
     s3gen = finish(s3gen, spec.s3gen_file, device)
 
-    tokenizer = checkpoint.make_tokenizer(spec, folder)
-    conds = checkpoint.read_conditionals(spec, folder, device)
+    tokenizer = checkpoint.make_tokenizer(spec, parts.tokenizer_folder)
+    conds = parts.conds.to(device)
     with contextlib.redirect_stdout(io.StringIO()):  # perth prints "loaded PerthNet ..." on every load
         return spec.tts_cls()(t3, s3gen, ve, tokenizer, device, conds=conds)
+
+
+def assemble_from_folder(spec: ModelSpec, folder: Path, device: str, dtype: str = "float32") -> Any:
+    return assemble(spec, checkpoint.read_parts(spec, folder), device, dtype)
 
 
 def module_bytes(tts: Any) -> int:

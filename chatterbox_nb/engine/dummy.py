@@ -20,7 +20,7 @@ from . import fsutil
 from .specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
-FORMAT = 1
+FORMAT = 2  # 2: the marker records each file's sha256
 SIZES = ("full", "reduced")
 # Reduced size keeps every class and shape but the T3 depth. Multilingual keeps 14
 # layers because its alignment analyzer spies on attention heads in layers 9, 12, 13.
@@ -38,13 +38,31 @@ def is_dummy(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
+def _complete(folder: Path) -> bool:
+    try:
+        return json.loads((folder / MARKER).read_text())["format"] == FORMAT
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def recorded_sha256(folder: Path, name: str) -> str | None:
+    """The sha256 recorded when the dummy checkpoint was written."""
+    return json.loads((folder / MARKER).read_text()).get("files", {}).get(name)
+
+
+def remove_dummy(root: Path, model: str, size: str = "full", seed: int = 0) -> None:
+    final = dummy_dir(root, model, size, seed)
+    with fsutil.lock_for(final):
+        fsutil.retire(final)
+
+
 def ensure_dummy(root: Path, model: str, size: str = "full", seed: int = 0) -> Path:
     """The dummy checkpoint folder for (model, size, seed), built once under a lock."""
     final = dummy_dir(root, model, size, seed)
-    if is_dummy(final):
+    if _complete(final):
         return final
     with fsutil.lock_for(final):
-        if is_dummy(final):  # another process built it while we waited
+        if _complete(final):  # another process built it while we waited
             return final
         fsutil.clean_stale(final.parent)
         with fsutil.building(final) as tmp:
@@ -72,7 +90,10 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
             torch.save(state, folder / fname)
     _write_tokenizer(spec, folder)
     _write_builtin_voice(spec, folder, ve.eval(), t3.eval(), s3gen.eval(), seed)
-    marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers}
+    from .diskcache import sha256_file
+
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
+    marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers, "files": files}
     (folder / MARKER).write_text(json.dumps(marker, indent=1))
 
 

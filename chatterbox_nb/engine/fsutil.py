@@ -59,6 +59,15 @@ def clean_stale(parent: Path, max_age_s: float = STALE_AFTER_S) -> list[Path]:
     return removed
 
 
+def retire(folder: Path) -> None:
+    """Delete a published folder: renamed aside first, so no reader ever sees it half
+    deleted; unlinking keeps any mapping by a running kernel valid (the inodes live on)."""
+    if folder.exists():
+        aside = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:12]}.old{INCOMPLETE}"
+        os.replace(folder, aside)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def building(final: Path) -> Iterator[Path]:
     """Yield an empty temporary folder beside `final`; publish it on success.
@@ -72,15 +81,9 @@ def building(final: Path) -> Iterator[Path]:
     try:
         yield tmp
         fsync_tree(tmp)
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.{uuid.uuid4().hex[:12]}.old{INCOMPLETE}"
-            os.replace(final, old)
+        retire(final)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
-        if old is not None:
-            # Unlinking keeps any mapping by a running kernel valid (the inode lives on).
-            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

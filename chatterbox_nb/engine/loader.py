@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from .._state import STATE
-from . import build, sources
+from ..errors import SourceCorrupt
+from . import build, diskcache, fsutil, sources
 from .device import release_memory
 from .specs import ModelSpec
 
@@ -36,6 +39,10 @@ class LoadedModel:
     #: held while the model generates: one model never runs two generations at once
     lock: threading.Lock = field(default_factory=threading.Lock)
     loaded_at: float = field(default_factory=time.time)
+    #: the disk-cache entry it was mapped from, and the background sha256 check of it
+    entry: Path | None = None
+    verification: threading.Thread | None = None
+    verify_problems: list[str] | None = None
     #: the highest warm-up level run on this model ("off", "light", "full")
     warmed: str = "off"
     warmup_s: float = 0.0
@@ -58,9 +65,10 @@ class LoadedModel:
 
 
 def get_or_load(
-    spec: ModelSpec, weights: str, device: str, dtype: str, cache_root: Any, *, reload: bool = False
+    spec: ModelSpec, weights: str, device: str, dtype: str, cache_root: Path, *, reload: bool = False
 ) -> tuple[LoadedModel, str]:
-    """The model and where it came from this time ("memory", or the source kind)."""
+    """The model and where it came from this time: "memory", "disk-cache", or the
+    source kind when the disk-cache entry had to be built first."""
     source = sources.resolve(spec, weights, cache_root)
     key = ModelKey(spec.name, source.fingerprint, device, dtype)
     with STATE.load_lock(key):
@@ -70,11 +78,51 @@ def get_or_load(
         if loaded is not None:
             drop(key)
         start = time.perf_counter()
-        tts = build.assemble(spec, source.folder, device, dtype)
-        loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts))
+        with build.gc_paused():
+            parts, how, entry = _parts(spec, weights, source, dtype, cache_root)
+            tts = build.assemble(spec, parts, device, dtype)
+        loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts), entry=entry)
         with STATE.lock:
             STATE.models[key] = loaded
-        return loaded, source.kind
+        if how == "disk-cache":
+            _verify_in_background(loaded)
+        return loaded, how
+
+
+def _parts(spec: ModelSpec, weights: str, source: sources.Source, dtype: str, root: Path) -> tuple[Any, str, Any]:
+    try:
+        return diskcache.open_or_build(root, spec, source, dtype)
+    except SourceCorrupt as exc:
+        if source.kind != "dummy":
+            raise
+        # A dummy checkpoint can be made again, bit for bit.
+        warnings.warn(f"chatterbox_nb: {exc} Rebuilding the dummy checkpoint.", diskcache.CacheWarning, stacklevel=3)
+        fsutil.retire(source.folder)
+        return diskcache.open_or_build(root, spec, sources.resolve(spec, weights, root), dtype)
+
+
+def _verify_in_background(loaded: LoadedModel) -> None:
+    """Full sha256 check after the load returned. A bad entry is removed and the model
+    evicted, so its next use rebuilds the entry from the source."""
+    entry = loaded.entry
+
+    def run() -> None:
+        problems = diskcache.verify(entry)
+        loaded.verify_problems = problems
+        if problems:
+            warnings.warn(
+                f"chatterbox_nb: disk-cache entry {entry.name}: {'; '.join(problems)}. It is removed; "
+                f"the {loaded.name} model will be rebuilt from {loaded.source.kind} at its next use.",
+                diskcache.CacheWarning,
+                stacklevel=1,
+            )
+            with fsutil.lock_for(entry):
+                fsutil.retire(entry)
+            if STATE.models.get(loaded.key) is loaded:
+                drop(loaded.key)
+
+    loaded.verification = threading.Thread(target=run, name=f"chatterbox_nb-verify-{loaded.name}", daemon=True)
+    loaded.verification.start()
 
 
 def loaded_models() -> list[LoadedModel]:

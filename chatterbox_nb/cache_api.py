@@ -1,0 +1,110 @@
+"""`cnb.cache` and `%chatterbox cache`: what the disk cache holds, checking it, clearing it."""
+
+from __future__ import annotations
+
+import html
+import warnings
+from pathlib import Path
+from typing import Any
+
+from . import config
+
+__all__ = ["Cache", "cache"]
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+class CacheInfo:
+    """Entries with their disk use; linked files are shared with their source (no extra space)."""
+
+    def __init__(self, root: Path) -> None:
+        from .engine import diskcache
+
+        self.root = root
+        self.entries = [diskcache.describe(p) for p in diskcache.entries(root)]
+        dummy_root = root / "dummy"
+        self.dummies = {
+            p.name: sum(f.stat().st_size for f in p.iterdir())
+            for p in (sorted(dummy_root.iterdir()) if dummy_root.is_dir() else [])
+            if p.is_dir() and not p.name.startswith(".")
+        }
+
+    def __repr__(self) -> str:
+        lines = [f"disk cache {self.root}: {len(self.entries)} model entr{'y' if len(self.entries) == 1 else 'ies'}"]
+        for e in self.entries:
+            lines.append(
+                f"  {e['entry']}: {e['model']} {e['dtype']} from {e['source']}, own {_gib(e['own_bytes'])}, "
+                f"shared with source {_gib(e['shared_bytes'])}"
+            )
+        for name, size in self.dummies.items():
+            lines.append(f"  dummy checkpoint {name}: {_gib(size)}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td>{html.escape(e['entry'])}</td><td>{e['model']}</td><td>{e['dtype']}</td><td>{e['source']}</td>"
+            f"<td>{_gib(e['own_bytes'])}</td><td>{_gib(e['shared_bytes'])}</td></tr>"
+            for e in self.entries
+        )
+        rows += "".join(
+            f"<tr><td>dummy/{html.escape(n)}</td><td colspan=3>dummy checkpoint (a source)</td>"
+            f"<td>{_gib(s)}</td><td></td></tr>"
+            for n, s in self.dummies.items()
+        )
+        return (
+            f'<div style="font:12px sans-serif"><b>disk cache</b> <code>{html.escape(str(self.root))}</code>'
+            "<table><tr><th>entry</th><th>model</th><th>dtype</th><th>source</th><th>own</th>"
+            f"<th>shared with source</th></tr>{rows}</table></div>"
+        )
+
+
+class Cache:
+    """The disk weight cache of this kernel's cache dir."""
+
+    @property
+    def dir(self) -> Path:
+        return config.cache_dir()
+
+    def info(self) -> CacheInfo:
+        return CacheInfo(self.dir)
+
+    def verify(self) -> dict[str, list[str]]:
+        """Check every file against its sha256; bad entries are removed (and their models
+        evicted) so the next load rebuilds them. Returns {entry: problems}."""
+        from .engine import diskcache, fsutil, loader
+
+        report = {}
+        for folder in diskcache.entries(self.dir):
+            problems = diskcache.verify(folder)
+            report[folder.name] = problems
+            if problems:
+                warnings.warn(
+                    f"chatterbox_nb: disk-cache entry {folder.name}: {'; '.join(problems)}. It is removed and "
+                    "will be rebuilt at the next load.",
+                    diskcache.CacheWarning,
+                    stacklevel=2,
+                )
+                with fsutil.lock_for(folder):
+                    fsutil.retire(folder)
+                for m in loader.loaded_models():
+                    if m.entry == folder:
+                        loader.drop(m.key)
+        return report
+
+    def clear(self, model: str | None = None) -> list[str]:
+        """Delete the entries (and dummy checkpoints) of `model`, or everything.
+        Models in memory keep working: their mapped files live on until unloaded."""
+        from .engine import diskcache
+        from .options import choose_model
+
+        if model is not None:
+            model = choose_model(model).model
+        return diskcache.clear(self.dir, model)
+
+    def __repr__(self) -> str:
+        return repr(self.info())
+
+
+cache = Cache()

@@ -1,0 +1,348 @@
+"""The disk weight cache: each model in ready-to-run form, checksummed, published atomically.
+
+An entry is a folder `models/<model>-<dtype>-<key>/` holding `ve`, `t3` and `s3gen`
+as safetensors (T3 in the target dtype), the built-in voice as `conds.safetensors`
+(no pickle), the tokenizer files and a `manifest.json` with the format version, the
+chatterbox-tts and torch versions, the source fingerprint and each file's size and
+sha256. Loading maps the files (see `build`), so a warm page cache makes it nearly free.
+
+Where the source already is safetensors in the right dtype and immutable (a hub blob
+or our own dummy checkpoint), the entry hard-links it instead of storing a second
+copy; the source's own checksum is checked when the link is made. A user's local
+folder is copied, since it may be edited in place.
+
+Cheap checks (sizes, safetensors headers, manifest keys, versions) run at every load;
+the full sha256 check runs in the background after a load and in `verify`. A bad
+entry gets one `CacheWarning` and is rebuilt from its source.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..errors import SourceCorrupt
+from . import checkpoint, dummy, fsutil
+from .sources import Source
+from .specs import ModelSpec
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+WEIGHTS = {"ve": "ve.safetensors", "t3": "t3.safetensors", "s3gen": "s3gen.safetensors"}
+CONDS = "conds.safetensors"
+_SMALL_FILE = 64 * 2**20
+_DTYPE_CODES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
+_FLOAT_CODES = {"F64", "F32", "F16", "BF16"}
+# Out of disk space (or quota, or read-only): the model still loads, from its source.
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+class CacheWarning(UserWarning):
+    """A disk-cache entry was bad and is being rebuilt, or could not be written."""
+
+
+def models_dir(root: Path) -> Path:
+    return root / "models"
+
+
+def entry_dir(root: Path, spec: ModelSpec, source: Source, dtype: str) -> Path:
+    key = hashlib.sha256(f"{spec.name}|{source.fingerprint}|{dtype}".encode()).hexdigest()[:16]
+    return models_dir(root) / f"{spec.name}-{dtype}-{key}"
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import version
+
+    import torch
+
+    return {"chatterbox_tts": version("chatterbox-tts"), "torch": torch.__version__}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(16 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- cheap checks ----------------------------------------------------------------------
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / MANIFEST).read_text("utf-8"))
+
+
+def problem(folder: Path, spec: ModelSpec, source: Source, dtype: str) -> str | None:
+    """Why the entry cannot be used, in words, or None when the cheap checks pass."""
+    if not folder.is_dir():
+        return "missing"
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError):
+        return "has no readable manifest (half-written?)"
+    try:
+        if manifest["format"] != FORMAT:
+            return f"has cache format {manifest['format']} (this version writes {FORMAT})"
+        if manifest["versions"] != versions():
+            return f"was made with {_fmt_versions(manifest['versions'])}, not {_fmt_versions(versions())}"
+        if (manifest["model"], manifest["dtype"], manifest["source"]["fingerprint"]) != (
+            spec.name,
+            dtype,
+            source.fingerprint,
+        ):
+            return "belongs to other weights"
+        files = manifest["files"]
+    except (KeyError, TypeError):
+        return "has a manifest with missing keys"
+    for name in (*WEIGHTS.values(), CONDS):
+        if name not in files:
+            return f"has no {name} in its manifest"
+    for name, meta in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"is missing {name}"
+        if path.stat().st_size != meta.get("size"):
+            return f"has {name} of {path.stat().st_size} bytes, not {meta.get('size')} (truncated?)"
+        if name.endswith(".safetensors"):
+            try:
+                checkpoint.safetensors_header(path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                return f"has a damaged {name} ({exc})"
+    return None
+
+
+def _fmt_versions(v: dict[str, str]) -> str:
+    return f"chatterbox-tts {v.get('chatterbox_tts')} / torch {v.get('torch')}"
+
+
+# -- full check ------------------------------------------------------------------------
+
+
+def verify(folder: Path) -> list[str]:
+    """Every file against its recorded sha256; returns the problems found."""
+    try:
+        files = read_manifest(folder)["files"]
+    except (OSError, ValueError, KeyError) as exc:
+        return [f"manifest unreadable: {exc}"]
+    problems = []
+    for name, meta in files.items():
+        try:
+            if sha256_file(folder / name) != meta["sha256"]:
+                problems.append(f"{name} fails its sha256 check")
+        except OSError as exc:
+            problems.append(f"{name}: {exc}")
+    return problems
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def read_entry(spec: ModelSpec, folder: Path) -> checkpoint.Parts:
+    return checkpoint.Parts(
+        ve=checkpoint.map_safetensors(folder / WEIGHTS["ve"]),
+        t3=checkpoint.map_safetensors(folder / WEIGHTS["t3"]),
+        s3gen=checkpoint.map_safetensors(folder / WEIGHTS["s3gen"]),
+        conds=load_conds(spec, folder / CONDS),
+        tokenizer_folder=folder,
+    )
+
+
+def save_conds(conds: Any, path: Path) -> None:
+    """Conditionals as safetensors: tensors by dotted name, None-valued fields in metadata."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors, nones = {}, []
+    for prefix, fields in (("t3", vars(conds.t3)), ("gen", conds.gen)):
+        for key, value in fields.items():
+            if value is None:
+                nones.append(f"{prefix}.{key}")
+            else:
+                tensors[f"{prefix}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
+    save_file(tensors, path, metadata={"none": json.dumps(nones)})
+
+
+def load_conds(spec: ModelSpec, path: Path) -> Any:
+    from chatterbox.models.t3.modules.cond_enc import T3Cond
+    from safetensors import safe_open
+
+    fields: dict[str, dict[str, Any]] = {"t3": {}, "gen": {}}
+    with safe_open(path, framework="pt") as f:
+        for name in json.loads((f.metadata() or {}).get("none", "[]")):
+            prefix, _, key = name.partition(".")
+            fields[prefix][key] = None
+        for name in f.keys():
+            prefix, _, key = name.partition(".")
+            fields[prefix][key] = f.get_tensor(name)
+    return checkpoint.conditionals_class(spec)(T3Cond(**fields["t3"]), fields["gen"])
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def open_or_build(root: Path, spec: ModelSpec, source: Source, dtype: str) -> tuple[checkpoint.Parts, str, Path | None]:
+    """The model's parts, how they were obtained ("disk-cache" or the source kind), and
+    the entry folder (None when the cache could not be written)."""
+    folder = entry_dir(root, spec, source, dtype)
+    why = problem(folder, spec, source, dtype)
+    if why is None:
+        return read_entry(spec, folder), "disk-cache", folder
+    with fsutil.lock_for(folder):
+        why = problem(folder, spec, source, dtype)
+        if why is None:  # another process built it while we waited
+            return read_entry(spec, folder), "disk-cache", folder
+        if why != "missing":
+            warnings.warn(
+                f"chatterbox_nb: disk-cache entry {folder.name} {why}; rebuilding it from {source.kind}.",
+                CacheWarning,
+                stacklevel=2,
+            )
+        fsutil.clean_stale(folder.parent)
+        try:
+            with fsutil.building(folder) as tmp:
+                write_entry(spec, source, dtype, tmp)
+        except OSError as exc:
+            if exc.errno not in _NO_ROOM:
+                raise
+            warnings.warn(
+                f"chatterbox_nb: cannot write the disk cache in {folder.parent} ({exc.strerror}); "
+                f"loading straight from {source.kind} instead. Free some space or set CHATTERBOX_NB_CACHE_DIR.",
+                CacheWarning,
+                stacklevel=2,
+            )
+            return checkpoint.read_parts(spec, source.folder), source.kind, None
+    return read_entry(spec, folder), source.kind, folder
+
+
+def write_entry(spec: ModelSpec, source: Source, dtype: str, tmp: Path) -> dict[str, Any]:
+    parts = checkpoint.read_parts(spec, source.folder)
+    files: dict[str, dict[str, Any]] = {}
+    for part, src_name in (("ve", spec.ve_file), ("t3", spec.t3_file), ("s3gen", spec.s3gen_file)):
+        src, dst = source.folder / src_name, tmp / WEIGHTS[part]
+        target = dtype if part == "t3" else "float32"
+        expected = _source_sha256(source, src)
+        if expected is not None and _already(src, target):
+            how = _link_or_copy(src, dst)
+        else:
+            _convert(getattr(parts, part), target, dst)
+            how, expected = "converted", None
+        files[WEIGHTS[part]] = {"how": how, "from": src_name, "expect": expected}
+    save_conds(parts.conds, tmp / CONDS)
+    files[CONDS] = {"how": "converted", "from": "conds.pt"}
+    for path in sorted(source.folder.iterdir()):
+        skip = {*spec.weight_files, "conds.pt", dummy.MARKER}
+        if path.is_file() and path.name not in skip and path.stat().st_size < _SMALL_FILE:
+            shutil.copyfile(path, tmp / path.name)
+            files[path.name] = {"how": "copied", "from": path.name}
+    for name, meta in files.items():
+        meta["size"] = (tmp / name).stat().st_size
+        meta["sha256"] = sha256_file(tmp / name)
+        if meta.pop("expect", None) not in (None, meta["sha256"]):
+            raise SourceCorrupt(
+                f"{source.folder / meta['from']} is corrupt (its sha256 does not match the "
+                f"{source.kind} checksum): delete it and download or rebuild it."
+            )
+    manifest = {
+        "format": FORMAT,
+        "model": spec.name,
+        "dtype": dtype,
+        "versions": versions(),
+        "source": {"kind": source.kind, "fingerprint": source.fingerprint, "folder": str(source.folder)},
+        "files": files,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), "utf-8")
+    return manifest
+
+
+def _source_sha256(source: Source, path: Path) -> str | None:
+    """The checksum an immutable source vouches for, or None (then we keep our own copy).
+
+    Hub LFS blobs are named by their sha256; dummy checkpoints record theirs."""
+    if source.kind == "hub":
+        name = Path(os.path.realpath(path)).name
+        return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else None
+    if source.kind == "dummy":
+        return dummy.recorded_sha256(source.folder, path.name)
+    return None
+
+
+def _already(path: Path, dtype: str) -> bool:
+    """Safetensors whose floating tensors are all in `dtype`: usable as they are."""
+    if path.suffix != ".safetensors":
+        return False
+    header, _ = checkpoint.safetensors_header(path)
+    codes = {t["dtype"] for k, t in header.items() if k != "__metadata__"} & _FLOAT_CODES
+    return codes <= {_DTYPE_CODES[dtype]}
+
+
+def _link_or_copy(src: Path, dst: Path) -> str:
+    try:
+        os.link(os.path.realpath(src), dst)
+        return "linked"
+    except OSError:
+        shutil.copyfile(src, dst)
+        return "copied"
+
+
+def _convert(state: dict[str, Any], dtype: str, dst: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    target = getattr(torch, dtype)
+    out = {k: (v.to(target) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    save_file(out, dst)
+
+
+# -- the cache as a whole --------------------------------------------------------------
+
+
+def entries(root: Path) -> list[Path]:
+    parent = models_dir(root)
+    return sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")) if parent.is_dir() else []
+
+
+def describe(folder: Path) -> dict[str, Any]:
+    """An entry's model, dtype, source and disk use; linked files are shared with their source."""
+    try:
+        manifest = read_manifest(folder)
+    except (OSError, ValueError):
+        manifest = {}
+    own = shared = 0
+    for path in folder.iterdir():
+        st = path.stat()
+        if st.st_nlink > 1:
+            shared += st.st_size
+        else:
+            own += st.st_size
+    return {
+        "entry": folder.name,
+        "model": manifest.get("model", "?"),
+        "dtype": manifest.get("dtype", "?"),
+        "source": manifest.get("source", {}).get("kind", "?"),
+        "own_bytes": own,
+        "shared_bytes": shared,
+        "created": manifest.get("created", "?"),
+    }
+
+
+def clear(root: Path, model: str | None = None) -> list[str]:
+    """Delete entries (and dummy checkpoints) of `model`, or all; returns their names."""
+    removed = []
+    for parent in (models_dir(root), root / "dummy"):
+        if not parent.is_dir():
+            continue
+        for path in sorted(parent.iterdir()):
+            if path.is_dir() and not path.name.startswith(".") and (model is None or path.name.startswith(model + "-")):
+                fsutil.retire(path)
+                removed.append(f"{parent.name}/{path.name}")
+    return removed
+

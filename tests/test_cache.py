@@ -1,0 +1,250 @@
+"""The disk weight cache: hits, rebuilds of bad entries, races, a full disk, info/verify/clear."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import chatterbox_nb as cnb
+from chatterbox_nb import config
+from chatterbox_nb._state import STATE
+from chatterbox_nb.engine import diskcache, dummy, loader
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
+
+
+@pytest.fixture(scope="session")
+def local_source(english_reduced, tmp_path_factory) -> Path:
+    """The reduced English weights as a user's local folder (no dummy marker): the
+    cache keeps its own copies, so corrupting an entry never touches the source."""
+    folder = tmp_path_factory.mktemp("local-ckpt")
+    for f in english_reduced.source.folder.iterdir():
+        if f.name != dummy.MARKER:
+            shutil.copyfile(f, folder / f.name)
+    return folder
+
+
+@pytest.fixture
+def cache_root(tmp_path):
+    """A private cache dir for one test; models loaded from it are evicted afterwards."""
+    settings = config.settings()
+    old = settings.cache_dir
+    settings.cache_dir = str(tmp_path / "cache")
+    before = set(STATE.models)
+    yield tmp_path / "cache"
+    for key in set(STATE.models) - before:
+        m = STATE.models[key]
+        if m.verification is not None:
+            m.verification.join()
+        loader.drop(key)
+    settings.cache_dir = old
+
+
+def _load(src: Path) -> str:
+    return cnb.load("english", weights=str(src), device="cpu", warmup="off").source
+
+
+def _evict() -> None:
+    for m in loader.loaded_models():
+        if m.source.kind == "local":
+            if m.verification is not None:
+                m.verification.join()
+            loader.drop(m.key)
+
+
+def _entry(root: Path) -> Path:
+    (entry,) = diskcache.entries(root)
+    return entry
+
+
+def test_memory_then_disk_cache(cache_root, local_source):
+    assert _load(local_source) == "local"  # built the entry, then mapped it
+    assert _load(local_source) == "memory"
+    _evict()
+    assert _load(local_source) == "disk-cache"
+    entry = _entry(cache_root)
+    manifest = diskcache.read_manifest(entry)
+    assert manifest["format"] == diskcache.FORMAT
+    assert manifest["versions"] == diskcache.versions()
+    assert manifest["source"]["kind"] == "local"
+    assert set(manifest["files"]) >= {"ve.safetensors", "t3.safetensors", "s3gen.safetensors", "conds.safetensors"}
+    for name, meta in manifest["files"].items():
+        assert (entry / name).stat().st_size == meta["size"]
+        assert meta["how"] != "linked"  # a user's folder may change in place: keep our own copy
+    (m,) = [m for m in loader.loaded_models() if m.source.kind == "local"]
+    m.verification.join()
+    assert m.verify_problems == []
+
+
+def _truncate(entry: Path) -> None:
+    with open(entry / "t3.safetensors", "r+b") as f:
+        f.truncate(f.seek(0, 2) - 1000)
+
+
+def _old_format(entry: Path) -> None:
+    _edit_manifest(entry, format=0)
+
+
+def _other_version(entry: Path) -> None:
+    _edit_manifest(entry, versions={"chatterbox_tts": "0.1.2", "torch": "2.6.0"})
+
+
+def _missing_file(entry: Path) -> None:
+    (entry / "s3gen.safetensors").unlink()
+
+
+def _half_written(entry: Path) -> None:
+    (entry / diskcache.MANIFEST).unlink()
+
+
+def _lying_manifest(entry: Path) -> None:
+    manifest = diskcache.read_manifest(entry)
+    manifest["files"]["ve.safetensors"]["size"] += 4
+    (entry / diskcache.MANIFEST).write_text(json.dumps(manifest))
+
+
+def _bad_header(entry: Path) -> None:
+    with open(entry / "ve.safetensors", "r+b") as f:
+        f.seek(10)
+        f.write(b"\x00\xff")
+
+
+def _edit_manifest(entry: Path, **changes) -> None:
+    manifest = diskcache.read_manifest(entry)
+    manifest.update(changes)
+    (entry / diskcache.MANIFEST).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (_truncate, "truncated"),
+        (_old_format, "cache format 0"),
+        (_other_version, "chatterbox-tts 0.1.2"),
+        (_missing_file, "missing s3gen.safetensors"),
+        (_half_written, "no readable manifest"),
+        (_lying_manifest, "ve.safetensors"),
+        (_bad_header, "damaged ve.safetensors"),
+    ],
+)
+def test_bad_entry_warns_once_rebuilds_and_speaks(cache_root, local_source, damage, words):
+    _load(local_source)
+    _evict()
+    damage(_entry(cache_root))
+    with pytest.warns(diskcache.CacheWarning) as record:
+        assert _load(local_source) == "local"  # rebuilt from the source
+    messages = [str(w.message) for w in record if issubclass(w.category, diskcache.CacheWarning)]
+    assert len(messages) == 1 and words in messages[0]
+    entry = _entry(cache_root)
+    assert diskcache.verify(entry) == []
+    u = cnb.say("Still here.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
+    assert u.timings["model_source"] == "memory" and len(u.audio) > 0
+
+
+def test_flipped_bytes_inside_a_tensor_are_caught_in_the_background(cache_root, local_source):
+    _load(local_source)
+    _evict()
+    entry = _entry(cache_root)
+    with open(entry / "t3.safetensors", "r+b") as f:  # deep inside the tensor data
+        f.seek(f.seek(0, 2) // 2)
+        f.write(b"\x13\x37\x13\x37")
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        assert _load(local_source) == "disk-cache"  # cheap checks cannot see it
+        (m,) = [m for m in loader.loaded_models() if m.source.kind == "local"]
+        m.verification.join()
+    messages = [str(w.message) for w in record if issubclass(w.category, diskcache.CacheWarning)]
+    assert len(messages) == 1 and "t3.safetensors fails its sha256 check" in messages[0]
+    assert m.verify_problems and m not in loader.loaded_models()  # evicted
+    assert diskcache.entries(cache_root) == []
+    u = cnb.say("Rebuilt.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
+    assert u.timings["model_source"] == "local" and len(u.audio) > 0
+    assert diskcache.verify(_entry(cache_root)) == []
+
+
+def test_cache_verify_and_clear(cache_root, local_source, shell, capsys):
+    _load(local_source)
+    entry = _entry(cache_root)
+    with open(entry / "conds.safetensors", "r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\xde\xad\xbe\xef")
+    with pytest.warns(diskcache.CacheWarning):
+        shell.run_cell("%chatterbox cache verify")
+    assert "1 bad" in capsys.readouterr().out
+    assert diskcache.entries(cache_root) == []
+    _load(local_source)
+    info = cnb.cache.info()
+    assert len(info.entries) == 1 and info.entries[0]["own_bytes"] > 10**9
+    shell.run_cell("%chatterbox cache clear -m english")
+    assert "Removed models/english-float32-" in capsys.readouterr().out
+    assert diskcache.entries(cache_root) == []
+
+
+def test_disk_full_loads_from_source_and_leaves_nothing(cache_root, local_source, monkeypatch):
+    real_save = diskcache.save_conds
+
+    def full_disk(conds, path):
+        real_save(conds, path)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(diskcache, "save_conds", full_disk)
+    with pytest.warns(diskcache.CacheWarning, match="No space left on device"):
+        assert _load(local_source) == "local"
+    u = cnb.say("Still speaks.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
+    assert len(u.audio) > 0
+    models = diskcache.models_dir(cache_root)
+    assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_immutable_sources_are_linked_not_copied(cache_root, english_reduced):
+    """A dummy (like a hub blob) is immutable and checksummed: the entry links it."""
+    root_dummy = dummy.dummy_dir(cache_root, "english", "reduced")
+    shutil.copytree(english_reduced.source.folder, root_dummy)
+    STATE.models.pop(english_reduced.key)  # set the session's copy aside (same key)
+    try:
+        assert cnb.load("english", weights="dummy:reduced", device="cpu", warmup="off").source == "dummy"
+        loader.drop(english_reduced.key)
+    finally:
+        STATE.models[english_reduced.key] = english_reduced
+    entry = _entry(cache_root)
+    for name in ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors"):
+        ours = entry / diskcache.WEIGHTS[name.split(".")[0].replace("_cfg", "")]
+        assert ours.stat().st_ino == (root_dummy / name).stat().st_ino
+    info = cnb.cache.info()
+    assert info.entries[0]["shared_bytes"] > 10**9 and info.entries[0]["own_bytes"] < 10**7
+
+
+RACE = """
+import json, os, sys, time
+os.environ["CHATTERBOX_NB_CACHE_DIR"] = sys.argv[1]
+import chatterbox_nb as cnb
+t = float(sys.argv[3])
+time.sleep(max(0.0, t - time.time()))
+r = cnb.load("english", weights=sys.argv[2], device="cpu", warmup="off")
+u = cnb.say("Race.", weights=sys.argv[2], device="cpu", max_tokens=2, seed=0)
+print(json.dumps({"source": r.source, "audio": float(abs(u.audio).sum())}))
+"""
+
+
+def test_two_processes_build_once(tmp_path, local_source):
+    import time
+
+    start = str(time.time() + 12)  # both past their imports, then go at once
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), str(local_source), start], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
+    assert sorted(r["source"] for r in results) == ["disk-cache", "local"]
+    assert results[0]["audio"] == results[1]["audio"]
+    assert len(diskcache.entries(tmp_path)) == 1
+    assert not list((tmp_path / "models").glob(".*incomplete"))
