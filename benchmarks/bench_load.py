@@ -28,7 +28,7 @@ imports = time.perf_counter() - t0
 t1 = time.perf_counter()
 if sys.argv[1] == "ours":
     import chatterbox_nb as cnb
-    r = cnb.load("english", weights="dummy", device="cpu", warmup="off")
+    r = cnb.load("english", weights="dummy", device="cpu", warmup="off", wait=True)
     assert r.source == "disk-cache", r.source
 else:
     from chatterbox.tts import ChatterboxTTS
@@ -41,7 +41,7 @@ print(json.dumps({"imports_s": imports, "load_s": load, "peak_rss_gib": hwm_kib 
 
 PREPARE = """
 import chatterbox_nb as cnb
-print(cnb.load("english", weights="dummy", device="cpu", warmup="off").source)
+print(cnb.load("english", weights="dummy", device="cpu", warmup="off", wait=True).source)
 """
 
 

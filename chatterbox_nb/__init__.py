@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "say",
     "load",
+    "warmup",
     "unload",
     "status",
     "history",
@@ -27,6 +28,7 @@ __all__ = [
 _LAZY = {
     "say": "api",
     "load": "api",
+    "warmup": "api",
     "unload": "api",
     "status": "api",
     "cache": "cache_api",
@@ -62,9 +64,19 @@ def load_ipython_extension(ipython: Any) -> None:
     if s not in ipython.configurables:
         ipython.configurables.append(s)
     ipython.register_magics(ChatterboxMagics)
+    if s.autoload:
+        from IPython.display import display
+
+        from .api import load
+
+        display(load())  # returns at once; the widget shows the progress
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    """Remove the magics; loaded models stay in the kernel for the next %load_ext."""
+    """Remove the magics and stop background work between its steps; loaded models
+    stay in the kernel for the next %load_ext."""
+    from .loading import cancel_all
+
+    cancel_all(join_s=10.0)
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("chatterbox", None)

@@ -25,10 +25,14 @@ class KernelState:
         self.models: dict[Any, Any] = {}
         #: per-key locks so two threads never load the same model twice
         self.load_locks: dict[Any, threading.Lock] = {}
+        #: background loads by (model, weights, device, dtype): running, or failed and not yet reported
+        self.tasks: dict[Any, Any] = {}
         #: Utterances of this kernel, oldest first
         self.history: list[Any] = []
         #: the `Chatterbox` settings object (config.py), created on first use
         self.settings: Any = None
+        #: whether loading.py registered its atexit hook (once per kernel)
+        self.exit_hook = False
 
     def load_lock(self, key: Any) -> threading.Lock:
         with self.lock:

@@ -7,53 +7,26 @@ upstream's `generate` with stage timings, wrap the audio in an `Utterance`.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from . import config, options
+from . import config, loading, options
 from ._state import STATE
 from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
-from .errors import AudioFileError, InvalidOption
+from .engine.tasks import LoadTask
+from .errors import AudioFileError, InvalidOption, ModelNotLoaded
+from .loading import LoadReport
 from .utterance import Utterance
 
-__all__ = ["load", "say", "unload", "status", "history", "LoadReport", "Status"]
+__all__ = ["load", "say", "warmup", "unload", "status", "history", "LoadReport", "LoadTask", "Status"]
 
 
-class LoadReport:
-    """What `load` did: which model, from where, how long, how much memory."""
-
-    def __init__(self, loaded: Any, source: str, seconds: float, warmup_s: float = 0.0) -> None:
-        self.model = loaded.name
-        self.warmed = loaded.warmed
-        self.warmup_s = warmup_s
-        self.source = source
-        self.seconds = seconds
-        self.device = loaded.device
-        self.dtype = loaded.dtype
-        self.nbytes = loaded.nbytes
-        self.dummy = loaded.is_dummy
-
-    def __repr__(self) -> str:
-        noise = " (dummy weights: output is noise)" if self.dummy else ""
-        return (
-            f"{self.model} ready on {self.device} ({self.dtype}, {self.nbytes / 2**30:.2f} GiB), "
-            f"from {self.source} in {self.seconds:.2f} s; warm-up {self.warmed}"
-            f"{f' ({self.warmup_s:.2f} s)' if self.warmup_s else ''}{noise}"
-        )
-
-
-def _load(choice: options.ModelChoice, reload: bool = False) -> tuple[Any, str, float]:
-    from .engine import loader
-    from .engine.device import resolve_device
-
-    device = resolve_device(choice.device)
-    start = time.perf_counter()
-    loaded, source = loader.get_or_load(
-        SPECS[choice.model], choice.weights, device, choice.dtype, config.cache_dir(), reload=reload
-    )
-    return loaded, source, time.perf_counter() - start
+def _warmup_level(level: str | None) -> str:
+    level = (level or config.settings().warmup).strip().lower()
+    if level not in config.WARMUP_LEVELS:
+        raise InvalidOption(f"Unknown warm-up level {level!r}: use one of {', '.join(config.WARMUP_LEVELS)}.")
+    return level
 
 
 def load(
@@ -63,22 +36,46 @@ def load(
     device: str | None = None,
     dtype: str | None = None,
     warmup: str | None = None,
+    wait: bool = False,
     reload: bool = False,
-) -> LoadReport:
-    """Load a model into the kernel-global cache (a no-op when it is already there),
-    then warm it up unless it already is."""
-    choice = options.choose_model(model, weights, device, dtype)
-    level = (warmup or config.settings().warmup).strip().lower()
-    if level not in config.WARMUP_LEVELS:
-        raise InvalidOption(f"Unknown warm-up level {level!r}: use one of {', '.join(config.WARMUP_LEVELS)}.")
-    loaded, source, seconds = _load(choice, reload=reload)
-    warmup_s = 0.0
-    if config.WARMUP_LEVELS.index(level) > config.WARMUP_LEVELS.index(loaded.warmed):
-        from .engine.warmup import warm
+) -> LoadTask | LoadReport:
+    """Load a model into the kernel-global cache in the background, then warm it up.
 
-        warmup_s = warm(loaded, level)
-        loaded.warmed, loaded.warmup_s = level, warmup_s
-    return LoadReport(loaded, source, seconds, warmup_s)
+    Returns the running `LoadTask` (it renders as a live progress widget), or with
+    `wait=True` the `LoadReport` once the model is ready. A model already in memory
+    and warm costs a lookup."""
+    choice = options.choose_model(model, weights, device, dtype)
+    task = loading.start(choice, _warmup_level(warmup), reload=reload)
+    return _finish(choice, task) if wait else task
+
+
+def warmup(
+    model: str | None = None,
+    *,
+    level: str | None = None,
+    wait: bool = False,
+    report: bool = False,
+    weights: str | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+) -> LoadTask | LoadReport:
+    """(Re)run warm-up in the background; `report=True` also measures a warm call,
+    so the figures show cold vs warm."""
+    choice = options.choose_model(model, weights, device, dtype)
+    level = _warmup_level(level)
+    if level == "off":
+        raise InvalidOption("Warm-up level 'off' does nothing: use light or full.")
+    task = loading.start(choice, level, rewarm=True, measure=report)
+    return _finish(choice, task) if wait else task
+
+
+def _finish(choice: options.ModelChoice, task: LoadTask) -> LoadReport:
+    try:
+        return task.wait()
+    except BaseException:
+        if task.failed:
+            loading.forget(choice, task)
+        raise
 
 
 def say(
@@ -120,35 +117,18 @@ def say(
     seed = None if seed is None else options.check_int("seed", seed, 0, 2**63 - 1)
     voice_path = _voice_file(voice)
 
-    from .engine import synth
-
-    loaded, source, load_s = _load(choice)
-    timings: dict[str, Any] = {"model_source": source, "load_s": 0.0 if source == "memory" else load_s}
-    lock_start, reload_s = time.perf_counter(), 0.0
-    loaded.lock.acquire()
-    if loaded.tts is None:  # evicted while we waited (unload, or a failed cache check): load again
-        loaded.lock.release()
-        loaded, source, reload_s = _load(choice)
-        timings.update(model_source=source, load_s=timings["load_s"] + reload_s)
-        loaded.lock.acquire()
-    with _held(loaded.lock):
-        timings["wait_s"] = time.perf_counter() - lock_start - reload_s
-        conds = None
-        cond_start = time.perf_counter()
-        if voice_path is not None:
-            conds = synth.compute_conditionals(loaded.tts, spec, str(voice_path), sampling["exaggeration"])
-        timings["conditioning_s"] = time.perf_counter() - cond_start
-        audio, stages = synth.generate(
-            loaded.tts,
-            spec,
-            text,
-            conds=conds,
-            language=language,
-            max_tokens=cap,
-            seed=seed,
-            sampling=sampling,
-            renderable_only=loaded.is_dummy,
-        )
+    for _attempt in range(2):  # a second time only if the model was evicted while we queued
+        loaded, source, load_s, wait_s = loading.obtain(choice)
+        timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
+        lock_start = time.perf_counter()
+        with loaded.use(user=True):
+            if loaded.tts is None:
+                continue
+            timings["wait_s"] = wait_s + time.perf_counter() - lock_start
+            audio, stages = _generate(loaded, spec, text, voice_path, language, cap, seed, sampling)
+            break
+    else:
+        raise ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
     timings.update(stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
@@ -172,12 +152,30 @@ def say(
     return utt
 
 
-@contextlib.contextmanager
-def _held(lock: Any) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        lock.release()
+def _generate(
+    loaded: Any, spec: Any, text: str, voice_path: Path | None, language: str | None, cap: int, seed: int | None,
+    sampling: dict[str, float],
+) -> tuple[Any, dict[str, Any]]:
+    """Conditioning (when a voice file is given) and generation; the caller holds the model."""
+    from .engine import synth
+
+    cond_start = time.perf_counter()
+    conds = None
+    if voice_path is not None:
+        conds = synth.compute_conditionals(loaded.tts, spec, str(voice_path), sampling["exaggeration"])
+    conditioning_s = time.perf_counter() - cond_start
+    audio, stages = synth.generate(
+        loaded.tts,
+        spec,
+        text,
+        conds=conds,
+        language=language,
+        max_tokens=cap,
+        seed=seed,
+        sampling=sampling,
+        renderable_only=loaded.is_dummy,
+    )
+    return audio, {"conditioning_s": conditioning_s, **stages}
 
 
 def _finish_timings(timings: dict[str, Any], audio_s: float) -> None:
@@ -205,6 +203,7 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
 
     if not all:
         model = options.choose_model(model).model
+    loading.cancel_all(join_s=10.0, model=None if all else model)
     dropped = []
     for loaded in loader.loaded_models():
         if all or loaded.name == model:
@@ -231,18 +230,23 @@ class Status:
                 "memory_gib": round(m.nbytes / 2**30, 3),
                 "load_s": round(m.load_s, 2),
                 "dummy": m.is_dummy,
+                "warmed": m.warmed,
             }
             for m in loader.loaded_models()
         ]
         self.history = len(STATE.history)
+        with STATE.lock:
+            self.tasks = [t.summary() for t in STATE.tasks.values() if not t.done or t.failed]
 
     def __repr__(self) -> str:
         lines = [f"chatterbox_nb: {len(self.models)} model(s) in memory, cache dir {self.cache_dir}"]
         for m in self.models:
             lines.append(
                 f"  {m['model']}: {m['source']}, {m['device']}, {m['dtype']}, {m['memory_gib']} GiB, "
-                f"loaded in {m['load_s']} s{' (dummy weights)' if m['dummy'] else ''}"
+                f"loaded in {m['load_s']} s, warm-up {m['warmed']}{' (dummy weights)' if m['dummy'] else ''}"
             )
+        for task in self.tasks:
+            lines.append(f"  background: {task}")
         lines.append(f"  utterances this kernel: {self.history}")
         lines.append("  defaults: " + ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items())))
         return "\n".join(lines)

@@ -22,7 +22,10 @@ HELP = """\
 %chatterbox SUBCOMMAND [options]     (%chatterbox SUBCOMMAND --help for its options)
 
   say TEXT [opts]    synthesize TEXT; shows a player and a timing widget; returns an Utterance
-  load [opts]        load a model into the kernel-global cache (--warmup off|light|full)
+  load [opts]        load a model into the kernel-global cache, in the background
+                     (--wait blocks; --warmup off|light|full; --reload)
+  warmup [--level light|full] [--wait] [--report]
+                     (re)run warm-up; --report measures cold vs warm
   unload [-m MODEL | --all]
                      drop models from memory
   status             models in memory, their source, device, dtype and memory; settings
@@ -83,19 +86,25 @@ def _build_parsers() -> dict[str, _Parser]:
     load = _parser("load", "Load a model into the kernel-global cache.")
     _model_options(load)
     load.add_argument("--warmup", choices=config.WARMUP_LEVELS, help="warm-up level after loading")
-    load.add_argument("--wait", action="store_true", help="block until loaded and warm (loading blocks today)")
+    load.add_argument("--wait", action="store_true", help="block until loaded and warm (the stop button stops waiting)")
     load.add_argument("--reload", action="store_true", help="ignore the memory cache")
     cell = _Parser(prog="%%chatterbox", description="The cell body is the text; options as for say.", allow_abbrev=False)
     _say_options(cell, text=False)
     unload = _parser("unload", "Drop models from memory.")
     unload.add_argument("-m", "--model", choices=config.MODELS)
     unload.add_argument("--all", action="store_true")
+    warmup = _parser("warmup", "(Re)run warm-up in the background.")
+    _model_options(warmup)
+    warmup.add_argument("--level", choices=config.WARMUP_LEVELS[1:], default=None)
+    warmup.add_argument("--wait", action="store_true", help="block until done")
+    warmup.add_argument("--report", action="store_true", help="measure a warm call too: cold vs warm figures")
     cache = _parser("cache", "The disk weight cache.")
     cache.add_argument("action", choices=("info", "verify", "clear"))
     cache.add_argument("-m", "--model", choices=config.MODELS, help="with clear: only this model")
     return {
         "say": say,
         "cache": cache,
+        "warmup": warmup,
         "load": load,
         "unload": unload,
         "status": _parser("status", "Models in memory and settings."),
@@ -123,6 +132,7 @@ class ChatterboxMagics(Magics):
             "unload": self._unload,
             "status": self._status,
             "cache": self._cache,
+            "warmup": self._warmup,
             "help": self._help,
         }
 
@@ -163,21 +173,35 @@ class ChatterboxMagics(Magics):
     # -- handlers ------------------------------------------------------------------------
 
     def _say(self, ns: argparse.Namespace) -> Any:
-        from IPython.display import display
-
         from . import api
 
-        utt = api.say(" ".join(ns.text), **_say_kwargs(ns))
-        display(utt)
-        utt.mark_displayed()  # so `u = %chatterbox say ...` renders, and a bare one renders once
-        return utt
+        return api.say(" ".join(ns.text), **_say_kwargs(ns)).show()
 
     def _load(self, ns: argparse.Namespace) -> Any:
         from . import api
 
-        return api.load(
-            ns.model, weights=ns.weights, device=ns.device, dtype=ns.dtype, warmup=ns.warmup, reload=ns.reload
+        task = api.load(ns.model, weights=ns.weights, device=ns.device, dtype=ns.dtype, warmup=ns.warmup, reload=ns.reload)
+        return self._maybe_wait(task, ns.wait, "loading")
+
+    def _warmup(self, ns: argparse.Namespace) -> Any:
+        from . import api
+
+        task = api.warmup(
+            ns.model, level=ns.level, report=ns.report, weights=ns.weights, device=ns.device, dtype=ns.dtype
         )
+        return self._maybe_wait(task, ns.wait, "warm-up")
+
+    @staticmethod
+    def _maybe_wait(task: Any, wait: bool, what: str) -> Any:
+        """Return the live task, or wait for its report; the stop button only stops the waiting."""
+        task.show()
+        if not wait:
+            return task
+        try:
+            return task.wait()
+        except KeyboardInterrupt:
+            print(f"Stopped waiting; the {what} goes on in the background (see %chatterbox status).")
+            return None
 
     def _unload(self, ns: argparse.Namespace) -> None:
         from . import api

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .display.once import ShownOncePerCell
+
 TIMING_KEYS = (
     "model_source",
     "load_s",
@@ -25,7 +27,7 @@ TIMING_KEYS = (
 )
 
 
-class Utterance:
+class Utterance(ShownOncePerCell):
     """Displays itself as an audio player plus a timing widget (text summary in a terminal)."""
 
     def __init__(
@@ -47,7 +49,6 @@ class Utterance:
         self.dummy = dummy
         self.autoplay = autoplay
         self._widget: Any = None
-        self._skip_display_in_cell: int | None = None
 
     @property
     def duration(self) -> float:
@@ -90,21 +91,3 @@ class Utterance:
         from .display.player import utterance_bundle
 
         return utterance_bundle(self)
-
-    def _ipython_display_(self) -> None:
-        """Show once per cell: the magic displays the result itself (so that
-        `u = %chatterbox say ...` renders) and then returns it to the displayhook."""
-        from IPython import get_ipython
-        from IPython.display import display
-
-        shell = get_ipython()
-        count = getattr(shell, "execution_count", None)
-        if count is not None and self._skip_display_in_cell == count:
-            self._skip_display_in_cell = None
-            return
-        display(self._repr_mimebundle_(), raw=True)
-
-    def mark_displayed(self) -> None:
-        from IPython import get_ipython
-
-        self._skip_display_in_cell = getattr(get_ipython(), "execution_count", None)

@@ -28,9 +28,19 @@ def english_reduced():
     import chatterbox_nb as cnb
     from chatterbox_nb.engine import loader
 
-    cnb.load("english", weights=REDUCED, device="cpu", warmup="off")
+    cnb.load("english", weights=REDUCED, device="cpu", warmup="off", wait=True)
     (loaded,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy]
     return loaded
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    """A real IPython kernel (jupyter_client) for the tests of one module."""
+    from kernel_utils import Kernel
+
+    k = Kernel()
+    yield k
+    k.shutdown()
 
 
 @pytest.fixture

@@ -13,9 +13,13 @@ class Kernel:
     def __init__(self) -> None:
         self.km, self.kc = start_new_kernel(kernel_name="python3")
 
-    def execute(self, code: str, timeout: float = 600) -> dict[str, Any]:
-        """Run `code`; collect its outputs, result and error."""
+    def execute(self, code: str, timeout: float = 600, interrupt_after: float | None = None) -> dict[str, Any]:
+        """Run `code`; collect its outputs, result and error. With `interrupt_after`,
+        press the stop button (a kernel interrupt) that many seconds in."""
         msg_id = self.kc.execute(code)
+        if interrupt_after is not None:
+            time.sleep(interrupt_after)
+            self.km.interrupt_kernel()
         reply = self.kc.get_shell_msg(timeout=timeout)
         while reply["parent_header"].get("msg_id") != msg_id:
             reply = self.kc.get_shell_msg(timeout=timeout)
@@ -34,14 +38,22 @@ class Kernel:
                 outputs.append({"type": msg["msg_type"], **msg["content"]})
         return {"status": reply["content"]["status"], "reply": reply["content"], "outputs": outputs}
 
+    @staticmethod
+    def text(result: dict[str, Any]) -> str:
+        return "".join(o.get("text", "") for o in result["outputs"] if o["type"] == "stream" and o["name"] == "stdout")
+
     def value(self, expr: str) -> Any:
         """Evaluate a Python literal expression in the kernel."""
         import ast
 
         result = self.execute(f"print(repr({expr}))")
         assert result["status"] == "ok", result
-        text = "".join(o.get("text", "") for o in result["outputs"] if o["type"] == "stream")
-        return ast.literal_eval(text.strip())
+        return ast.literal_eval(self.text(result).strip())
+
+    @staticmethod
+    def ok(result: dict[str, Any]) -> dict[str, Any]:
+        assert result["status"] == "ok", result["reply"]
+        return result
 
     def restart(self) -> None:
         self.km.restart_kernel(now=True)

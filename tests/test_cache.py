@@ -50,7 +50,7 @@ def cache_root(tmp_path):
 
 
 def _load(src: Path) -> str:
-    return cnb.load("english", weights=str(src), device="cpu", warmup="off").source
+    return cnb.load("english", weights=str(src), device="cpu", warmup="off", wait=True).source
 
 
 def _evict() -> None:
@@ -211,7 +211,7 @@ def test_immutable_sources_are_linked_not_copied(cache_root, english_reduced):
     shutil.copytree(english_reduced.source.folder, root_dummy)
     STATE.models.pop(english_reduced.key)  # set the session's copy aside (same key)
     try:
-        assert cnb.load("english", weights="dummy:reduced", device="cpu", warmup="off").source == "dummy"
+        assert cnb.load("english", weights="dummy:reduced", device="cpu", warmup="off", wait=True).source == "dummy"
         loader.drop(english_reduced.key)
     finally:
         STATE.models[english_reduced.key] = english_reduced
@@ -229,7 +229,7 @@ os.environ["CHATTERBOX_NB_CACHE_DIR"] = sys.argv[1]
 import chatterbox_nb as cnb
 t = float(sys.argv[3])
 time.sleep(max(0.0, t - time.time()))
-r = cnb.load("english", weights=sys.argv[2], device="cpu", warmup="off")
+r = cnb.load("english", weights=sys.argv[2], device="cpu", warmup="off", wait=True)
 u = cnb.say("Race.", weights=sys.argv[2], device="cpu", max_tokens=2, seed=0)
 print(json.dumps({"source": r.source, "audio": float(abs(u.audio).sum())}))
 """

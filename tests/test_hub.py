@@ -10,7 +10,7 @@ CODE = """
 import chatterbox_nb as cnb
 from chatterbox_nb.errors import HubUnavailable
 try:
-    cnb.load("english", weights="hub", device="cpu")
+    cnb.load("english", weights="hub", device="cpu", wait=True)
 except HubUnavailable as exc:
     print("HUB:", exc)
 """
@@ -53,8 +53,9 @@ def test_hub_files_in_hf_cache_are_used_offline(tmp_path, english_reduced):
             os.symlink(f, snap / f.name)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("0" * 40)
-    code = "import chatterbox_nb as cnb; r = cnb.load('english', weights='hub', device='cpu', warmup='off'); print(r.source)"
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    code = "import chatterbox_nb as cnb; r = cnb.load('english', weights='hub', device='cpu', warmup='off', wait=True); print(r.source)"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1", "CHATTERBOX_NB_CACHE_DIR": str(tmp_path / "c")}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.stdout.strip().splitlines()[-1] == "hub", out.stderr[-2000:]
     shutil.rmtree(tmp_path / "hf")
+    shutil.rmtree(tmp_path / "c")

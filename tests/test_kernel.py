@@ -6,19 +6,8 @@ import pytest
 
 from kernel_utils import Kernel
 
+_ok = Kernel.ok
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def kernel():
-    k = Kernel()
-    yield k
-    k.shutdown()
-
-
-def _ok(result):
-    assert result["status"] == "ok", result["reply"]
-    return result
 
 
 def test_load_ext_is_light(kernel):
@@ -63,17 +52,17 @@ def test_assignment_renders_too(kernel):
 
 def test_reload_ext_keeps_the_model(kernel):
     _ok(kernel.execute("%reload_ext chatterbox_nb"))
-    _ok(kernel.execute("r2 = %chatterbox load --weights dummy --device cpu --warmup off"))
+    _ok(kernel.execute("r2 = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
     assert kernel.value("r2.source") == "memory"
     _ok(kernel.execute("%unload_ext chatterbox_nb\n%load_ext chatterbox_nb"))
-    _ok(kernel.execute("r3 = %chatterbox load --weights dummy --device cpu --warmup off"))
+    _ok(kernel.execute("r3 = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
     assert kernel.value("r3.source") == "memory"
 
 
 def test_restarted_kernel_loads_from_disk_cache(kernel):
     kernel.restart()
     _ok(kernel.execute("%load_ext chatterbox_nb"))
-    _ok(kernel.execute("r = %chatterbox load --weights dummy --device cpu --warmup off"))
+    _ok(kernel.execute("r = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
     assert kernel.value("r.source") == "disk-cache"
     _ok(kernel.execute('u = %chatterbox say "Back again" --weights dummy --device cpu --max-tokens 3 --seed 1'))
     assert kernel.value("u.timings['model_source']") == "memory"

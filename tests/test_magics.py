@@ -83,7 +83,7 @@ def test_reload_ext_keeps_models_and_history(shell, english_reduced):
     before = _snapshot()
     shell.run_line_magic("reload_ext", "chatterbox_nb")
     assert _snapshot() == before
-    result = shell.run_cell("%chatterbox load --weights dummy:reduced --device cpu --warmup off")
+    result = shell.run_cell("%chatterbox load --weights dummy:reduced --device cpu --warmup off --wait")
     assert result.result.source == "memory"
     assert result.result.seconds < 1.0
 

@@ -7,18 +7,19 @@ from typing import Any
 
 
 def status_html(status: Any) -> str:
-    head = "".join(f"<th>{h}</th>" for h in ("model", "source", "device", "dtype", "memory", "load"))
+    head = "".join(f"<th>{h}</th>" for h in ("model", "source", "device", "dtype", "memory", "load", "warm-up"))
     rows = "".join(
         "<tr>"
         f"<td>{html.escape(m['model'])}{' <i>(dummy)</i>' if m['dummy'] else ''}</td>"
         f"<td>{html.escape(m['source'])}</td><td>{html.escape(m['device'])}</td><td>{m['dtype']}</td>"
-        f"<td>{m['memory_gib']:.2f} GiB</td><td>{m['load_s']:.2f} s</td></tr>"
+        f"<td>{m['memory_gib']:.2f} GiB</td><td>{m['load_s']:.2f} s</td><td>{m['warmed']}</td></tr>"
         for m in status.models
-    ) or '<tr><td colspan="6"><i>no model in memory</i></td></tr>'
+    ) or '<tr><td colspan="7"><i>no model in memory</i></td></tr>'
     defaults = ", ".join(f"{k}=<code>{html.escape(str(v))}</code>" for k, v in sorted(status.settings.items()))
     return (
         '<div style="font:12px sans-serif"><b>chatterbox_nb</b>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
         f"<div>cache dir <code>{html.escape(status.cache_dir)}</code> · utterances this kernel: {status.history}</div>"
-        f"<div>defaults: {defaults}</div></div>"
+        + "".join(f"<div>background: {html.escape(t)}</div>" for t in status.tasks)
+        + f"<div>defaults: {defaults}</div></div>"
     )

@@ -31,23 +31,25 @@ log = logging.getLogger(__name__)
 _S3GEN_OPTIONAL = ("tokenizer._mel_filters", "tokenizer.window")
 
 
-def build_empty(spec: ModelSpec, n_layers: int | None = None) -> tuple[Any, Any, Any]:
-    """VoiceEncoder, T3 and S3Gen with parameters on `meta` and real buffers."""
-    from accelerate import init_empty_weights
+def _construct(spec: ModelSpec, n_layers: int | None) -> tuple[Any, Any, Any]:
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from chatterbox.models.voice_encoder import VoiceEncoder
 
+    with quiet_upstream_warnings():
+        return VoiceEncoder(), T3(t3_config(spec, n_layers)), S3Gen(meanflow=True) if spec.meanflow else S3Gen()
+
+
+def build_empty(spec: ModelSpec, n_layers: int | None = None) -> tuple[Any, Any, Any]:
+    """VoiceEncoder, T3 and S3Gen with parameters on `meta` and real buffers."""
+    from accelerate import init_empty_weights
     from transformers.initialization import no_init_weights
 
     # no_init_weights skips the random init that meta parameters would only simulate
     # (0.6 s of Python overhead for S3Gen alone). It swaps torch.nn.init functions
     # process-wide for the build's duration, as transformers does in from_pretrained.
-    with init_empty_weights(include_buffers=False), no_init_weights(), _meta_safe_time_mixer(), quiet_upstream_warnings():
-        ve = VoiceEncoder()
-        t3 = T3(t3_config(spec, n_layers))
-        s3gen = S3Gen(meanflow=True) if spec.meanflow else S3Gen()
-    return ve, t3, s3gen
+    with init_empty_weights(include_buffers=False), no_init_weights(), _meta_safe_time_mixer():
+        return _construct(spec, n_layers)
 
 
 @contextlib.contextmanager
@@ -70,24 +72,18 @@ def _meta_safe_time_mixer() -> Iterator[None]:
 def build_random(spec: ModelSpec, n_layers: int | None = None, seed: int = 0) -> tuple[Any, Any, Any]:
     """The same modules with their constructors' own random init, seeded (dummy weights)."""
     import torch
-    from chatterbox.models.s3gen import S3Gen
-    from chatterbox.models.t3 import T3
-    from chatterbox.models.voice_encoder import VoiceEncoder
 
     torch.manual_seed(seed)
-    with quiet_upstream_warnings():
-        ve = VoiceEncoder()
-        t3 = T3(t3_config(spec, n_layers))
-        s3gen = S3Gen(meanflow=True) if spec.meanflow else S3Gen()
-    return ve, t3, s3gen
+    return _construct(spec, n_layers)
 
 
 @contextlib.contextmanager
 def quiet_upstream_warnings() -> Iterator[None]:
-    """S3Gen's decoder uses a diffusers layer that warns of its deprecation on every
-    build; a notebook user can do nothing about it."""
+    """Deprecation notices from inside chatterbox-tts (a diffusers layer at every build,
+    torch's `sdp_kernel` at every generation): a notebook user can do nothing about them."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*LoRACompatibleLinear", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*sdp_kernel", category=FutureWarning)
         yield
 
 

@@ -25,10 +25,8 @@ log = logging.getLogger(__name__)
 def check_files(spec: ModelSpec, folder: Path) -> None:
     missing = [name for name in spec.files if not (folder / name).is_file()]
     if missing:
-        raise CheckpointError(
-            f"The {spec.name} checkpoint in {folder} is missing {', '.join(missing)}; "
-            f"it needs {', '.join(spec.files)}."
-        )
+        needs = "" if len(missing) == len(spec.files) else f" (it needs {', '.join(spec.files)})"
+        raise CheckpointError(f"The {spec.name} checkpoint in {folder} is missing {', '.join(missing)}{needs}.")
 
 
 @dataclass

@@ -188,7 +188,9 @@ def load_conds(spec: ModelSpec, path: Path) -> Any:
 # -- writing ---------------------------------------------------------------------------
 
 
-def open_or_build(root: Path, spec: ModelSpec, source: Source, dtype: str) -> tuple[checkpoint.Parts, str, Path | None]:
+def open_or_build(
+    root: Path, spec: ModelSpec, source: Source, dtype: str, progress: Any = None
+) -> tuple[checkpoint.Parts, str, Path | None]:
     """The model's parts, how they were obtained ("disk-cache" or the source kind), and
     the entry folder (None when the cache could not be written)."""
     folder = entry_dir(root, spec, source, dtype)
@@ -206,6 +208,8 @@ def open_or_build(root: Path, spec: ModelSpec, source: Source, dtype: str) -> tu
                 stacklevel=2,
             )
         fsutil.clean_stale(folder.parent)
+        if progress is not None:
+            progress("writing the disk-cache entry (once)")
         try:
             with fsutil.building(folder) as tmp:
                 write_entry(spec, source, dtype, tmp)

@@ -7,12 +7,13 @@ asking at once load once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from .._state import STATE
 from ..errors import SourceCorrupt
@@ -43,9 +44,38 @@ class LoadedModel:
     entry: Path | None = None
     verification: threading.Thread | None = None
     verify_problems: list[str] | None = None
-    #: the highest warm-up level run on this model ("off", "light", "full")
+    #: the highest warm-up level run on this model ("off", "light", "full"), and its figures
     warmed: str = "off"
-    warmup_s: float = 0.0
+    warmup_metrics: dict[str, Any] | None = None
+    #: generations run so far, and users queued for the lock (warm-up gives way to them)
+    calls: int = 0
+    users_waiting: int = 0
+
+    @contextlib.contextmanager
+    def use(self, *, user: bool = True) -> Iterator["LoadedModel"]:
+        """Hold the model for one generation. Users go first: background work (warm-up)
+        waits while anyone is queued, and takes the model only between their calls."""
+        if user:
+            with STATE.lock:
+                self.users_waiting += 1
+            try:
+                self.lock.acquire()
+            finally:
+                with STATE.lock:
+                    self.users_waiting -= 1
+        else:
+            while True:
+                while self.users_waiting:
+                    time.sleep(0.02)
+                self.lock.acquire()
+                if not self.users_waiting:
+                    break
+                self.lock.release()
+        try:
+            self.calls += 1
+            yield self
+        finally:
+            self.lock.release()
 
     @property
     def name(self) -> str:
@@ -64,11 +94,26 @@ class LoadedModel:
         return self.source.is_dummy
 
 
+Progress = Callable[[str], None]
+
+
+def _silent(stage: str) -> None:
+    pass
+
+
 def get_or_load(
-    spec: ModelSpec, weights: str, device: str, dtype: str, cache_root: Path, *, reload: bool = False
+    spec: ModelSpec,
+    weights: str,
+    device: str,
+    dtype: str,
+    cache_root: Path,
+    *,
+    reload: bool = False,
+    progress: Progress = _silent,
 ) -> tuple[LoadedModel, str]:
     """The model and where it came from this time: "memory", "disk-cache", or the
     source kind when the disk-cache entry had to be built first."""
+    progress("finding the weights" if not weights.startswith("dummy") else "finding (or making) the dummy weights")
     source = sources.resolve(spec, weights, cache_root)
     key = ModelKey(spec.name, source.fingerprint, device, dtype)
     with STATE.load_lock(key):
@@ -78,8 +123,10 @@ def get_or_load(
         if loaded is not None:
             drop(key)
         start = time.perf_counter()
+        progress("opening the disk cache")
         with build.gc_paused():
-            parts, how, entry = _parts(spec, weights, source, dtype, cache_root)
+            parts, how, entry = _parts(spec, weights, source, dtype, cache_root, progress)
+            progress("building the model on the meta device and mapping its weights")
             tts = build.assemble(spec, parts, device, dtype)
         loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts), entry=entry)
         with STATE.lock:
@@ -89,16 +136,18 @@ def get_or_load(
         return loaded, how
 
 
-def _parts(spec: ModelSpec, weights: str, source: sources.Source, dtype: str, root: Path) -> tuple[Any, str, Any]:
+def _parts(
+    spec: ModelSpec, weights: str, source: sources.Source, dtype: str, root: Path, progress: Progress
+) -> tuple[Any, str, Any]:
     try:
-        return diskcache.open_or_build(root, spec, source, dtype)
+        return diskcache.open_or_build(root, spec, source, dtype, progress)
     except SourceCorrupt as exc:
         if source.kind != "dummy":
             raise
         # A dummy checkpoint can be made again, bit for bit.
         warnings.warn(f"chatterbox_nb: {exc} Rebuilding the dummy checkpoint.", diskcache.CacheWarning, stacklevel=3)
         fsutil.retire(source.folder)
-        return diskcache.open_or_build(root, spec, sources.resolve(spec, weights, root), dtype)
+        return diskcache.open_or_build(root, spec, sources.resolve(spec, weights, root), dtype, progress)
 
 
 def _verify_in_background(loaded: LoadedModel) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from .build import quiet_upstream_warnings
 from .specs import ModelSpec
 
 SPEECH_VOCAB_SIZE = 6561  # S3 speech tokens; T3's head also has start/stop and unused ids
@@ -150,7 +151,7 @@ def generate(
             seed_everything(seed)
         # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
         # and turbo's generate has none of its own.
-        with instrument(tts, spec, timings, max_tokens, renderable_only), torch.inference_mode():
+        with instrument(tts, spec, timings, max_tokens, renderable_only), torch.inference_mode(), quiet_upstream_warnings():
             wav = tts.generate(text, **kwargs)
     finally:
         tts.conds = builtin

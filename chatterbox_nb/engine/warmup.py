@@ -1,18 +1,27 @@
 """Warm-up: pay first-call costs (lazy initialisation, resamplers, allocator) up front.
 
-`light` runs one short generation through every stage; `full` adds three text
-lengths and a synthetic reference voice through `prepare_conditionals`. The RNG
-state is saved and restored, so warm-up never changes what a seeded `say` returns.
+`light` runs one short generation through every stage (conditioning, T3, S3Gen,
+watermark, the resamplers); `full` adds a 2-second synthetic reference voice through
+`prepare_conditionals` and three text lengths (on a GPU that also sizes the CUDA
+memory pools). Each step takes the model only between user calls, so a `say` never
+waits for more than the step in progress. The RNG state is saved and restored
+around every step, so warm-up never changes what a seeded `say` returns.
+
+T3 rebuilds its HF backend on every call (`self.compiled = False` in upstream's
+`inference`); we keep that, since it also resets the multilingual alignment
+analyzer's per-utterance state. Warm-up therefore cannot cache that step away —
+it pays the first-call costs below it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -20,6 +29,7 @@ from . import synth
 from .specs import SAMPLE_RATE
 
 _TEXTS = ("Hi.", "Warming up the model now.", "This longer sentence warms up the attention for longer inputs, too.")
+_TOKENS = 4
 
 
 @contextlib.contextmanager
@@ -38,29 +48,69 @@ def preserved_rng() -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda)
 
 
-def warm(loaded: Any, level: str, language: str | None = None) -> float:
-    """Run warm-up at `level` under the model's lock; returns the seconds it took."""
+def rss_bytes() -> int:
+    try:
+        import psutil
+
+        return psutil.Process(os.getpid()).memory_info().rss
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        return 0
+
+
+def warm(
+    loaded: Any, level: str, progress: Callable[..., None] | None = None, measure: bool = False
+) -> dict[str, Any]:
+    """Run warm-up at `level`; returns measured figures (seconds, bytes).
+
+    `cold_s` is the first step (the model's first call if nothing ran before);
+    with `measure`, the first step is repeated at the end to give `warm_s`."""
     if level == "off":
-        return 0.0
+        return {"level": "off"}
     spec = loaded.spec
-    language = language or ("en" if spec.name == "multilingual" else None)
+    language = "en" if spec.name == "multilingual" else None
+    texts = _TEXTS if level == "full" else _TEXTS[:1]
+    steps: list[tuple[str, Any]] = [(t, None) for t in texts[:1]]
+    if level == "full":
+        steps += [("voice", None)] + [(t, "voice") for t in texts[1:]]
+    if measure:
+        steps.append((texts[0], None))
+    report = progress or (lambda *a, **k: None)
+    calls_before = loaded.calls
+    rss_before = rss_bytes()
     start = time.perf_counter()
-    with loaded.lock, preserved_rng():
-        texts = _TEXTS if level == "full" else _TEXTS[:1]
-        conds = _synthetic_conds(loaded) if level == "full" else None
-        for text in texts:
-            synth.generate(
-                loaded.tts,
-                spec,
-                text,
-                conds=conds,
-                language=language,
-                max_tokens=4,
-                seed=0,
-                sampling=spec.defaults(),
-                renderable_only=loaded.is_dummy,
-            )
-    return time.perf_counter() - start
+    durations, voice = [], None
+    for i, (text, conds) in enumerate(steps, 1):
+        report(f"warm-up ({level})", i, len(steps))
+        step_start = time.perf_counter()
+        with loaded.use(user=False), preserved_rng():
+            if text == "voice":
+                voice = _synthetic_conds(loaded)
+            else:
+                synth.generate(
+                    loaded.tts,
+                    spec,
+                    text,
+                    conds=voice if conds else None,
+                    language=language,
+                    max_tokens=_TOKENS,
+                    seed=0,
+                    sampling=spec.defaults(),
+                    renderable_only=loaded.is_dummy,
+                )
+        durations.append(time.perf_counter() - step_start)
+    total = time.perf_counter() - start
+    metrics = {
+        "level": level,
+        "steps": len(steps),
+        "warmup_s": total - (durations[-1] if measure else 0.0),
+        "cold_s": durations[0],
+        "cold_was_first_call": calls_before == 0,
+        "memory_overhead_bytes": rss_bytes() - rss_before,
+    }
+    if measure:
+        metrics["warm_s"] = durations[-1]
+        metrics["cold_over_warm"] = durations[0] / durations[-1]
+    return metrics
 
 
 def _synthetic_conds(loaded: Any) -> Any:
@@ -73,3 +123,14 @@ def _synthetic_conds(loaded: Any) -> Any:
         ref = Path(tmp) / "warmup.wav"
         sf.write(ref, synthetic_voice(seconds, seed=1), SAMPLE_RATE)
         return synth.compute_conditionals(loaded.tts, loaded.spec, str(ref), loaded.spec.defaults()["exaggeration"])
+
+
+def describe(metrics: dict[str, Any]) -> str:
+    if metrics.get("level", "off") == "off":
+        return "warm-up off"
+    text = f"warm-up {metrics['level']}: {metrics['steps']} steps in {metrics['warmup_s']:.2f} s"
+    cold = "cold first call" if metrics["cold_was_first_call"] else "first warm-up call"
+    text += f"; {cold} {metrics['cold_s']:.2f} s"
+    if "warm_s" in metrics:
+        text += f", warm call {metrics['warm_s']:.2f} s ({metrics['cold_over_warm']:.2f}x)"
+    return text + f"; memory {metrics['memory_overhead_bytes'] / 2**20:+.0f} MiB"

@@ -1,0 +1,141 @@
+"""Models load in the background, so the kernel stays responsive.
+
+`start` runs one job per model choice in a `LoadTask` thread: imports, weights, the
+disk cache, module build, then warm-up. `obtain` is what `say` uses: the model from
+memory, or after waiting for a load in flight (timed as `wait_s`), or loaded right
+here when nothing is under way. A failed background load is raised once, by the next
+caller that needs it, then forgotten so that a retry starts afresh.
+"""
+
+from __future__ import annotations
+
+import atexit
+import time
+from typing import Any
+
+from . import config, options
+from ._state import STATE
+from .engine.specs import SPECS
+from .engine import loader
+from .engine.tasks import Cancelled, LoadTask
+
+TaskKey = tuple[str, str, str, str]
+
+
+class LoadReport:
+    """What a load did: which model, from where, how long, how much memory, warm-up."""
+
+    def __init__(self, loaded: Any, source: str, seconds: float, warmup: dict[str, Any] | None = None) -> None:
+        self.model = loaded.name
+        self.source = source
+        self.seconds = seconds
+        self.device = loaded.device
+        self.dtype = loaded.dtype
+        self.nbytes = loaded.nbytes
+        self.dummy = loaded.is_dummy
+        self.warmed = loaded.warmed
+        self.warmup = warmup or loaded.warmup_metrics or {"level": loaded.warmed}
+
+    def __repr__(self) -> str:
+        from .engine.warmup import describe
+
+        noise = " (dummy weights: output is noise)" if self.dummy else ""
+        return (
+            f"{self.model} ready on {self.device} ({self.dtype}, {self.nbytes / 2**30:.2f} GiB), "
+            f"from {self.source} in {self.seconds:.2f} s; {describe(self.warmup)}{noise}"
+        )
+
+
+def key(choice: options.ModelChoice) -> TaskKey:
+    return (choice.model, choice.weights, choice.device, choice.dtype)
+
+
+def load_now(choice: options.ModelChoice, reload: bool = False, progress: Any = None) -> tuple[Any, str, float]:
+    """Load in the calling thread (a memory hit costs a lookup)."""
+    from .engine.device import resolve_device
+
+    device = resolve_device(choice.device)
+    start = time.perf_counter()
+    kwargs = {"progress": progress} if progress is not None else {}
+    loaded, source = loader.get_or_load(
+        SPECS[choice.model], choice.weights, device, choice.dtype, config.cache_dir(), reload=reload, **kwargs
+    )
+    return loaded, source, time.perf_counter() - start
+
+
+def start(
+    choice: options.ModelChoice, level: str, *, reload: bool = False, rewarm: bool = False, measure: bool = False
+) -> LoadTask:
+    """The running task for this choice, or a new one."""
+
+    def job(task: LoadTask) -> LoadReport:
+        task.report("importing torch and chatterbox")
+        loaded, source, seconds = load_now(choice, reload, task.report)
+        if task.cancelled and source != "memory":  # unloaded while we loaded: do not bring it back
+            loader.drop(loaded.key)
+            raise Cancelled
+        task.mark_ready((loaded, source))
+        metrics = None
+        if rewarm or config.WARMUP_LEVELS.index(level) > config.WARMUP_LEVELS.index(loaded.warmed):
+            from .engine.warmup import warm
+
+            metrics = warm(loaded, level, task.report, measure=measure)
+            if config.WARMUP_LEVELS.index(level) >= config.WARMUP_LEVELS.index(loaded.warmed):
+                loaded.warmed = level
+            loaded.warmup_metrics = metrics
+        return LoadReport(loaded, source, seconds, metrics)
+
+    with STATE.lock:
+        running = STATE.tasks.get(key(choice))
+        if running is not None and not running.done:
+            return running
+        task = LoadTask(choice.model, job)
+        STATE.tasks[key(choice)] = task
+    return task.start()
+
+
+def obtain(choice: options.ModelChoice) -> tuple[Any, str, float, float]:
+    """(model, source, load_s, wait_s) for `say`: from memory, after waiting for a
+    load in flight (its source, no load time of ours), or loaded here and now."""
+    with STATE.lock:
+        task = STATE.tasks.get(key(choice))
+    wait_s, waited = 0.0, None
+    if task is not None and (not task.done or task.failed):
+        begin = time.perf_counter()
+        try:
+            waited = task.wait_ready()  # not its warm-up: `use(user=True)` goes ahead of that
+        except BaseException:
+            if task.failed:
+                forget(choice, task)  # raised once; the next call tries again
+            raise
+        finally:
+            wait_s = time.perf_counter() - begin
+    loaded, source, load_s = load_now(choice)
+    if waited is not None and source == "memory":
+        return loaded, waited[1], 0.0, wait_s
+    return loaded, source, load_s, wait_s
+
+
+def forget(choice: options.ModelChoice, task: LoadTask) -> None:
+    with STATE.lock:
+        if STATE.tasks.get(key(choice)) is task:
+            del STATE.tasks[key(choice)]
+
+
+def _at_exit() -> None:
+    cancel_all(join_s=2.0)
+
+
+with STATE.lock:  # once per kernel, however often this module is reloaded
+    if not STATE.exit_hook:
+        atexit.register(_at_exit)
+        STATE.exit_hook = True
+
+
+def cancel_all(join_s: float = 0.0, model: str | None = None) -> list[LoadTask]:
+    """Ask running tasks to stop at their next stage; wait up to `join_s` for each."""
+    with STATE.lock:
+        tasks = [t for k, t in STATE.tasks.items() if not t.done and (model is None or k[0] == model)]
+    for task in tasks:
+        task.cancel(join_s)
+    return tasks

@@ -1,0 +1,54 @@
+"""Background loading in a real kernel: the notebook never freezes, the stop button
+stops only the waiting, and unload stops background work."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kernel_utils import Kernel
+
+_ok = Kernel.ok
+pytestmark = pytest.mark.slow
+
+
+def test_kernel_answers_while_a_full_size_model_loads(kernel):
+    _ok(kernel.execute("%load_ext chatterbox_nb"))
+    started = _ok(kernel.execute("t = %chatterbox load --weights dummy --device cpu --warmup light"))
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in started["outputs"])
+    begin = time.monotonic()
+    trivial = _ok(kernel.execute("print(1 + 1, t.done)"))
+    assert time.monotonic() - begin < 3.0
+    assert kernel.text(trivial).split() == ["2", "False"]  # answered before the load finished
+    assert kernel.value("'torch' in __import__('sys').modules") is True  # the thread imports it
+
+    _ok(kernel.execute('u = %chatterbox say "After loading" --weights dummy --device cpu --max-tokens 4 --seed 2'))
+    assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache", "memory")
+    assert kernel.value("u.timings['wait_s']") >= 0.0
+    assert kernel.value("t.wait().warmed") == "light"
+
+
+def test_stop_button_during_wait_keeps_kernel_and_load(kernel):
+    _ok(kernel.execute("%chatterbox unload --all"))
+    result = kernel.execute(
+        "r = %chatterbox load --weights dummy --device cpu --warmup full --wait", interrupt_after=3.0
+    )
+    assert result["status"] == "ok", result["reply"]
+    assert "Stopped waiting" in kernel.text(result)
+    assert kernel.value("1 + 1") == 2
+    status = _ok(kernel.execute("s = %chatterbox status\nprint(s)"))
+    assert "background: english: warm-up (full)" in kernel.text(status)
+
+    # unload stops the warm-up between its steps; nothing stays behind
+    _ok(kernel.execute("%chatterbox unload --all"))
+    assert kernel.value("[t for t in __import__('chatterbox_nb')._state.STATE.tasks.values() if not t.done]") == []
+    assert kernel.value("len(__import__('chatterbox_nb').status().models)") == 0
+
+
+def test_unload_ext_stops_background_work(kernel):
+    _ok(kernel.execute("t2 = %chatterbox load --weights dummy --device cpu --warmup full"))
+    _ok(kernel.execute("%unload_ext chatterbox_nb"))
+    assert kernel.value("t2.done") is True
+    assert kernel.value("t2.stage") in ("cancelled", "ready")
+    _ok(kernel.execute("%load_ext chatterbox_nb"))
