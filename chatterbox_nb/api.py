@@ -46,7 +46,7 @@ def load(
     and warm costs a lookup."""
     choice = options.choose_model(model, weights, device, dtype)
     task = loading.start(choice, _warmup_level(warmup), reload=reload)
-    return _finish(choice, task) if wait else task
+    return loading.finish(task) if wait else task
 
 
 def warmup(
@@ -66,16 +66,7 @@ def warmup(
     if level == "off":
         raise InvalidOption("Warm-up level 'off' does nothing: use light or full.")
     task = loading.start(choice, level, rewarm=True, measure=report)
-    return _finish(choice, task) if wait else task
-
-
-def _finish(choice: options.ModelChoice, task: LoadTask) -> LoadReport:
-    try:
-        return task.wait()
-    except BaseException:
-        if task.failed:
-            loading.forget(choice, task)
-        raise
+    return loading.finish(task) if wait else task
 
 
 def say(

@@ -90,7 +90,8 @@ def start(
         if running is not None and not running.done:
             return running
         task = LoadTask(choice.model, job)
-        STATE.tasks[key(choice)] = task
+        task.key = key(choice)
+        STATE.tasks[task.key] = task
     return task.start()
 
 
@@ -106,7 +107,7 @@ def obtain(choice: options.ModelChoice) -> tuple[Any, str, float, float]:
             waited = task.wait_ready()  # not its warm-up: `use(user=True)` goes ahead of that
         except BaseException:
             if task.failed:
-                forget(choice, task)  # raised once; the next call tries again
+                forget(task)  # raised once; the next call tries again
             raise
         finally:
             wait_s = time.perf_counter() - begin
@@ -116,10 +117,20 @@ def obtain(choice: options.ModelChoice) -> tuple[Any, str, float, float]:
     return loaded, source, load_s, wait_s
 
 
-def forget(choice: options.ModelChoice, task: LoadTask) -> None:
+def forget(task: LoadTask) -> None:
     with STATE.lock:
-        if STATE.tasks.get(key(choice)) is task:
-            del STATE.tasks[key(choice)]
+        if STATE.tasks.get(task.key) is task:
+            del STATE.tasks[task.key]
+
+
+def finish(task: LoadTask) -> LoadReport:
+    """Wait for the whole task (warm-up included); a failure is raised once, then forgotten."""
+    try:
+        return task.wait()
+    except BaseException:
+        if task.failed:
+            forget(task)
+        raise
 
 
 def _at_exit() -> None:

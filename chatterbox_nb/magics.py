@@ -194,11 +194,13 @@ class ChatterboxMagics(Magics):
     @staticmethod
     def _maybe_wait(task: Any, wait: bool, what: str) -> Any:
         """Return the live task, or wait for its report; the stop button only stops the waiting."""
+        from .loading import finish
+
         task.show()
         if not wait:
             return task
         try:
-            return task.wait()
+            return finish(task)
         except KeyboardInterrupt:
             print(f"Stopped waiting; the {what} goes on in the background (see %chatterbox status).")
             return None

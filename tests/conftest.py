@@ -4,14 +4,23 @@ built once (the kernels and notebooks the tests start inherit it through the env
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 # Before chatterbox_nb reads its settings: tests never touch the user's cache or the hub.
+# CHATTERBOX_NB_TEST_CACHE keeps the dummy checkpoints (~10 GB) between runs; without it
+# they live in a temporary folder that is deleted when the session ends.
+KEEP_CACHE = bool(os.environ.get("CHATTERBOX_NB_TEST_CACHE"))
 CACHE_DIR = Path(os.environ.get("CHATTERBOX_NB_TEST_CACHE") or tempfile.mkdtemp(prefix="cnb-test-cache-"))
 os.environ["CHATTERBOX_NB_CACHE_DIR"] = str(CACHE_DIR)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not KEEP_CACHE:
+        shutil.rmtree(CACHE_DIR, ignore_errors=True)
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 REDUCED = "dummy:reduced"

@@ -32,6 +32,8 @@ class LoadTask(ShownOncePerCell):
 
     def __init__(self, name: str, job: Callable[["LoadTask"], Any]) -> None:
         self.name = name
+        #: the registry key it runs under (set by whoever registers it)
+        self.key: Any = None
         self.stage = "queued"
         self.steps: tuple[int, int] | None = None
         self.started = time.monotonic()
