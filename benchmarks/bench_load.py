@@ -12,13 +12,10 @@ count here; absolute seconds depend on the machine.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
+
+from _common import bench_env, run_child
 
 CHILD = r"""
 import json, re, sys, time
@@ -40,16 +37,10 @@ print(json.dumps({"imports_s": imports, "load_s": load, "peak_rss_gib": hwm_kib 
 """
 
 PREPARE = """
+import json
 import chatterbox_nb as cnb
-print(cnb.load("english", weights="dummy", device="cpu", warmup="off", wait=True).source)
+print(json.dumps(cnb.load("english", weights="dummy", device="cpu", warmup="off", wait=True).source))
 """
-
-
-def run(kind: str, folder: Path, env: dict[str, str]) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", CHILD, kind, str(folder)], env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} run failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -57,18 +48,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    cache = os.environ.get("CHATTERBOX_NB_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "chatterbox_nb-bench")
-    env = {**os.environ, "CHATTERBOX_NB_CACHE_DIR": cache}
     from chatterbox_nb.engine import dummy
 
-    print(f"cache dir {cache}; preparing the full-size dummy and its disk-cache entry (once)...", flush=True)
-    subprocess.run([sys.executable, "-c", PREPARE], env=env, check=True, capture_output=True)
-    folder = dummy.dummy_dir(Path(cache), "english", "full")
+    env = bench_env()
+    print("preparing the full-size dummy and its disk-cache entry (once)...", flush=True)
+    run_child(PREPARE, [], env, "preparing")
+    folder = dummy.dummy_dir(Path(env["CHATTERBOX_NB_CACHE_DIR"]), "english", "full")
 
     results: dict[str, list[dict[str, float]]] = {"ours": [], "from_local": []}
     for i in range(args.runs + 1):
         for kind in results:
-            r = run(kind, folder, env)
+            r = run_child(CHILD, [kind, str(folder)], env, f"{kind} run")
             if i:  # the first round only warms the page cache
                 results[kind].append(r)
                 print(f"  {kind:10s} load {r['load_s']:6.2f} s  peak RSS {r['peak_rss_gib']:5.2f} GiB  "

@@ -12,13 +12,9 @@ by side in one run.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
+
+from _common import bench_env, run_child
 
 CHILD = r"""
 import json, sys
@@ -35,10 +31,7 @@ print(json.dumps({"source": report.source, "warmup": report.warmup, "says": time
 
 
 def run(level: str, says: int, tokens: int, env: dict[str, str]) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, level, str(says), str(tokens)], env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"run with warm-up {level} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(CHILD, [level, str(says), str(tokens)], env, f"run with warm-up {level}")
 
 
 def main() -> None:
@@ -46,9 +39,7 @@ def main() -> None:
     parser.add_argument("--says", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=8)
     args = parser.parse_args()
-    cache = os.environ.get("CHATTERBOX_NB_CACHE_DIR") or str(Path(tempfile.gettempdir()) / "chatterbox_nb-bench")
-    env = {**os.environ, "CHATTERBOX_NB_CACHE_DIR": cache}
-    print(f"cache dir {cache}", flush=True)
+    env = bench_env()
     run("off", 1, 1, env)  # builds the dummy and its disk-cache entry if needed
 
     cold = run("off", args.says, args.tokens, env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import warnings
 from pathlib import Path
-from typing import Any
 
 from . import config
 

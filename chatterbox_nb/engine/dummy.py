@@ -9,6 +9,8 @@ Random weights never sample the stop token, so cap tokens when you generate.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import tempfile
 from pathlib import Path
@@ -114,7 +116,8 @@ def _write_builtin_voice(spec: ModelSpec, folder: Path, ve: Any, t3: Any, s3gen:
 
     from .checkpoint import make_tokenizer
 
-    tts = spec.tts_cls()(t3, s3gen, ve, make_tokenizer(spec, folder), "cpu")
+    with contextlib.redirect_stdout(io.StringIO()):  # perth announces itself on stdout
+        tts = spec.tts_cls()(t3, s3gen, ve, make_tokenizer(spec, folder), "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "reference.wav"
         sf.write(ref, synthetic_voice(seed=seed), SAMPLE_RATE)

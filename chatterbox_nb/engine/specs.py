@@ -110,8 +110,8 @@ SPECS: dict[str, ModelSpec] = {
 
 
 def languages() -> dict[str, str]:
-    """Language codes of the multilingual model (read from chatterbox, without torch)."""
-    # mtl_tts imports torch; the table is small and stable, so read it lazily.
+    """Language codes of the multilingual model, as chatterbox-tts lists them.
+    (Importing `chatterbox.mtl_tts` imports torch, so this is only called when needed.)"""
     from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
 
     return dict(SUPPORTED_LANGUAGES)

@@ -49,12 +49,9 @@ def preserved_rng() -> Iterator[None]:
 
 
 def rss_bytes() -> int:
-    try:
-        import psutil
+    import psutil
 
-        return psutil.Process(os.getpid()).memory_info().rss
-    except ImportError:  # pragma: no cover - psutil is a dependency
-        return 0
+    return psutil.Process(os.getpid()).memory_info().rss
 
 
 def warm(
