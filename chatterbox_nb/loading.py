@@ -70,6 +70,7 @@ def start(
 
     def job(task: LoadTask) -> LoadReport:
         task.report("importing torch and chatterbox")
+        SPECS[choice.model].tts_cls()  # the imports (5-9 s on a CPU) are not the load's figure
         loaded, source, seconds = load_now(choice, reload, task.report)
         if task.cancelled and source != "memory":  # unloaded while we loaded: do not bring it back
             loader.drop(loaded.key)
