@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import warnings
 from pathlib import Path
 
 from . import config
@@ -72,24 +71,13 @@ class Cache:
     def verify(self) -> dict[str, list[str]]:
         """Check every file against its sha256; bad entries are removed (and their models
         evicted) so the next load rebuilds them. Returns {entry: problems}."""
-        from .engine import diskcache, fsutil, loader
+        from .engine import diskcache, loader
 
         report = {}
         for folder in diskcache.entries(self.dir):
-            problems = diskcache.verify(folder)
-            report[folder.name] = problems
-            if problems:
-                warnings.warn(
-                    f"chatterbox_nb: disk-cache entry {folder.name}: {'; '.join(problems)}. It is removed and "
-                    "will be rebuilt at the next load.",
-                    diskcache.CacheWarning,
-                    stacklevel=2,
-                )
-                with fsutil.lock_for(folder):
-                    fsutil.retire(folder)
-                for m in loader.loaded_models():
-                    if m.entry == folder:
-                        loader.drop(m.key)
+            report[folder.name] = diskcache.verify(folder)
+            if report[folder.name]:
+                loader.reject_entry(folder, report[folder.name])
         return report
 
     def clear(self, model: str | None = None) -> list[str]:

@@ -151,27 +151,32 @@ def _parts(
 
 
 def _verify_in_background(loaded: LoadedModel) -> None:
-    """Full sha256 check after the load returned. A bad entry is removed and the model
-    evicted, so its next use rebuilds the entry from the source."""
+    """Full sha256 check after the load returned."""
     entry = loaded.entry
 
     def run() -> None:
-        problems = diskcache.verify(entry)
-        loaded.verify_problems = problems
-        if problems:
-            warnings.warn(
-                f"chatterbox_nb: disk-cache entry {entry.name}: {'; '.join(problems)}. It is removed; "
-                f"the {loaded.name} model will be rebuilt from {loaded.source.kind} at its next use.",
-                diskcache.CacheWarning,
-                stacklevel=1,
-            )
-            with fsutil.lock_for(entry):
-                fsutil.retire(entry)
-            if STATE.models.get(loaded.key) is loaded:
-                drop(loaded.key)
+        loaded.verify_problems = diskcache.verify(entry)
+        if loaded.verify_problems:
+            reject_entry(entry, loaded.verify_problems)
 
     loaded.verification = threading.Thread(target=run, name=f"chatterbox_nb-verify-{loaded.name}", daemon=True)
     loaded.verification.start()
+
+
+def reject_entry(entry: Path, problems: list[str]) -> None:
+    """A disk-cache entry failed its sha256 check: warn once, remove it, and evict the
+    models mapped from it, so their next use rebuilds the entry from the source."""
+    warnings.warn(
+        f"chatterbox_nb: disk-cache entry {entry.name}: {'; '.join(problems)}. It is removed and "
+        "will be rebuilt from its source at the next load.",
+        diskcache.CacheWarning,
+        stacklevel=2,
+    )
+    with fsutil.lock_for(entry):
+        fsutil.retire(entry)
+    for m in loaded_models():
+        if m.entry == entry:
+            drop(m.key)
 
 
 def loaded_models() -> list[LoadedModel]:
