@@ -19,6 +19,7 @@ __all__ = [
     "status",
     "history",
     "cache",
+    "voices",
     "Utterance",
     "ChatterboxError",
     "load_ipython_extension",
@@ -32,6 +33,7 @@ _LAZY = {
     "unload": "api",
     "status": "api",
     "cache": "cache_api",
+    "voices": "voices_api",
     "Utterance": "utterance",
     "ChatterboxError": "errors",
 }

@@ -1,4 +1,4 @@
-"""The kernel's only global state: loaded models, history, settings.
+"""The kernel's only global state: loaded models, voice conditionals, history, settings.
 
 `%reload_ext` re-imports just the top-level package, `importlib.reload` re-runs a
 module's code, and a user may even purge `sys.modules`: none of them may cost a
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import OrderedDict
 from typing import Any
 
 _ANCHOR = "_chatterbox_nb_kernel_state"
@@ -29,6 +30,10 @@ class KernelState:
         self.tasks: dict[Any, Any] = {}
         #: Utterances of this kernel, oldest first
         self.history: list[Any] = []
+        #: voice conditionals by (model entry, audio sha256), least recently used first
+        self.voice_conds: OrderedDict[Any, Any] = OrderedDict()
+        #: sha256 of audio files by (path, size, mtime_ns), so a voice is not re-read every cell
+        self.file_hashes: dict[tuple[str, int, int], str] = {}
         #: the `Chatterbox` settings object (config.py), created on first use
         self.settings: Any = None
         #: whether loading.py registered its atexit hook (once per kernel)

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, loading, options
+from . import config, loading, options, voices_api
 from ._state import STATE
 from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
 from .engine.tasks import LoadTask
-from .errors import AudioFileError, InvalidOption, ModelNotLoaded
+from .errors import InvalidOption, ModelNotLoaded
 from .loading import LoadReport
 from .utterance import Utterance
 
@@ -106,7 +106,7 @@ def say(
     )
     cap = DEFAULT_MAX_TOKENS if max_tokens is None else options.check_int("max_tokens", max_tokens, 1, options.MAX_TOKENS_LIMIT)
     seed = None if seed is None else options.check_int("seed", seed, 0, 2**63 - 1)
-    voice_path = _voice_file(voice)
+    resolved = voices_api.voices.resolve(voice)
 
     for _attempt in range(2):  # a second time only if the model was evicted while we queued
         loaded, source, load_s, wait_s = loading.obtain(choice)
@@ -116,7 +116,7 @@ def say(
             if loaded.tts is None:
                 continue
             timings["wait_s"] = wait_s + time.perf_counter() - lock_start
-            audio, stages = _generate(loaded, spec, text, voice_path, language, cap, seed, sampling)
+            audio, stages = _generate(loaded, spec, text, resolved, language, cap, seed, sampling)
             break
     else:
         raise ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
@@ -129,7 +129,7 @@ def say(
         "weights": choice.weights,
         "device": loaded.device,
         "dtype": loaded.dtype,
-        "voice": voice,
+        "voice": None if resolved is None else resolved.label,
         "lang": language,
         "seed": seed,
         "max_tokens": cap,
@@ -144,16 +144,18 @@ def say(
 
 
 def _generate(
-    loaded: Any, spec: Any, text: str, voice_path: Path | None, language: str | None, cap: int, seed: int | None,
+    loaded: Any, spec: Any, text: str, voice: voices_api.Resolved | None, language: str | None, cap: int, seed: int | None,
     sampling: dict[str, float],
 ) -> tuple[Any, dict[str, Any]]:
-    """Conditioning (when a voice file is given) and generation; the caller holds the model."""
+    """Conditioning (a cached voice costs a lookup) and generation; the caller holds the model."""
     from .engine import synth
+    from .engine import voices as voice_engine
 
     cond_start = time.perf_counter()
-    conds = None
-    if voice_path is not None:
-        conds = synth.compute_conditionals(loaded.tts, spec, str(voice_path), sampling["exaggeration"])
+    conds, voice_source = None, "built-in"
+    if voice is not None:
+        conds, voice_source, computed = voice_engine.conditionals(loaded, voice.files, config.cache_dir())
+        voices_api.voices.record(voice, computed)
     conditioning_s = time.perf_counter() - cond_start
     audio, stages = synth.generate(
         loaded.tts,
@@ -166,7 +168,7 @@ def _generate(
         sampling=sampling,
         renderable_only=loaded.is_dummy,
     )
-    return audio, {"conditioning_s": conditioning_s, **stages}
+    return audio, {"conditioning_s": conditioning_s, "voice_source": voice_source, **stages}
 
 
 def _finish_timings(timings: dict[str, Any], audio_s: float) -> None:
@@ -177,15 +179,6 @@ def _finish_timings(timings: dict[str, Any], audio_s: float) -> None:
     timings["audio_s"] = audio_s
     timings["rtf"] = timings["total_s"] / audio_s if audio_s > 0 else float("inf")
     timings["first_audio_s"] = timings["total_s"]  # one piece: playable when all is done
-
-
-def _voice_file(voice: str | None) -> Path | None:
-    if voice is None:
-        return None
-    path = Path(voice).expanduser()
-    if not path.is_file():
-        raise AudioFileError(f"Voice {voice!r} is not an audio file that exists; give the path of a WAV/FLAC/MP3 file.")
-    return path
 
 
 def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa: A002 - mirrors --all
@@ -226,6 +219,7 @@ class Status:
             for m in loader.loaded_models()
         ]
         self.history = len(STATE.history)
+        self.voices = voices_api.voices.names()
         with STATE.lock:
             self.tasks = [t.summary() for t in STATE.tasks.values() if not t.done or t.failed]
 
@@ -238,6 +232,7 @@ class Status:
             )
         for task in self.tasks:
             lines.append(f"  background: {task}")
+        lines.append(f"  voices: {', '.join(self.voices) or 'none yet (%chatterbox voice add NAME FILE)'}")
         lines.append(f"  utterances this kernel: {self.history}")
         lines.append("  defaults: " + ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items())))
         return "\n".join(lines)

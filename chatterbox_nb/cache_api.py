@@ -28,6 +28,8 @@ class CacheInfo:
             for p in (sorted(dummy_root.iterdir()) if dummy_root.is_dir() else [])
             if p.is_dir() and not p.name.startswith(".")
         }
+        conds_root = root / "voices" / "conds"
+        self.voice_bytes = sum(f.stat().st_size for f in conds_root.rglob("*.safetensors")) if conds_root.is_dir() else 0
 
     def __repr__(self) -> str:
         lines = [f"disk cache {self.root}: {len(self.entries)} model entr{'y' if len(self.entries) == 1 else 'ies'}"]
@@ -38,6 +40,7 @@ class CacheInfo:
             )
         for name, size in self.dummies.items():
             lines.append(f"  dummy checkpoint {name}: {_gib(size)}")
+        lines.append(f"  voice conditionals: {self.voice_bytes / 2**20:.2f} MiB")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -51,6 +54,7 @@ class CacheInfo:
             f"<td>{_gib(s)}</td><td></td></tr>"
             for n, s in self.dummies.items()
         )
+        rows += f"<tr><td>voices/conds</td><td colspan=3>voice conditionals</td><td>{self.voice_bytes / 2**20:.2f} MiB</td><td></td></tr>"
         return (
             f'<div style="font:12px sans-serif"><b>disk cache</b> <code>{html.escape(str(self.root))}</code>'
             "<table><tr><th>entry</th><th>model</th><th>dtype</th><th>source</th><th>own</th>"

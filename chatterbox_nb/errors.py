@@ -41,3 +41,7 @@ class CacheError(ChatterboxError):
 
 class ModelNotLoaded(ChatterboxError):
     """An operation needs a model that is not in memory."""
+
+
+class UnknownVoice(ChatterboxError, LookupError):
+    """`--voice` names no registered voice and no audio file."""

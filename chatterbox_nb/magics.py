@@ -29,6 +29,10 @@ HELP = """\
   unload [-m MODEL | --all]
                      drop models from memory
   status             models in memory, their source, device, dtype and memory; settings
+  voice add NAME PATH [PATH ...] [--weights W ...]
+                     register a reference voice (several files, or a folder, blend)
+  voice list | voice remove NAME
+                     the voices, their files, models cached for, disk use
   cache info|verify|clear [-m MODEL]
                      the disk cache: entries and sizes / check every checksum / delete
   help               this text
@@ -71,7 +75,7 @@ def _say_options(p: argparse.ArgumentParser, text: bool = True) -> None:
         p.add_argument("text", nargs="*", help="what to say (quote it)")
     _model_options(p)
     p.add_argument("--lang", help="language code for -m multilingual")
-    p.add_argument("-v", "--voice", help="an audio file with the reference voice")
+    p.add_argument("-v", "--voice", help="a registered voice name, or an audio file (or folder) with the reference voice")
     for name in ("exaggeration", "cfg", "temperature", "top-p", "min-p", "repetition-penalty"):
         p.add_argument(f"--{name}", type=float, metavar="X")
     p.add_argument("--seed", type=int, help="make the utterance reproducible")
@@ -98,12 +102,22 @@ def _build_parsers() -> dict[str, _Parser]:
     warmup.add_argument("--level", choices=config.WARMUP_LEVELS[1:], default=None)
     warmup.add_argument("--wait", action="store_true", help="block until done")
     warmup.add_argument("--report", action="store_true", help="measure a warm call too: cold vs warm figures")
+    voice = _parser("voice", "Reference voices, kept across kernels in the cache dir.")
+    actions = voice.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="add|list|remove")
+    add = actions.add_parser("add", prog="%chatterbox voice add", help="register a voice", allow_abbrev=False)
+    add.add_argument("name", help="letters, digits, '_', '-', '.'")
+    add.add_argument("paths", nargs="+", metavar="PATH", help="audio files, or a folder of them; several blend")
+    add.add_argument("--weights", nargs="+", type=float, metavar="W", help="one blend weight per file (default equal)")
+    actions.add_parser("list", prog="%chatterbox voice list", help="list voices", allow_abbrev=False)
+    remove = actions.add_parser("remove", prog="%chatterbox voice remove", help="remove a voice", allow_abbrev=False)
+    remove.add_argument("name")
     cache = _parser("cache", "The disk weight cache.")
     cache.add_argument("action", choices=("info", "verify", "clear"))
     cache.add_argument("-m", "--model", choices=config.MODELS, help="with clear: only this model")
     return {
         "say": say,
         "cache": cache,
+        "voice": voice,
         "warmup": warmup,
         "load": load,
         "unload": unload,
@@ -132,6 +146,7 @@ class ChatterboxMagics(Magics):
             "unload": self._unload,
             "status": self._status,
             "cache": self._cache,
+            "voice": self._voice,
             "warmup": self._warmup,
             "help": self._help,
         }
@@ -234,6 +249,18 @@ class ChatterboxMagics(Magics):
         removed = cache.clear(ns.model)
         print("Removed " + ", ".join(removed) if removed else "Nothing to remove.")
         return None
+
+    def _voice(self, ns: argparse.Namespace) -> Any:
+        from .voices_api import voices
+
+        if ns.action == "add":
+            print(voices.add(ns.name, *ns.paths, weights=ns.weights))
+            return None
+        if ns.action == "remove":
+            voices.remove(ns.name)
+            print(f"Removed voice {ns.name!r}.")
+            return None
+        return voices.list()
 
     def _help(self, ns: argparse.Namespace | None) -> None:
         print(HELP)

@@ -16,6 +16,7 @@ TIMING_KEYS = (
     "load_s",
     "wait_s",
     "conditioning_s",
+    "voice_source",
     "t3_s",
     "speech_tokens",
     "s3gen_s",

@@ -43,6 +43,8 @@ def timings_html(timings: dict[str, Any]) -> str:
         f"RTF {float(timings.get('rtf') or 0):.2f} · {tokens} speech tokens{rate} · "
         f"model from <code>{html.escape(str(timings.get('model_source', '?')))}</code>"
     )
+    if timings.get("voice_source") not in (None, "built-in"):
+        summary += f" · voice from <code>{html.escape(str(timings['voice_source']))}</code>"
     return (
         '<div class="chatterbox-timings" style="font:12px sans-serif;max-width:640px">'
         f'<div style="display:flex;height:12px;border-radius:3px;overflow:hidden;margin:4px 0">{"".join(bars)}</div>'

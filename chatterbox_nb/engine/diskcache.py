@@ -155,8 +155,22 @@ def read_entry(spec: ModelSpec, folder: Path) -> checkpoint.Parts:
     )
 
 
+def _digest(tensors: dict[str, Any]) -> str:
+    """sha256 over names and raw bytes: conditionals are small, so checking them at
+    every load from disk costs microseconds."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def save_conds(conds: Any, path: Path) -> None:
-    """Conditionals as safetensors: tensors by dotted name, None-valued fields in metadata."""
+    """Conditionals as safetensors (no pickle): tensors by dotted name, None-valued
+    fields and a digest of the tensors in the metadata."""
     import torch
     from safetensors.torch import save_file
 
@@ -167,21 +181,28 @@ def save_conds(conds: Any, path: Path) -> None:
                 nones.append(f"{prefix}.{key}")
             else:
                 tensors[f"{prefix}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
-    save_file(tensors, path, metadata={"none": json.dumps(nones)})
+    save_file(tensors, path, metadata={"none": json.dumps(nones), "digest": _digest(tensors)})
 
 
 def load_conds(spec: ModelSpec, path: Path) -> Any:
+    """Raises `ValueError` when the tensors do not match the digest they were saved with."""
     from chatterbox.models.t3.modules.cond_enc import T3Cond
     from safetensors import safe_open
 
     fields: dict[str, dict[str, Any]] = {"t3": {}, "gen": {}}
+    tensors = {}
     with safe_open(path, framework="pt") as f:
-        for name in json.loads((f.metadata() or {}).get("none", "[]")):
+        metadata = f.metadata() or {}
+        for name in json.loads(metadata.get("none", "[]")):
             prefix, _, key = name.partition(".")
             fields[prefix][key] = None
         for name in f.keys():
-            prefix, _, key = name.partition(".")
-            fields[prefix][key] = f.get_tensor(name)
+            tensors[name] = f.get_tensor(name)
+    if "digest" in metadata and _digest(tensors) != metadata["digest"]:
+        raise ValueError(f"{path} does not match its digest")
+    for name, tensor in tensors.items():
+        prefix, _, key = name.partition(".")
+        fields[prefix][key] = tensor
     return checkpoint.conditionals_class(spec)(T3Cond(**fields["t3"]), fields["gen"])
 
 
@@ -339,14 +360,15 @@ def describe(folder: Path) -> dict[str, Any]:
 
 
 def clear(root: Path, model: str | None = None) -> list[str]:
-    """Delete entries (and dummy checkpoints) of `model`, or all; returns their names."""
+    """Delete entries, dummy checkpoints and voice conditionals of `model`, or all;
+    returns their names. The voice registry stays: conditionals are recomputed on use."""
     removed = []
-    for parent in (models_dir(root), root / "dummy"):
+    for parent in (models_dir(root), root / "dummy", root / "voices" / "conds"):
         if not parent.is_dir():
             continue
         for path in sorted(parent.iterdir()):
             if path.is_dir() and not path.name.startswith(".") and (model is None or path.name.startswith(model + "-")):
                 fsutil.retire(path)
-                removed.append(f"{parent.name}/{path.name}")
+                removed.append(f"{parent.relative_to(root)}/{path.name}")
     return removed
 

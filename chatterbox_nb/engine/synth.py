@@ -114,10 +114,15 @@ def private_copy(conds: Any, t3_dtype: Any = None) -> Any:
 
 
 def compute_conditionals(tts: Any, spec: ModelSpec, audio_path: str, exaggeration: float) -> Any:
-    """Run upstream's `prepare_conditionals` without leaving its result on the model."""
+    """Run upstream's `prepare_conditionals` without leaving its result on the model
+    (and without autograd: upstream runs CAM++ with grad on, so each cached voice
+    would otherwise keep its whole graph alive)."""
+    import torch
+
     builtin = tts.conds
     try:
-        tts.prepare_conditionals(audio_path, exaggeration=exaggeration)
+        with torch.no_grad(), quiet_upstream_warnings():
+            tts.prepare_conditionals(audio_path, exaggeration=exaggeration)
         return tts.conds
     finally:
         tts.conds = builtin

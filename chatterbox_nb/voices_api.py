@@ -1,0 +1,364 @@
+"""`cnb.voices` and `%chatterbox voice`: named reference voices that outlive the kernel.
+
+The registry is `voices/voices.json` in the cache dir: for each voice its files
+(absolute path, sha256, size, duration, sample rate, channels, blend weight). It is
+re-read before every change and rewritten atomically under a file lock, so two
+kernels sharing a cache dir never undo each other's voices. The conditionals
+themselves live in `engine/voices.py`, keyed by content, not by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import math
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from . import config
+from .errors import AudioFileError, InvalidOption, UnknownVoice
+
+__all__ = ["Voice", "Voices", "VoiceTable", "voices"]
+
+REGISTRY = "voices.json"
+FORMAT = 1
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class Voice:
+    """A registered voice: one file, or several blended with their weights."""
+
+    name: str
+    files: list[dict[str, Any]]
+    added: str = ""
+    #: set by `add`: the models whose conditionals were computed at once, and how long that took
+    ready_for: list[str] = field(default_factory=list)
+    conditioning_s: float = 0.0
+
+    @property
+    def duration_s(self) -> float:
+        return sum(f["duration_s"] for f in self.files)
+
+    def voice_files(self) -> list[Any]:
+        from .engine.voices import VoiceFile
+
+        return [VoiceFile(Path(f["path"]), f["sha256"], f["weight"]) for f in self.files]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"files": self.files, "added": self.added}
+
+    def __repr__(self) -> str:
+        names = ", ".join(Path(f["path"]).name + _weight_note(self, f) for f in self.files)
+        line = f"voice {self.name!r}: {len(self.files)} file(s), {self.duration_s:.1f} s ({names})"
+        if self.ready_for:
+            line += f"; conditionals ready for {', '.join(self.ready_for)} in {self.conditioning_s:.2f} s"
+        return line
+
+
+def _weight_note(voice: Voice, f: dict[str, Any]) -> str:
+    weights = {x["weight"] for x in voice.files}
+    return f" x{f['weight']:g}" if len(weights) > 1 else ""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """What `say --voice` resolved to: a registered name or a plain file, and its files."""
+
+    label: str
+    files: list[Any]
+    name: str | None = None
+
+
+class Registry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / "voices" / REGISTRY
+
+    def read(self) -> dict[str, Voice]:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+            return {name: Voice(name, v["files"], v.get("added", "")) for name, v in data["voices"].items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, KeyError, TypeError) as exc:
+            warnings.warn(
+                f"The voice registry {self.path} is damaged ({exc}); it is set aside as {REGISTRY}.damaged "
+                "at the next change, and voices must be added again.",
+                stacklevel=3,
+            )
+            return {}
+
+    @contextlib.contextmanager
+    def editing(self) -> Iterator[dict[str, Voice]]:
+        """Read, let the caller change, write back: all under the registry's file lock."""
+        from .engine import fsutil
+
+        with fsutil.lock_for(self.path):
+            voices = self.read()
+            yield voices
+            self._write(voices)
+
+    def _write(self, voices: dict[str, Voice]) -> None:
+        from .engine.voices import _write_atomic
+
+        if self.path.exists():
+            try:
+                json.loads(self.path.read_text("utf-8"))
+            except ValueError:
+                self.path.replace(self.path.with_name(REGISTRY + ".damaged"))
+        data = {"format": FORMAT, "voices": {name: v.to_json() for name, v in sorted(voices.items())}}
+        _write_atomic(self.path, json.dumps(data, indent=1).encode("utf-8"))
+
+
+class Voices:
+    """The voices of this cache dir: `add`, `remove`, `list`, and `voices["name"]`."""
+
+    @property
+    def registry(self) -> Registry:
+        return Registry(config.cache_dir())
+
+    def names(self) -> list[str]:
+        return sorted(self.registry.read())
+
+    def __getitem__(self, name: str) -> Voice:
+        known = self.registry.read()
+        if name not in known:
+            raise UnknownVoice(_unknown(name, known))
+        return known[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.registry.read()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self.registry.read())
+
+    def add(self, name: str, *paths: str | Path, weights: Sequence[float] | None = None) -> Voice:
+        """Register `name` for these files (a folder stands for the audio files in it);
+        several files make one blended voice, weighted by `weights`. Every file is read
+        and checked first, so a bad one changes nothing. The conditionals are computed
+        at once for the models in memory, lazily for the others."""
+        from .engine import audio
+
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise InvalidOption(
+                f"Voice name {name!r} is not usable: use letters, digits, '_', '-' or '.', up to 64 characters."
+            )
+        files = _expand(paths)
+        shares = _check_weights(weights, len(files))
+        refs = [audio.read(p) for p in files]
+        voice = Voice(
+            name,
+            [_file_record(ref, w) for ref, w in zip(refs, shares)],
+            added=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        with self.registry.editing() as known:
+            known[name] = voice
+        _prepare(voice)
+        return voice
+
+    def remove(self, name: str) -> Voice:
+        """Forget the voice, and the cached conditionals no other voice uses."""
+        from .engine import voices as engine
+
+        with self.registry.editing() as known:
+            if name not in known:
+                raise UnknownVoice(_unknown(name, known))
+            voice = known.pop(name)
+            still_used = {f["sha256"] for v in known.values() for f in v.files}
+        engine.forget({f["sha256"] for f in voice.files} - still_used, config.cache_dir())
+        return voice
+
+    def list(self) -> "VoiceTable":
+        return VoiceTable(self.registry.read(), config.cache_dir())
+
+    def __repr__(self) -> str:
+        return repr(self.list())
+
+    def _repr_html_(self) -> str:
+        return self.list()._repr_html_()
+
+    # -- for say ---------------------------------------------------------------------------
+
+    def resolve(self, voice: str | None) -> Resolved | None:
+        """A registered name, else an audio file (or folder) path; each file hashed now
+        (cheap: remembered per path, size and mtime), so a changed file gets new conditionals."""
+        from .engine import audio
+        from .engine.voices import VoiceFile
+
+        if voice is None:
+            return None
+        if not isinstance(voice, (str, Path)) or not str(voice).strip():
+            raise InvalidOption("--voice needs a voice name or the path of an audio file.")
+        known = self.registry.read()
+        if str(voice) in known:
+            files = []
+            for vf in known[str(voice)].voice_files():
+                if vf.path.is_file():
+                    vf = VoiceFile(vf.path, audio.content_hash(vf.path), vf.weight)
+                files.append(vf)
+            return Resolved(str(voice), files, name=str(voice))
+        path = Path(voice).expanduser()
+        if path.exists():
+            paths = audio.audio_files_in(path) if path.is_dir() else [audio.existing_file(path)]
+            return Resolved(str(path), [VoiceFile(p, audio.content_hash(p)) for p in paths])
+        if path.suffix.lower() in audio.AUDIO_SUFFIXES or "/" in str(voice) or "\\" in str(voice):
+            raise AudioFileError(f"{path} does not exist; give the path of a WAV, FLAC or MP3 file.")
+        raise UnknownVoice(_unknown(str(voice), known))
+
+    def record(self, resolved: Resolved, computed: list[Any]) -> None:
+        """After a say computed new conditionals for a changed file of a registered voice,
+        the registry describes the file as it is now."""
+        if resolved.name is None or not computed:
+            return
+        by_path = {str(ref.path): ref for ref in computed}
+        with self.registry.editing() as known:
+            voice = known.get(resolved.name)
+            if voice is None:
+                return
+            voice.files = [
+                _file_record(by_path[f["path"]], f["weight"]) if f["path"] in by_path else f for f in voice.files
+            ]
+
+
+def _unknown(name: str, known: dict[str, Voice]) -> str:
+    if not known:
+        return (
+            f"Unknown voice {name!r}: no voices are registered; add one with %chatterbox voice add NAME FILE, "
+            "or give the path of an audio file."
+        )
+    return (
+        f"Unknown voice {name!r}: known voices are {', '.join(sorted(known))}; "
+        "or give the path of an audio file."
+    )
+
+
+def _expand(paths: Sequence[str | Path]) -> list[Path]:
+    from .engine import audio
+
+    if not paths:
+        raise InvalidOption("voice add needs at least one audio file or folder.")
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p).expanduser()
+        if path.is_dir():
+            files.extend(audio.audio_files_in(path))
+        else:
+            files.append(audio.existing_file(path))
+    return [f.resolve() for f in files]
+
+
+def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
+    if weights is None:
+        return [1.0] * n
+    try:
+        shares = [float(w) for w in weights]
+    except (TypeError, ValueError):
+        raise InvalidOption(f"Voice weights must be numbers, got {weights!r}.") from None
+    if len(shares) != n:
+        raise InvalidOption(f"{len(shares)} weight(s) for {n} file(s): give one weight per file.")
+    if not all(math.isfinite(w) and w > 0 for w in shares):
+        raise InvalidOption(f"Voice weights must be positive numbers, got {', '.join(map(str, weights))}.")
+    return shares
+
+
+def _file_record(ref: Any, weight: float) -> dict[str, Any]:
+    stat = ref.path.stat()
+    return {
+        "path": str(ref.path.resolve()),
+        "sha256": ref.sha256,
+        "size": stat.st_size,
+        "duration_s": round(ref.duration_s, 3),
+        "sample_rate": ref.sample_rate,
+        "channels": ref.channels,
+        "weight": weight,
+    }
+
+
+def _prepare(voice: Voice) -> None:
+    """Compute the conditionals for each model in memory, so the first say with the
+    voice costs no conditioning. A model the voice does not suit (turbo and a short
+    file) is skipped with a note: the voice remains usable with the others."""
+    from .engine import loader
+    from .engine import voices as engine
+
+    start = time.perf_counter()
+    for loaded in loader.loaded_models():
+        with loaded.use(user=True):
+            if loaded.tts is None:
+                continue
+            try:
+                engine.conditionals(loaded, voice.voice_files(), config.cache_dir())
+            except AudioFileError as exc:
+                print(f"Note: voice {voice.name!r} cannot be used with {loaded.name}: {exc}")
+                continue
+        voice.ready_for.append(f"{loaded.name}{' (dummy weights)' if loaded.is_dummy else ''}")
+    voice.conditioning_s = time.perf_counter() - start
+
+
+class VoiceTable:
+    """`voice list`: name, files, duration, the models with cached conditionals, disk use."""
+
+    def __init__(self, known: dict[str, Voice], root: Path) -> None:
+        from .engine.voices import cached_models
+
+        self.rows = []
+        folders = cached_models(root)
+        for name, voice in sorted(known.items()):
+            models, size = [], 0
+            for folder, label in folders.items():
+                paths = [folder / f"{f['sha256']}.safetensors" for f in voice.files]
+                if all(p.is_file() for p in paths):
+                    models.append(label)
+                    size += sum(p.stat().st_size for p in paths)
+            self.rows.append(
+                {
+                    "name": name,
+                    "files": [Path(f["path"]).name + _weight_note(voice, f) for f in voice.files],
+                    "missing": [f["path"] for f in voice.files if not Path(f["path"]).is_file()],
+                    "duration_s": voice.duration_s,
+                    "models": models,
+                    "bytes": size,
+                }
+            )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        if not self.rows:
+            return "No voices yet: %chatterbox voice add NAME FILE [FILE ...]"
+        lines = [f"{len(self.rows)} voice(s):"]
+        for r in self.rows:
+            lines.append(
+                f"  {r['name']}: {', '.join(r['files'])}; {r['duration_s']:.1f} s; cached for "
+                f"{', '.join(r['models']) or 'no model yet'}; {r['bytes'] / 1024:.0f} KiB on disk"
+                + (f"; missing: {', '.join(r['missing'])}" if r["missing"] else "")
+            )
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        if not self.rows:
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        rows = "".join(
+            f"<tr><td><b>{html.escape(r['name'])}</b></td><td>{html.escape(', '.join(r['files']))}"
+            + (f" <span style='color:#b00'>(missing: {html.escape(', '.join(r['missing']))})</span>" if r["missing"] else "")
+            + f"</td><td>{r['duration_s']:.1f} s</td><td>{html.escape(', '.join(r['models']) or '—')}</td>"
+            f"<td>{r['bytes'] / 1024:.0f} KiB</td></tr>"
+            for r in self.rows
+        )
+        return (
+            '<table style="font:12px sans-serif"><tr><th>voice</th><th>files</th><th>duration</th>'
+            f"<th>cached for</th><th>on disk</th></tr>{rows}</table>"
+        )
+
+
+voices = Voices()
