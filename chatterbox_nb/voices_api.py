@@ -105,7 +105,7 @@ class Registry:
             self._write(voices)
 
     def _write(self, voices: dict[str, Voice]) -> None:
-        from .engine.voices import _write_atomic
+        from .engine.fsutil import write_atomic
 
         if self.path.exists():
             try:
@@ -113,7 +113,7 @@ class Registry:
             except ValueError:
                 self.path.replace(self.path.with_name(REGISTRY + ".damaged"))
         data = {"format": FORMAT, "voices": {name: v.to_json() for name, v in sorted(voices.items())}}
-        _write_atomic(self.path, json.dumps(data, indent=1).encode("utf-8"))
+        write_atomic(self.path, json.dumps(data, indent=1).encode("utf-8"))
 
 
 class Voices:

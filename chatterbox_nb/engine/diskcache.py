@@ -82,6 +82,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 def problem(folder: Path, spec: ModelSpec, source: Source, dtype: str) -> str | None:
     """Why the entry cannot be used, in words, or None when the cheap checks pass."""
+    if folder.is_symlink():
+        return "is a symbolic link (never followed out of the cache)"
     if not folder.is_dir():
         return "missing"
     try:
@@ -107,6 +109,8 @@ def problem(folder: Path, spec: ModelSpec, source: Source, dtype: str) -> str | 
             return f"has no {name} in its manifest"
     for name, meta in files.items():
         path = folder / name
+        if Path(name).name != name or path.is_symlink():
+            return f"lists {name!r}, a symbolic link or a path outside the entry (never followed)"
         if not path.is_file():
             return f"is missing {name}"
         if path.stat().st_size != meta.get("size"):
@@ -228,7 +232,7 @@ def open_or_build(
                 CacheWarning,
                 stacklevel=2,
             )
-        fsutil.clean_stale(folder.parent)
+        fsutil.clean_stale(folder.parent, own=folder.name)
         if progress is not None:
             progress("writing the disk-cache entry (once)")
         try:

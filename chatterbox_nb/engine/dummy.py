@@ -66,7 +66,7 @@ def ensure_dummy(root: Path, model: str, size: str = "full", seed: int = 0) -> P
     with fsutil.lock_for(final):
         if _complete(final):  # another process built it while we waited
             return final
-        fsutil.clean_stale(final.parent)
+        fsutil.clean_stale(final.parent, own=final.name)
         with fsutil.building(final) as tmp:
             write_dummy(SPECS[model], tmp, size, seed)
     return final

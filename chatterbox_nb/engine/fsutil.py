@@ -29,11 +29,29 @@ def lock_for(final: Path) -> FileLock:
     return FileLock(str(final.parent / f".{final.name}.lock"))
 
 
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """`data` at `path`, or the old file, whatever happens: a unique temporary name,
+    fsync, rename. Callers hold `path`'s lock, so dead writers' temporaries are swept."""
+    clean_stale(path.parent, own=path.name)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{INCOMPLETE}")
+    try:
+        tmp.write_bytes(data)
+        fsync_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
 def fsync_tree(folder: Path) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
+            fsync_file(path)
     _fsync_dir(folder)
 
 
@@ -45,16 +63,24 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def clean_stale(parent: Path, max_age_s: float = STALE_AFTER_S) -> list[Path]:
-    """Remove temporary folders left by builds that died; returns what it removed."""
+def clean_stale(parent: Path, max_age_s: float = STALE_AFTER_S, own: str | None = None) -> list[Path]:
+    """Remove what builds that died left behind; returns what it removed.
+
+    `own` names the entry whose lock the caller holds: no live process can be building
+    it, so its temporary folders go whatever their age (a kill mid-build otherwise left
+    gigabytes for hours). Others' go only once older than any build takes."""
     removed = []
     if not parent.is_dir():
         return removed
     now = time.time()
     for path in parent.glob(f".*{INCOMPLETE}"):
         with contextlib.suppress(OSError):
-            if now - path.stat().st_mtime > max_age_s:
-                shutil.rmtree(path, ignore_errors=True)
+            mine = own is not None and path.name.startswith(f".{own}.")
+            if mine or now - path.lstat().st_mtime > max_age_s:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
                 removed.append(path)
     return removed
 
@@ -62,7 +88,9 @@ def clean_stale(parent: Path, max_age_s: float = STALE_AFTER_S) -> list[Path]:
 def retire(folder: Path) -> None:
     """Delete a published folder: renamed aside first, so no reader ever sees it half
     deleted; unlinking keeps any mapping by a running kernel valid (the inodes live on)."""
-    if folder.exists():
+    if folder.is_symlink():  # never followed: the link goes, not what it points at
+        folder.unlink()
+    elif folder.exists():
         aside = folder.parent / f".{folder.name}.{uuid.uuid4().hex[:12]}.old{INCOMPLETE}"
         os.replace(folder, aside)
         shutil.rmtree(aside, ignore_errors=True)

@@ -28,7 +28,7 @@ from typing import Any
 
 from .._state import STATE
 from ..errors import AudioFileError
-from . import audio, diskcache
+from . import audio, diskcache, fsutil
 
 # Bump when the way conditionals are computed or stored changes: old entries are then ignored.
 RECIPE = 1
@@ -133,42 +133,31 @@ def _remember(key: tuple[str, str], conds: Any) -> None:
 
 
 def _save(conds: Any, folder: Path, sha256: str, loaded: Any) -> None:
-    """Atomic: a unique temporary name, fsync, rename. A full disk costs the disk copy
-    only (one warning); the conditionals are still used from memory."""
+    """Atomic (a unique temporary name, fsync, rename), under the folder's file lock so
+    that the temporary files of writers that died can be swept. A full disk costs the
+    disk copy only (one warning); the conditionals are still used from memory."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        about = folder / ABOUT
-        if not about.exists():
-            weights = "dummy weights" if loaded.is_dummy else f"{loaded.source.kind} weights"
-            _write_atomic(about, json.dumps({"model": loaded.name, "weights": weights, "recipe": RECIPE}).encode())
-        tmp = folder / f".{sha256}.{uuid.uuid4().hex[:12]}.incomplete"
-        try:
-            diskcache.save_conds(conds, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, folder / f"{sha256}.safetensors")
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
+        with fsutil.lock_for(folder):
+            fsutil.clean_stale(folder, max_age_s=0)
+            about = folder / ABOUT
+            if not about.exists():
+                weights = "dummy weights" if loaded.is_dummy else f"{loaded.source.kind} weights"
+                fsutil.write_atomic(about, json.dumps({"model": loaded.name, "weights": weights, "recipe": RECIPE}).encode())
+            tmp = folder / f".{sha256}.{uuid.uuid4().hex[:12]}{fsutil.INCOMPLETE}"
+            try:
+                diskcache.save_conds(conds, tmp)
+                fsutil.fsync_file(tmp)
+                os.replace(tmp, folder / f"{sha256}.safetensors")
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
     except OSError as exc:
         warnings.warn(
             f"Could not write voice conditionals to {folder} ({exc.strerror or exc}); they are kept in memory only.",
             diskcache.CacheWarning,
             stacklevel=3,
         )
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.incomplete")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def forget(sha256s: set[str], root: Path) -> int:
