@@ -15,6 +15,7 @@ from traitlets import Bool, CaselessStrEnum, Unicode, default
 from traitlets.config import Configurable
 
 from ._state import STATE
+from .errors import CacheError
 
 MODELS = ("english", "turbo", "multilingual")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -82,4 +83,10 @@ def settings() -> Chatterbox:
 
 
 def cache_dir() -> Path:
-    return Path(settings().cache_dir).expanduser()
+    path = Path(settings().cache_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise CacheError(
+            f"The cache dir {path} is not a folder: set %config Chatterbox.cache_dir (or CHATTERBOX_NB_CACHE_DIR) "
+            "to a folder you can write."
+        )
+    return path

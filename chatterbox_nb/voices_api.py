@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from . import config
-from .errors import AudioFileError, InvalidOption, UnknownVoice
+from .errors import AudioFileError, CacheError, InvalidOption, UnknownVoice
 
 __all__ = ["Voice", "Voices", "VoiceTable", "voices"]
 
@@ -86,6 +86,8 @@ class Registry:
             return {name: Voice(name, v["files"], v.get("added", "")) for name, v in data["voices"].items()}
         except FileNotFoundError:
             return {}
+        except OSError as exc:
+            raise CacheError(f"Cannot read the voice registry {self.path} ({exc.strerror or exc}).") from None
         except (ValueError, KeyError, TypeError) as exc:
             warnings.warn(
                 f"The voice registry {self.path} is damaged ({exc}); it is set aside as {REGISTRY}.damaged "
@@ -99,10 +101,16 @@ class Registry:
         """Read, let the caller change, write back: all under the registry's file lock."""
         from .engine import fsutil
 
-        with fsutil.lock_for(self.path):
-            voices = self.read()
-            yield voices
-            self._write(voices)
+        try:
+            with fsutil.lock_for(self.path):
+                voices = self.read()
+                yield voices
+                self._write(voices)
+        except OSError as exc:
+            raise CacheError(
+                f"Cannot write the voice registry in {self.path.parent} ({exc.strerror or exc}): free some space, or "
+                "set %config Chatterbox.cache_dir to a folder you can write."
+            ) from None
 
     def _write(self, voices: dict[str, Voice]) -> None:
         from .engine.fsutil import write_atomic

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import CheckpointError, HubUnavailable, InvalidOption
+from ..errors import CacheError, CheckpointError, HubUnavailable, InvalidOption
 from . import checkpoint, dummy
 from .specs import ModelSpec
 
@@ -57,7 +57,13 @@ def resolve(spec: ModelSpec, weights: str, cache_root: Path) -> Source:
 
 def _resolve_dummy(spec: ModelSpec, weights: str, cache_root: Path) -> Source:
     size = weights.partition(":")[2] or "full"
-    folder = dummy.ensure_dummy(cache_root, spec.name, size)
+    try:
+        folder = dummy.ensure_dummy(cache_root, spec.name, size)
+    except OSError as exc:
+        raise CacheError(
+            f"Cannot write the dummy weights under {cache_root} ({exc.strerror or exc}): free some space, or set "
+            "%config Chatterbox.cache_dir to a folder you can write."
+        ) from None
     return Source("dummy", folder, f"dummy:{spec.name}:{size}:seed0:v{dummy.FORMAT}")
 
 

@@ -93,7 +93,10 @@ def _file_conds(loaded: Any, vf: VoiceFile, folder: Path) -> tuple[Any, str, aud
             STATE.voice_conds.move_to_end(key)
             return conds, "memory", None
     path = folder / f"{vf.sha256}.safetensors"
-    if path.is_file():
+    if path.is_symlink():
+        warnings.warn(f"{path} is a symbolic link (never followed); computing the conditionals again.",
+                      diskcache.CacheWarning, stacklevel=2)
+    elif path.is_file():
         try:
             conds = diskcache.load_conds(loaded.spec, path)
             _remember(key, conds)
