@@ -98,10 +98,22 @@ def test_save_writes_a_wav(english_reduced, tmp_path):
 
 
 @pytest.mark.parametrize("model, lang", [("turbo", None), ("multilingual", "fr")])
-def test_other_models_load_and_speak(model, lang):
+def test_other_models_load_and_speak(model, lang, capfd):
+    cnb.load(model, weights=REDUCED, device="cpu", warmup="off", wait=True)
+    capfd.readouterr()
     u = cnb.say("Bonjour tout le monde.", model=model, lang=lang, weights=REDUCED, device="cpu", max_tokens=5, seed=0)
+    printed = capfd.readouterr()
+    assert "Inference" not in printed.out + printed.err and "it/s" not in printed.err  # upstream's bars are off
     assert u.params["model"] == model
     assert u.timings["speech_tokens"] > 0
     assert len(u.audio) > 0 and np.isfinite(u.audio).all()
     cnb.unload(model)
     assert model not in {m.name for m in __import__("chatterbox_nb.engine.loader", fromlist=["x"]).loaded_models()}
+
+
+def test_too_few_tokens_render_as_silence_not_a_crash(english_reduced):
+    """S3Gen cannot render fewer than two tokens (a model that stops at once); the
+    utterance is that much silence, and the watermarker is not run on nothing."""
+    u = _say(max_tokens=1, seed=3)
+    assert u.timings["speech_tokens"] <= 1
+    assert len(u.audio) == u.timings["speech_tokens"] * specs.SAMPLES_PER_TOKEN and not u.audio.any()

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .build import quiet_upstream_warnings
-from .specs import ModelSpec
+from .specs import SAMPLES_PER_TOKEN, ModelSpec
 
 SPEECH_VOCAB_SIZE = 6561  # S3 speech tokens; T3's head also has start/stop and unused ids
 
@@ -61,6 +61,43 @@ def _renderable(tokens: Any) -> Any:
     return tokens[:, (tokens[0] < SPEECH_VOCAB_SIZE)]
 
 
+# S3Gen's convolutions fail on fewer tokens than this ("Kernel size can't be greater
+# than actual input size"); a model that stops that early has said nothing anyway.
+MIN_RENDERABLE_TOKENS = 2
+
+
+@contextlib.contextmanager
+def _shadow(obj: Any, method: str, make: Callable[[Callable], Callable]) -> Iterator[None]:
+    setattr(obj, method, make(getattr(obj, method)))
+    try:
+        yield
+    finally:
+        vars(obj).pop(method, None)
+
+
+def _silence_when_too_short(original: Callable) -> Callable:
+    """S3Gen renders fewer than MIN_RENDERABLE_TOKENS tokens as that much silence, not a crash."""
+
+    def inference(*args: Any, **kwargs: Any) -> Any:
+        tokens = kwargs.get("speech_tokens", args[0] if args else None)
+        if tokens is not None and tokens.numel() < MIN_RENDERABLE_TOKENS:
+            import torch
+
+            return torch.zeros(1, tokens.numel() * SAMPLES_PER_TOKEN), None
+        return original(*args, **kwargs)
+
+    return inference
+
+
+def _skip_empty(original: Callable) -> Callable:
+    """The watermarker's STFT fails on no samples; nothing to mark there."""
+
+    def apply_watermark(signal: Any, *args: Any, **kwargs: Any) -> Any:
+        return signal if len(signal) == 0 else original(signal, *args, **kwargs)
+
+    return apply_watermark
+
+
 @contextlib.contextmanager
 def instrument(
     tts: Any, spec: ModelSpec, timings: dict, max_tokens: int, renderable_only: bool = False
@@ -76,21 +113,31 @@ def instrument(
     with contextlib.ExitStack() as stack:
         post = _renderable if renderable_only and spec.name == "multilingual" else None
         stack.enter_context(_timed(tts.t3, t3_method, timings, "t3_s", cap, post))
+        stack.enter_context(_shadow(tts.s3gen, "inference", _silence_when_too_short))
+        stack.enter_context(_shadow(tts.watermarker, "apply_watermark", _skip_empty))
         stack.enter_context(_timed(tts.s3gen, "inference", timings, "s3gen_s", _count_tokens(timings, "speech_tokens")))
         stack.enter_context(_timed(tts.watermarker, "apply_watermark", timings, "watermark_s"))
         yield
 
 
+def _silent_print(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
 def quiet_upstream_progress() -> None:
-    """T3's sampler draws a plain-text tqdm bar per utterance into the notebook;
-    our own displays report tokens, so that bar is switched off (once, idempotent)."""
+    """T3's sampler and turbo's S3Gen draw plain-text tqdm bars per utterance into the
+    notebook, and turbo's S3Gen prints a line; our own displays report progress, so
+    those are switched off (module by module, idempotent; nothing global changes)."""
     import functools
 
+    import chatterbox.models.s3gen.flow_matching as flow_module
     import chatterbox.models.t3.t3 as t3_module
     from tqdm.auto import tqdm
 
-    if not isinstance(t3_module.tqdm, functools.partial):
-        t3_module.tqdm = functools.partial(tqdm, disable=True)
+    for module in (t3_module, flow_module):
+        if not isinstance(module.tqdm, functools.partial):
+            module.tqdm = functools.partial(tqdm, disable=True)
+    flow_module.print = _silent_print  # shadows the builtin in that module only
 
 
 def seed_everything(seed: int) -> None:
