@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import random
 import time
 from typing import Any, Callable, Iterator
@@ -138,6 +139,8 @@ def quiet_upstream_progress() -> None:
         if not isinstance(module.tqdm, functools.partial):
             module.tqdm = functools.partial(tqdm, disable=True)
     flow_module.print = _silent_print  # shadows the builtin in that module only
+    # T3 asks for attentions it never reads; transformers says so once per process.
+    logging.getLogger("transformers.integrations.sdpa_attention").setLevel(logging.ERROR)
 
 
 def seed_everything(seed: int) -> None:
