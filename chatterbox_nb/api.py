@@ -107,6 +107,7 @@ def say(
     cap = DEFAULT_MAX_TOKENS if max_tokens is None else options.check_int("max_tokens", max_tokens, 1, options.MAX_TOKENS_LIMIT)
     seed = None if seed is None else options.check_int("seed", seed, 0, 2**63 - 1)
     resolved = voices_api.voices.resolve(voice)
+    out = options.check_out(out)
 
     for _attempt in range(2):  # a second time only if the model was evicted while we queued
         loaded, source, load_s, wait_s = loading.obtain(choice)

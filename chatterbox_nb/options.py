@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from . import config
@@ -106,3 +107,15 @@ def check_language(model: str, lang: str | None) -> str | None:
     if code not in known:
         raise InvalidOption(f"Unknown language {code!r} for multilingual: use one of {', '.join(sorted(known))}.")
     return code
+
+
+def check_out(out: Any) -> Path | None:
+    """Where `--out` will write, checked before any generation (a typo must not cost one)."""
+    if out is None:
+        return None
+    path = Path(out).expanduser()
+    if path.is_dir():
+        raise InvalidOption(f"--out {out} is a folder; give a file name, such as {path / 'speech.wav'}.")
+    if not path.parent.is_dir():
+        raise InvalidOption(f"--out {out}: the folder {path.parent} does not exist.")
+    return path
