@@ -283,3 +283,21 @@ def test_voice_survives_a_kernel_restart(kernel, tmp_path):
     bad = kernel.execute('%chatterbox say "Hi." -v nobody --weights dummy:reduced --device cpu')
     assert bad["status"] == "error" and bad["reply"]["ename"] == "UsageError"
     assert "known voices are" in bad["reply"]["evalue"] and name in bad["reply"]["evalue"]
+
+
+def test_disk_full_keeps_conditionals_in_memory(english_reduced, tmp_path, monkeypatch, computations):
+    import errno
+
+    def full_disk(conds, path):
+        Path(path).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(diskcache, "save_conds", full_disk)
+    files = cnb.voices.resolve(str(_wav(tmp_path / "full.wav", seed=111))).files
+    with pytest.warns(diskcache.CacheWarning, match="No space left on device"):
+        _, source, _ = engine.conditionals(english_reduced, files, config.cache_dir())
+    assert source == "computed"
+    folder = engine.conds_dir(config.cache_dir(), english_reduced)
+    assert not (folder / f"{files[0].sha256}.safetensors").exists() and not list(folder.glob(".*incomplete"))
+    assert engine.conditionals(english_reduced, files, config.cache_dir())[1] == "memory"
+    assert len(computations) == 1
