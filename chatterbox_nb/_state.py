@@ -27,6 +27,8 @@ class KernelState:
         self.load_locks: dict[Any, threading.Lock] = {}
         #: background loads by (model, weights, device, dtype): running, or failed and not yet reported
         self.tasks: dict[Any, Any] = {}
+        #: long says generating in the background (progressive.ChunkRun), for `cnb.stop()`
+        self.says: list[Any] = []
         #: Utterances of this kernel, oldest first
         self.history: list[Any] = []
         #: the `Chatterbox` settings object (config.py), created on first use

@@ -1,8 +1,10 @@
 """The Python API: plain functions, usable without IPython. The magic calls these.
 
 One `say` reads straight down: check every option (nothing changes on a mistake),
-get the model from the kernel registry (or load it), take the model's lock, run
-upstream's `generate` with stage timings, wrap the audio in an `Utterance`.
+split the text into chunks (`text.py`), get the model from the kernel registry (or
+load it), generate the chunks in order under the model's lock (`progressive.py`;
+upstream's `generate` with stage timings, chunk by chunk), feed the progressive
+player as they come when there are several, wrap the audio in an `Utterance`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, loading, options
+from . import config, loading, options, progressive
 from ._state import STATE
 from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
 from .engine.tasks import LoadTask
-from .errors import AudioFileError, InvalidOption, ModelNotLoaded
+from .errors import AudioFileError, InvalidOption, ModelNotLoaded, Stopped
 from .loading import LoadReport
+from .text import chunk_text
 from .utterance import Utterance
 
-__all__ = ["load", "say", "warmup", "unload", "status", "history", "LoadReport", "LoadTask", "Status"]
+__all__ = ["load", "say", "stop", "warmup", "unload", "status", "history", "LoadReport", "LoadTask", "Status"]
 
 
 def _warmup_level(level: str | None) -> str:
@@ -89,7 +92,12 @@ def say(
     dtype: str | None = None,
     weights: str | None = None,
 ) -> Utterance:
-    """Synthesize `text`; the result renders as a player plus timings in a notebook."""
+    """Synthesize `text`; the result renders as a player plus timings in a notebook.
+
+    Long text is spoken sentence by sentence (chunk `i` seeded `seed + i`, all with
+    the same voice), joined with short pauses. In a kernel a progressive player shows
+    at once and plays each chunk as it is ready; this returns when all are done, or
+    after the current chunk when stopped (the stop button, `stop()`)."""
     start = time.perf_counter()
     text = options.check_text(text)
     choice = options.choose_model(model, weights, device, dtype)
@@ -108,21 +116,42 @@ def say(
     seed = None if seed is None else options.check_int("seed", seed, 0, 2**63 - 1)
     voice_path = _voice_file(voice)
 
+    chunks = chunk_text(text, language)
+
+    live = None
     for _attempt in range(2):  # a second time only if the model was evicted while we queued
         loaded, source, load_s, wait_s = loading.obtain(choice)
         timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
-        lock_start = time.perf_counter()
-        with loaded.use(user=True):
-            if loaded.tts is None:
-                continue
-            timings["wait_s"] = wait_s + time.perf_counter() - lock_start
-            audio, stages = _generate(loaded, spec, text, voice_path, language, cap, seed, sampling)
-            break
+        if live is None and len(chunks) > 1:
+            live = _show_live_player(text, len(chunks), loaded.is_dummy)
+        run = progressive.ChunkRun(
+            loaded,
+            chunks,
+            lambda: _conditionals(loaded, spec, voice_path, sampling),
+            _speaker(loaded, spec, language, cap, seed, sampling),
+            sample_rate=SAMPLE_RATE,
+        )
+        try:
+            result = run.start().wait(None if live is None else lambda p: live.add(p.audio, p.stages["speech_tokens"]))
+            if not result.pieces:
+                raise Stopped("Stopped before the first sentence was ready; nothing was made.")
+        except progressive.Evicted:
+            continue
+        except BaseException as exc:
+            if live is not None:
+                live.fail(exc)
+            raise
+        timings["wait_s"] = wait_s + result.lock_wait_s
+        break
     else:
         raise ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
-    timings.update(stages)
+    audio = result.audio
+    timings.update(conditioning_s=result.conditioning_s, **result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
+    if len(chunks) > 1:  # playable once the first chunk reached the player
+        timings["first_audio_s"] = result.first_piece_at - start
+    timings["chunks_done"], timings["stopped"] = len(result.pieces), result.stopped
 
     params = {
         "model": choice.model,
@@ -133,9 +162,13 @@ def say(
         "lang": language,
         "seed": seed,
         "max_tokens": cap,
+        "chunks": len(chunks),
         **sampling,
     }
     utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=autoplay)
+    if live is not None:
+        live.finish(timings, result.stopped)
+        utt.mark_shown()  # the live player is this cell's player: no second one for the same audio
     with STATE.lock:
         STATE.history.append(utt)
     if out is not None:
@@ -143,30 +176,57 @@ def say(
     return utt
 
 
-def _generate(
-    loaded: Any, spec: Any, text: str, voice_path: Path | None, language: str | None, cap: int, seed: int | None,
-    sampling: dict[str, float],
-) -> tuple[Any, dict[str, Any]]:
-    """Conditioning (when a voice file is given) and generation; the caller holds the model."""
+def _conditionals(loaded: Any, spec: Any, voice_path: Path | None, sampling: dict[str, float]) -> Any:
+    """The voice, computed once per say (every chunk speaks with it); the caller holds the model."""
     from .engine import synth
 
-    cond_start = time.perf_counter()
-    conds = None
-    if voice_path is not None:
-        conds = synth.compute_conditionals(loaded.tts, spec, str(voice_path), sampling["exaggeration"])
-    conditioning_s = time.perf_counter() - cond_start
-    audio, stages = synth.generate(
-        loaded.tts,
-        spec,
-        text,
-        conds=conds,
-        language=language,
-        max_tokens=cap,
-        seed=seed,
-        sampling=sampling,
-        renderable_only=loaded.is_dummy,
-    )
-    return audio, {"conditioning_s": conditioning_s, **stages}
+    if voice_path is None:
+        return None
+    return synth.compute_conditionals(loaded.tts, spec, str(voice_path), sampling["exaggeration"])
+
+
+def _speaker(
+    loaded: Any, spec: Any, language: str | None, cap: int, seed: int | None, sampling: dict[str, float]
+) -> progressive.Speak:
+    """One chunk through upstream's `generate`; chunk `i` is seeded `seed + i`, so a
+    seeded say is reproducible and a one-chunk say is seeded exactly as given."""
+    from .engine import synth
+
+    def speak(text: str, i: int, conds: Any) -> tuple[Any, dict[str, Any]]:
+        return synth.generate(
+            loaded.tts,
+            spec,
+            text,
+            conds=conds,
+            language=language,
+            max_tokens=cap,
+            seed=None if seed is None else (seed + i) % 2**63,
+            sampling=sampling,
+            renderable_only=loaded.is_dummy,
+        )
+
+    return speak
+
+
+def _show_live_player(text: str, total: int, dummy: bool) -> Any:
+    """The progressive player, shown now, in a kernel with a front end; None elsewhere."""
+    from .display.player import _in_kernel
+
+    if not _in_kernel():
+        return None
+    from IPython.display import display
+
+    from .display.live import LivePlayer
+
+    live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy)
+    display(live)
+    return live
+
+
+def stop() -> int:
+    """Stop every long say after the chunk it is generating; each returns what it made.
+    Returns how many were running."""
+    return progressive.stop_all()
 
 
 def _finish_timings(timings: dict[str, Any], audio_s: float) -> None:
@@ -195,6 +255,7 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
     if not all:
         model = options.choose_model(model).model
     loading.cancel_all(join_s=10.0, model=None if all else model)
+    progressive.stop_all()  # a long say holds the model until its current chunk ends
     dropped = []
     for loaded in loader.loaded_models():
         if all or loaded.name == model:

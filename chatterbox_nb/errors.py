@@ -41,3 +41,7 @@ class CacheError(ChatterboxError):
 
 class ModelNotLoaded(ChatterboxError):
     """An operation needs a model that is not in memory."""
+
+
+class Stopped(ChatterboxError):
+    """A say was stopped before any of its audio was made."""
