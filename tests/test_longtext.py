@@ -154,7 +154,7 @@ def test_cell_in_a_kernel_shows_one_progressive_player(kernel):
     assert shown[0]["type"] == "display_data"
     assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
     assert shown[0]["data"]["text/plain"].startswith("Progressive player: 3 chunks")
-    assert kernel.value("_.timings['chunks_done'], _.timings['stopped']") == (3, False)
+    assert kernel.value("(_.timings['chunks_done'], _.timings['stopped'])") == (3, False)
     assert kernel.value("_.timings['first_audio_s'] < _.timings['total_s'] / 2") is True
 
 
@@ -168,6 +168,6 @@ def test_stop_button_in_a_kernel_keeps_the_first_chunks(kernel):
     result = kernel.execute("u = " + "%chatterbox say " + repr(text) + " --weights dummy:reduced --device cpu "
                             "--max-tokens 6 --seed 1", interrupt_after=2.0)  # during the first chunk
     Kernel.ok(result)
-    done, stopped = kernel.value("u.timings['chunks_done'], u.timings['stopped']")
+    done, stopped = kernel.value("(u.timings['chunks_done'], u.timings['stopped'])")
     assert stopped is True and 1 <= done < 4
     assert kernel.value("__import__('chatterbox_nb').history[-1] is u") is True
