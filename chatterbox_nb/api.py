@@ -118,33 +118,9 @@ def say(
 
     chunks = chunk_text(text, language)
 
-    live = None
-    for _attempt in range(2):  # a second time only if the model was evicted while we queued
-        loaded, source, load_s, wait_s = loading.obtain(choice)
-        timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
-        if live is None and len(chunks) > 1:
-            live = _show_live_player(text, len(chunks), loaded.is_dummy)
-        run = progressive.ChunkRun(
-            loaded,
-            chunks,
-            lambda: _conditionals(loaded, spec, voice_path, sampling),
-            _speaker(loaded, spec, language, cap, seed, sampling),
-            sample_rate=SAMPLE_RATE,
-        )
-        try:
-            result = run.start().wait(None if live is None else lambda p: live.add(p.audio, p.stages["speech_tokens"]))
-            if not result.pieces:
-                raise Stopped("Stopped before the first sentence was ready; nothing was made.")
-        except progressive.Evicted:
-            continue
-        except BaseException as exc:
-            if live is not None:
-                live.fail(exc)
-            raise
-        timings["wait_s"] = wait_s + result.lock_wait_s
-        break
-    else:
-        raise ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
+    prepare = _conditionals_for(spec, voice_path, sampling)
+    speak = _speaker(spec, language, cap, seed, sampling)
+    loaded, timings, result, live = _generate_chunks(choice, text, chunks, prepare, speak)
     audio = result.audio
     timings.update(conditioning_s=result.conditioning_s, **result.stages)
     timings["total_s"] = time.perf_counter() - start
@@ -176,23 +152,56 @@ def say(
     return utt
 
 
-def _conditionals(loaded: Any, spec: Any, voice_path: Path | None, sampling: dict[str, float]) -> Any:
-    """The voice, computed once per say (every chunk speaks with it); the caller holds the model."""
+def _generate_chunks(
+    choice: options.ModelChoice, text: str, chunks: list[str], prepare: progressive.Prepare, speak: progressive.Speak
+) -> tuple[Any, dict[str, Any], progressive.RunResult, Any]:
+    """Get the model and run the chunks on it, feeding the live player (several
+    chunks, in a kernel); a second time only if the model was evicted while we queued."""
+    live = None
+    for _attempt in range(2):
+        loaded, source, load_s, wait_s = loading.obtain(choice)
+        timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
+        if live is None and len(chunks) > 1:
+            live = _show_live_player(text, len(chunks), loaded.is_dummy)
+        run = progressive.ChunkRun(loaded, chunks, prepare, speak, sample_rate=SAMPLE_RATE)
+        try:
+            result = run.start().wait(None if live is None else lambda p: live.add(p.audio, p.stages["speech_tokens"]))
+            if not result.pieces:
+                raise Stopped("Stopped before the first sentence was ready; nothing was made.")
+        except progressive.Evicted:
+            continue
+        except BaseException as exc:
+            if live is not None:
+                live.fail(exc)
+            raise
+        timings["wait_s"] = wait_s + result.lock_wait_s
+        return loaded, timings, result, live
+    error = ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
+    if live is not None:
+        live.fail(error)
+    raise error
+
+
+def _conditionals_for(spec: Any, voice_path: Path | None, sampling: dict[str, float]) -> progressive.Prepare:
+    """The voice, computed once per say by the run that holds the model: every chunk speaks with it."""
     from .engine import synth
 
-    if voice_path is None:
-        return None
-    return synth.compute_conditionals(loaded.tts, spec, str(voice_path), sampling["exaggeration"])
+    def prepare(loaded: Any) -> Any:
+        if voice_path is None:
+            return None
+        return synth.compute_conditionals(loaded.tts, spec, str(voice_path), sampling["exaggeration"])
+
+    return prepare
 
 
 def _speaker(
-    loaded: Any, spec: Any, language: str | None, cap: int, seed: int | None, sampling: dict[str, float]
+    spec: Any, language: str | None, cap: int, seed: int | None, sampling: dict[str, float]
 ) -> progressive.Speak:
     """One chunk through upstream's `generate`; chunk `i` is seeded `seed + i`, so a
     seeded say is reproducible and a one-chunk say is seeded exactly as given."""
     from .engine import synth
 
-    def speak(text: str, i: int, conds: Any) -> tuple[Any, dict[str, Any]]:
+    def speak(loaded: Any, text: str, i: int, conds: Any) -> tuple[Any, dict[str, Any]]:
         return synth.generate(
             loaded.tts,
             spec,

@@ -24,14 +24,16 @@ import numpy as np
 from ._state import STATE
 from .errors import ChatterboxError
 
-__all__ = ["PAUSE_S", "Piece", "ChunkRun", "Evicted", "running", "stop_all"]
+__all__ = ["PAUSE_S", "Piece", "RunResult", "ChunkRun", "Evicted", "Prepare", "Speak", "running", "stop_all"]
 
 #: silence between chunks: a sentence break, and what the player and the final audio share
 PAUSE_S = 0.12
 STAGES = ("t3_s", "s3gen_s", "watermark_s")
 
-#: (chunk text, chunk index, conditionals) -> (audio, stage timings)
-Speak = Callable[[str, int, Any], "tuple[np.ndarray, dict[str, Any]]"]
+#: (model, chunk text, chunk index, conditionals) -> (audio, stage timings)
+Speak = Callable[[Any, str, int, Any], "tuple[np.ndarray, dict[str, Any]]"]
+#: (model) -> the conditionals every chunk uses (None: the model's built-in voice)
+Prepare = Callable[[Any], Any]
 
 
 class Evicted(ChatterboxError):
@@ -71,7 +73,7 @@ class ChunkRun:
         self,
         loaded: Any,
         chunks: list[str],
-        prepare: Callable[[], Any],
+        prepare: Prepare,
         speak: Speak,
         *,
         sample_rate: int,
@@ -105,12 +107,12 @@ class ChunkRun:
                 if self.loaded.tts is None:
                     raise Evicted("The model was unloaded while this say waited; run it again.")
                 begin = time.perf_counter()
-                conds = self._prepare()
+                conds = self._prepare(self.loaded)
                 self.conditioning_s = time.perf_counter() - begin
                 for i, text in enumerate(self.chunks):
                     if i and self._stop.is_set():
                         break
-                    audio, stages = self._speak(text, i, conds)
+                    audio, stages = self._speak(self.loaded, text, i, conds)
                     if i:
                         audio = np.concatenate([self._pause, audio])
                     self.done += 1
@@ -156,15 +158,19 @@ class ChunkRun:
         """Block until the run ends (or is stopped); `on_piece` sees each piece first."""
         pieces: list[Piece] = []
         first_at = None
-        for piece in self._pieces():
-            if on_piece is not None:
-                try:
-                    on_piece(piece)
-                except KeyboardInterrupt:  # pressed while the player was fed: same as while waiting
-                    self.stop()
-            if first_at is None:
-                first_at = time.perf_counter()
-            pieces.append(piece)
+        try:
+            for piece in self._pieces():
+                if on_piece is not None:
+                    try:
+                        on_piece(piece)
+                    except KeyboardInterrupt:  # pressed while the player was fed: same as while waiting
+                        self.stop()
+                if first_at is None:
+                    first_at = time.perf_counter()
+                pieces.append(piece)
+        except BaseException:
+            self.stop()  # nobody takes the pieces any more: free the model after this chunk
+            raise
         stages: dict[str, Any] = {k: sum(p.stages.get(k, 0.0) for p in pieces) for k in STAGES}
         stages["speech_tokens"] = sum(int(p.stages.get("speech_tokens", 0)) for p in pieces)
         return RunResult(

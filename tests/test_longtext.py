@@ -148,7 +148,8 @@ def test_cell_in_a_kernel_shows_one_progressive_player(kernel):
     from kernel_utils import Kernel
 
     Kernel.ok(kernel.execute("%load_ext chatterbox_nb"))
-    result = Kernel.ok(kernel.execute(_CELL + "One sentence comes first here. Another sentence follows it. A third one ends it."))
+    text = "One sentence comes first here. Another sentence follows it. A third one ends it."
+    result = Kernel.ok(kernel.execute(_CELL + text))
     shown = [o for o in result["outputs"] if o["type"] in ("display_data", "execute_result")]
     assert len(shown) == 1, shown  # the live player; the returned Utterance does not render again
     assert shown[0]["type"] == "display_data"
