@@ -7,8 +7,9 @@ is split into sentences with pysbd (a maintained rule-based segmenter that knows
 then:
 
 - each sentence is its own chunk, so the first one is ready as early as possible;
-- a sentence under `MIN_CHARS` ("Yes.", "Hi there.") is merged with its neighbour,
-  since very short inputs come out clipped or rushed;
+- a sentence under `MIN_CHARS` ("Yes.", "Hi there.") is merged with its neighbour:
+  every chunk pays S3Gen's fixed cost (seconds on a CPU), and a lone word has no
+  sentence around it;
 - a sentence over `MAX_CHARS` characters or `MAX_WORDS` words (about 15 s of
   speech, well inside the 1000-token cap) is split at clause punctuation, then at
   spaces, then (text without spaces, as in Chinese or Japanese) anywhere.
