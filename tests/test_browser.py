@@ -135,6 +135,7 @@ def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
             )
             (rec,) = page.evaluate("() => window.chatterboxNbPlayers")
             state = page.eval_on_selector(".cnb-live", "el => ({...el.dataset})")
+            page.screenshot(path=str(tmp_path / "player.png"))  # kept with a failed test's tmp_path
         finally:
             context.close()
 
