@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "say",
+    "stop",
     "load",
     "warmup",
     "unload",
@@ -28,6 +29,7 @@ __all__ = [
 
 _LAZY = {
     "say": "api",
+    "stop": "api",
     "load": "api",
     "warmup": "api",
     "unload": "api",
@@ -39,7 +41,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import load, say, status, unload
+    from .api import load, say, status, stop, unload
     from .errors import ChatterboxError
     from .utterance import Utterance
 
@@ -78,7 +80,9 @@ def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics and stop background work between its steps; loaded models
     stay in the kernel for the next %load_ext."""
     from .loading import cancel_all
+    from .progressive import stop_all
 
+    stop_all(join_s=10.0)
     cancel_all(join_s=10.0)
     for kind in ("line", "cell"):
         ipython.magics_manager.magics[kind].pop("chatterbox", None)

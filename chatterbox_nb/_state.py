@@ -28,6 +28,8 @@ class KernelState:
         self.load_locks: dict[Any, threading.Lock] = {}
         #: background loads by (model, weights, device, dtype): running, or failed and not yet reported
         self.tasks: dict[Any, Any] = {}
+        #: long says generating in the background (progressive.ChunkRun), for `cnb.stop()`
+        self.says: list[Any] = []
         #: Utterances of this kernel, oldest first
         self.history: list[Any] = []
         #: voice conditionals by (model entry, audio sha256), least recently used first

@@ -1,8 +1,10 @@
 """The Python API: plain functions, usable without IPython. The magic calls these.
 
 One `say` reads straight down: check every option (nothing changes on a mistake),
-get the model from the kernel registry (or load it), take the model's lock, run
-upstream's `generate` with stage timings, wrap the audio in an `Utterance`.
+split the text into chunks (`text.py`), get the model from the kernel registry (or
+load it), generate the chunks in order under the model's lock (`progressive.py`;
+upstream's `generate` with stage timings, chunk by chunk), feed the progressive
+player as they come when there are several, wrap the audio in an `Utterance`.
 """
 
 from __future__ import annotations
@@ -11,15 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, loading, options, voices_api
+from . import config, loading, options, progressive, voices_api
 from ._state import STATE
 from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
 from .engine.tasks import LoadTask
-from .errors import InvalidOption, ModelNotLoaded
+from .errors import InvalidOption, ModelNotLoaded, Stopped
 from .loading import LoadReport
+from .text import chunk_text
 from .utterance import Utterance
 
-__all__ = ["load", "say", "warmup", "unload", "status", "history", "LoadReport", "LoadTask", "Status"]
+__all__ = ["load", "say", "stop", "warmup", "unload", "status", "history", "LoadReport", "LoadTask", "Status"]
 
 
 def _warmup_level(level: str | None) -> str:
@@ -89,7 +92,12 @@ def say(
     dtype: str | None = None,
     weights: str | None = None,
 ) -> Utterance:
-    """Synthesize `text`; the result renders as a player plus timings in a notebook."""
+    """Synthesize `text`; the result renders as a player plus timings in a notebook.
+
+    Long text is spoken sentence by sentence (chunk `i` seeded `seed + i`, all with
+    the same voice), joined with short pauses. In a kernel a progressive player shows
+    at once and plays each chunk as it is ready; this returns when all are done, or
+    after the current chunk when stopped (the stop button, `stop()`)."""
     start = time.perf_counter()
     text = options.check_text(text)
     choice = options.choose_model(model, weights, device, dtype)
@@ -109,21 +117,20 @@ def say(
     resolved = voices_api.voices.resolve(voice)
     out = options.check_out(out)
 
-    for _attempt in range(2):  # a second time only if the model was evicted while we queued
-        loaded, source, load_s, wait_s = loading.obtain(choice)
-        timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
-        lock_start = time.perf_counter()
-        with loaded.use(user=True):
-            if loaded.tts is None:
-                continue
-            timings["wait_s"] = wait_s + time.perf_counter() - lock_start
-            audio, stages = _generate(loaded, spec, text, resolved, language, cap, seed, sampling)
-            break
-    else:
-        raise ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
-    timings.update(stages)
+    chunks = chunk_text(text, language)
+
+    voice_source: dict[str, str] = {}
+    prepare = _conditionals_for(resolved, voice_source)
+    speak = _speaker(spec, language, cap, seed, sampling)
+    loaded, timings, result, live = _generate_chunks(choice, text, chunks, prepare, speak)
+    audio = result.audio
+    timings.update(conditioning_s=result.conditioning_s, voice_source=voice_source.get("source", "built-in"))
+    timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
+    if len(chunks) > 1:  # playable once the first chunk reached the player
+        timings["first_audio_s"] = result.first_piece_at - start
+    timings["chunks_done"], timings["stopped"] = len(result.pieces), result.stopped
 
     params = {
         "model": choice.model,
@@ -134,9 +141,13 @@ def say(
         "lang": language,
         "seed": seed,
         "max_tokens": cap,
+        "chunks": len(chunks),
         **sampling,
     }
     utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=autoplay)
+    if live is not None:
+        live.finish(timings, result.stopped)
+        utt.mark_shown()  # the live player is this cell's player: no second one for the same audio
     with STATE.lock:
         STATE.history.append(utt)
     if out is not None:
@@ -144,32 +155,94 @@ def say(
     return utt
 
 
-def _generate(
-    loaded: Any, spec: Any, text: str, voice: voices_api.Resolved | None, language: str | None, cap: int, seed: int | None,
-    sampling: dict[str, float],
-) -> tuple[Any, dict[str, Any]]:
-    """Conditioning (a cached voice costs a lookup) and generation; the caller holds the model."""
-    from .engine import synth
+def _generate_chunks(
+    choice: options.ModelChoice, text: str, chunks: list[str], prepare: progressive.Prepare, speak: progressive.Speak
+) -> tuple[Any, dict[str, Any], progressive.RunResult, Any]:
+    """Get the model and run the chunks on it, feeding the live player (several
+    chunks, in a kernel); a second time only if the model was evicted while we queued."""
+    live = None
+    for _attempt in range(2):
+        loaded, source, load_s, wait_s = loading.obtain(choice)
+        timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
+        if live is None and len(chunks) > 1:
+            live = _show_live_player(text, len(chunks), loaded.is_dummy)
+        run = progressive.ChunkRun(loaded, chunks, prepare, speak, sample_rate=SAMPLE_RATE)
+        try:
+            result = run.start().wait(None if live is None else lambda p: live.add(p.audio, p.stages["speech_tokens"]))
+            if not result.pieces:
+                raise Stopped("Stopped before the first sentence was ready; nothing was made.")
+        except progressive.Evicted:
+            continue
+        except BaseException as exc:
+            if live is not None:
+                live.fail(exc)
+            raise
+        timings["wait_s"] = wait_s + result.lock_wait_s
+        return loaded, timings, result, live
+    error = ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
+    if live is not None:
+        live.fail(error)
+    raise error
+
+
+def _conditionals_for(voice: voices_api.Resolved | None, report: dict[str, str]) -> progressive.Prepare:
+    """The voice, obtained once per say by the run that holds the model (a cached voice
+    costs a lookup): every chunk speaks with it. `report["source"]` says where it came from."""
     from .engine import voices as voice_engine
 
-    cond_start = time.perf_counter()
-    conds, voice_source = None, "built-in"
-    if voice is not None:
-        conds, voice_source, computed = voice_engine.conditionals(loaded, voice.files, config.cache_dir())
+    def prepare(loaded: Any) -> Any:
+        if voice is None:
+            report["source"] = "built-in"
+            return None
+        conds, report["source"], computed = voice_engine.conditionals(loaded, voice.files, config.cache_dir())
         voices_api.voices.record(voice, computed)
-    conditioning_s = time.perf_counter() - cond_start
-    audio, stages = synth.generate(
-        loaded.tts,
-        spec,
-        text,
-        conds=conds,
-        language=language,
-        max_tokens=cap,
-        seed=seed,
-        sampling=sampling,
-        renderable_only=loaded.is_dummy,
-    )
-    return audio, {"conditioning_s": conditioning_s, "voice_source": voice_source, **stages}
+        return conds
+
+    return prepare
+
+
+def _speaker(
+    spec: Any, language: str | None, cap: int, seed: int | None, sampling: dict[str, float]
+) -> progressive.Speak:
+    """One chunk through upstream's `generate`; chunk `i` is seeded `seed + i`, so a
+    seeded say is reproducible and a one-chunk say is seeded exactly as given."""
+    from .engine import synth
+
+    def speak(loaded: Any, text: str, i: int, conds: Any) -> tuple[Any, dict[str, Any]]:
+        return synth.generate(
+            loaded.tts,
+            spec,
+            text,
+            conds=conds,
+            language=language,
+            max_tokens=cap,
+            seed=None if seed is None else (seed + i) % 2**63,
+            sampling=sampling,
+            renderable_only=loaded.is_dummy,
+        )
+
+    return speak
+
+
+def _show_live_player(text: str, total: int, dummy: bool) -> Any:
+    """The progressive player, shown now, in a kernel with a front end; None elsewhere."""
+    from .display.player import _in_kernel
+
+    if not _in_kernel():
+        return None
+    from IPython.display import display
+
+    from .display.live import LivePlayer
+
+    live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy)
+    display(live)
+    return live
+
+
+def stop() -> int:
+    """Stop every long say after the chunk it is generating; each returns what it made.
+    Returns how many were running."""
+    return progressive.stop_all()
 
 
 def _finish_timings(timings: dict[str, Any], audio_s: float) -> None:
@@ -189,6 +262,7 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
     if not all:
         model = options.choose_model(model).model
     loading.cancel_all(join_s=10.0, model=None if all else model)
+    progressive.stop_all()  # a long say holds the model until its current chunk ends
     dropped = []
     for loaded in loader.loaded_models():
         if all or loaded.name == model:

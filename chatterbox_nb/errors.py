@@ -45,3 +45,7 @@ class ModelNotLoaded(ChatterboxError):
 
 class UnknownVoice(ChatterboxError, LookupError):
     """`--voice` names no registered voice and no audio file."""
+
+
+class Stopped(ChatterboxError):
+    """A say was stopped before any of its audio was made."""

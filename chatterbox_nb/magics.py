@@ -37,7 +37,10 @@ HELP = """\
                      the disk cache: entries and sizes / check every checksum / delete
   help               this text
 
-%%chatterbox [say opts]   the cell body is the text.
+%%chatterbox [say opts]   the cell body is the text. Long text is said sentence by sentence:
+                     a progressive player starts on the first while the rest is made;
+                     the stop button (or cnb.stop()) ends it after the current sentence
+                     and keeps what was made.
 
 Common options: -m/--model english|turbo|multilingual, --device auto|cpu|cuda[:N]|mps,
 --dtype float32|bfloat16|float16, --weights hub|dummy|dummy:reduced|FOLDER.

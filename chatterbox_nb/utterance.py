@@ -79,6 +79,8 @@ class Utterance(ShownOncePerCell):
         t = self.timings
         noise = " [noise: dummy weights]" if self.dummy else ""
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
+        if t.get("stopped"):
+            noise += f" [stopped after {t.get('chunks_done')} of {self.params.get('chunks')} chunks]"
         return (
             f"Utterance {text!r}: {self.duration:.2f} s of audio at {self.sample_rate} Hz{noise}; "
             f"total {t.get('total_s', 0):.2f} s (T3 {t.get('t3_s', 0):.2f} s for {t.get('speech_tokens', 0)} tokens, "

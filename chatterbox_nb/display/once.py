@@ -31,6 +31,10 @@ class ShownOncePerCell:
             return
         display(self._repr_mimebundle_(), raw=True)
 
+    def mark_shown(self) -> None:
+        """Another display already stands for this object in the current cell."""
+        self._skip_display_in_cell = _cell()
+
     def show(self) -> Any:
         """Display now, and not again when this cell's value is the same object."""
         from IPython.display import display

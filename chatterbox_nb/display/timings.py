@@ -38,8 +38,13 @@ def timings_html(timings: dict[str, Any]) -> str:
     tokens = timings.get("speech_tokens", 0)
     t3_s = float(timings.get("t3_s") or 0.0)
     rate = f" ({tokens / t3_s:.1f} tok/s)" if t3_s > 0 and tokens else ""
+    chunks = ""
+    if timings.get("stopped") or timings.get("first_audio_s", total) < total:
+        done = timings.get("chunks_done", 0)
+        chunks = f" · first audio after {_fmt(float(timings['first_audio_s']))} · {done} chunks"
+        chunks += " (stopped)" if timings.get("stopped") else ""
     summary = (
-        f"<b>total {_fmt(total)}</b> · audio {float(timings.get('audio_s') or 0):.2f} s · "
+        f"<b>total {_fmt(total)}</b>{chunks} · audio {float(timings.get('audio_s') or 0):.2f} s · "
         f"RTF {float(timings.get('rtf') or 0):.2f} · {tokens} speech tokens{rate} · "
         f"model from <code>{html.escape(str(timings.get('model_source', '?')))}</code>"
     )

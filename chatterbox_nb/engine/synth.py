@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from . import stopping
 from .build import quiet_upstream_warnings
 from .specs import SAMPLES_PER_TOKEN, ModelSpec
 
@@ -128,16 +129,17 @@ def _silent_print(*args: Any, **kwargs: Any) -> None:
 def quiet_upstream_progress() -> None:
     """T3's sampler and turbo's S3Gen draw plain-text tqdm bars per utterance into the
     notebook, and turbo's S3Gen prints a line; our own displays report progress, so
-    those are switched off (module by module, idempotent; nothing global changes)."""
+    those are switched off (module by module, idempotent; nothing global changes).
+    T3's bar is replaced by `stopping.token_loop`, which also lets a say be cut."""
     import functools
 
     import chatterbox.models.s3gen.flow_matching as flow_module
     import chatterbox.models.t3.t3 as t3_module
     from tqdm.auto import tqdm
 
-    for module in (t3_module, flow_module):
-        if not isinstance(module.tqdm, functools.partial):
-            module.tqdm = functools.partial(tqdm, disable=True)
+    t3_module.tqdm = stopping.token_loop  # also where a stopped say ends its tokens
+    if not isinstance(flow_module.tqdm, functools.partial):
+        flow_module.tqdm = functools.partial(tqdm, disable=True)
     flow_module.print = _silent_print  # shadows the builtin in that module only
     # T3 asks for attentions it never reads; transformers says so once per process.
     logging.getLogger("transformers.integrations.sdpa_attention").setLevel(logging.ERROR)

@@ -1,0 +1,217 @@
+"""Long text, chunk by chunk, in a background thread: the caller gets each piece of
+audio as soon as it is made, so a player can start on the first sentence.
+
+Why a thread: the caller (the notebook's main thread) stays free to pass pieces to
+the player and to take the stop button (KeyboardInterrupt), while generation goes
+on. The run holds the model's lock for all its chunks (`use(user=True)`): two says
+never interleave on one model, the voice's conditionals are computed once, and
+warm-up, which takes the model only between users' runs, goes on afterwards.
+
+Stopping (`stop()`, `cnb.stop()`, or the stop button while the caller waits) is
+cooperative: the chunk being generated is finished and kept, the rest is skipped.
+When that chunk is the last one (a short say), finishing it would stop nothing, so
+it is cut instead: T3 ends at its next token and S3Gen renders what was sampled. A
+second press cuts any chunk that way; a third stops waiting.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from ._state import STATE
+from .errors import ChatterboxError
+
+__all__ = ["PAUSE_S", "Piece", "RunResult", "ChunkRun", "Evicted", "Prepare", "Speak", "running", "stop_all"]
+
+#: silence between chunks: a sentence break, and what the player and the final audio share
+PAUSE_S = 0.12
+STAGES = ("t3_s", "s3gen_s", "watermark_s")
+
+#: (model, chunk text, chunk index, conditionals) -> (audio, stage timings)
+Speak = Callable[[Any, str, int, Any], "tuple[np.ndarray, dict[str, Any]]"]
+#: (model) -> the conditionals every chunk uses (None: the model's built-in voice)
+Prepare = Callable[[Any], Any]
+
+
+class Evicted(ChatterboxError):
+    """The model was unloaded while the run queued for it."""
+
+
+@dataclass
+class Piece:
+    """One chunk's audio, with the pause before it (none for the first), so the
+    pieces played back to back are exactly the final audio."""
+
+    index: int
+    text: str
+    audio: np.ndarray
+    stages: dict[str, Any]
+
+
+@dataclass
+class RunResult:
+    pieces: list[Piece]
+    total: int
+    stopped: bool
+    conditioning_s: float
+    lock_wait_s: float
+    first_piece_at: float | None = None  # perf_counter when the caller had the first piece
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def audio(self) -> np.ndarray:
+        return np.concatenate([p.audio for p in self.pieces]) if self.pieces else np.zeros(0, np.float32)
+
+
+class ChunkRun:
+    """Generate `chunks` in order on `loaded`, in a daemon thread."""
+
+    def __init__(
+        self,
+        loaded: Any,
+        chunks: list[str],
+        prepare: Prepare,
+        speak: Speak,
+        *,
+        sample_rate: int,
+        pause_s: float = PAUSE_S,
+    ) -> None:
+        self.loaded = loaded
+        self.chunks = list(chunks)
+        self._prepare = prepare
+        self._speak = speak
+        self._pause = np.zeros(int(round(pause_s * sample_rate)), np.float32)
+        self._stop = threading.Event()
+        self._cut = threading.Event()  # end the chunk under way at T3's next token
+        self._events: queue.Queue = queue.Queue()
+        self.conditioning_s = 0.0
+        self.lock_wait_s = 0.0
+        self.done = 0
+        self.thread = threading.Thread(target=self._run, name="chatterbox_nb-say", daemon=True)
+
+    # -- the worker side -------------------------------------------------------------------
+
+    def start(self) -> "ChunkRun":
+        with STATE.lock:
+            STATE.says.append(self)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        from .engine.stopping import cuttable
+
+        try:
+            begin = time.perf_counter()
+            with self.loaded.use(user=True), cuttable(self._cut.is_set):
+                self.lock_wait_s = time.perf_counter() - begin
+                if self.loaded.tts is None:
+                    raise Evicted("The model was unloaded while this say waited; run it again.")
+                begin = time.perf_counter()
+                conds = self._prepare(self.loaded)
+                self.conditioning_s = time.perf_counter() - begin
+                for i, text in enumerate(self.chunks):
+                    if i and self._stop.is_set():
+                        break
+                    audio, stages = self._speak(self.loaded, text, i, conds)
+                    if i:
+                        audio = np.concatenate([self._pause, audio])
+                    self.done += 1
+                    self._events.put(Piece(i, text, audio, stages))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost in the thread
+            self._events.put(exc)
+        finally:
+            with STATE.lock:
+                if self in STATE.says:
+                    STATE.says.remove(self)
+            self._events.put(None)
+
+    # -- the caller side -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the chunk under way, keep it, skip the rest (the last chunk is cut)."""
+        self._stop.set()
+        if self.done >= len(self.chunks) - 1:
+            self._cut.set()
+
+    def cut(self) -> None:
+        """End the chunk under way at T3's next token, keep what it made, skip the rest."""
+        self._stop.set()
+        self._cut.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def _pieces(self) -> Iterator[Piece]:
+        """Pieces as they come; the stop button asks the run to stop after the chunk
+        under way, a second press cuts that chunk, a third stops waiting (the chunk
+        under way is then dropped)."""
+        while True:
+            try:
+                event = self._events.get(timeout=0.1)  # short waits: KeyboardInterrupt gets in
+            except queue.Empty:
+                continue
+            except KeyboardInterrupt:
+                if not self.stopped:
+                    self.stop()
+                elif not self._cut.is_set():
+                    self.cut()
+                else:
+                    return
+                continue
+            if event is None:
+                return
+            if isinstance(event, BaseException):
+                raise event
+            yield event
+
+    def wait(self, on_piece: Callable[[Piece], None] | None = None) -> RunResult:
+        """Block until the run ends (or is stopped); `on_piece` sees each piece first."""
+        pieces: list[Piece] = []
+        first_at = None
+        try:
+            for piece in self._pieces():
+                if on_piece is not None:
+                    try:
+                        on_piece(piece)
+                    except KeyboardInterrupt:  # pressed while the player was fed: same as while waiting
+                        self.stop()
+                if first_at is None:
+                    first_at = time.perf_counter()
+                pieces.append(piece)
+        except BaseException:
+            self.stop()  # nobody takes the pieces any more: free the model after this chunk
+            raise
+        stages: dict[str, Any] = {k: sum(p.stages.get(k, 0.0) for p in pieces) for k in STAGES}
+        stages["speech_tokens"] = sum(int(p.stages.get("speech_tokens", 0)) for p in pieces)
+        return RunResult(
+            pieces,
+            total=len(self.chunks),
+            stopped=len(pieces) < len(self.chunks) or self._cut.is_set(),
+            conditioning_s=self.conditioning_s,
+            lock_wait_s=self.lock_wait_s,
+            first_piece_at=first_at,
+            stages=stages,
+        )
+
+
+def running() -> list[ChunkRun]:
+    with STATE.lock:
+        return list(STATE.says)
+
+
+def stop_all(join_s: float = 0.0) -> int:
+    """Ask every running say to stop after its current chunk; how many there were."""
+    runs = running()
+    for run in runs:
+        run.stop()
+    deadline = time.monotonic() + join_s
+    for run in runs:
+        run.thread.join(max(0.0, deadline - time.monotonic()))
+    return len(runs)

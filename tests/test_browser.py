@@ -1,0 +1,147 @@
+"""The progressive player in a real browser: JupyterLab 4 in headless chromium (Playwright).
+
+A notebook runs `%%chatterbox` on a several-sentence text; the player records in the
+page what it did (`window.chatterboxNbPlayers`). The test asserts from the browser
+side that the first chunk was decoded and scheduled for playing while later chunks
+were still being generated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"),
+]
+
+TEXT = (
+    "The first sentence plays at once. The second one is made meanwhile. "
+    "A third sentence follows it. And the fourth one ends the cell."
+)
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def _notebook(path: Path) -> None:
+    cells = ["%load_ext chatterbox_nb", f"%%chatterbox --max-tokens 8 --seed 1\n{TEXT}"]
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None} for c in cells
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path, cache_dir):
+    """A JupyterLab server on a free port, no token, in a temporary root folder."""
+    root = tmp_path / "root"
+    root.mkdir()
+    _notebook(root / "live.ipynb")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CHATTERBOX_NB_WEIGHTS": "dummy:reduced",
+        "CHATTERBOX_NB_DEVICE": "cpu",
+        "CHATTERBOX_NB_CACHE_DIR": str(cache_dir),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+    }
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+        "--IdentityProvider.token=", "--ServerApp.password=", f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True", "--allow-root", "--LabApp.extension_manager=readonly",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+    log = open(tmp_path / "lab.log", "wb")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("jupyter lab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+_READY = """async () => {
+  const app = window.jupyterapp;
+  const panel = app.shell.currentWidget;
+  if (!panel || !panel.sessionContext) return false;
+  await panel.context.ready;
+  await panel.sessionContext.ready;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  return !!kernel && kernel.connectionStatus === "connected";
+}"""
+
+
+def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = context.new_page()
+            page.goto(f"{lab}/lab/tree/live.ipynb")
+            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
+            deadline = time.monotonic() + 120
+            while not page.evaluate(_READY):
+                assert time.monotonic() < deadline, "the notebook's kernel did not start"
+                time.sleep(0.5)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(
+                "() => (window.chatterboxNbPlayers || []).some(r => r.done && r.received === r.total)",
+                timeout=900_000,
+                polling=500,
+            )
+            (rec,) = page.evaluate("() => window.chatterboxNbPlayers")
+            state = page.eval_on_selector(".cnb-live", "el => ({...el.dataset})")
+            page.screenshot(path=str(tmp_path / "player.png"))  # kept with a failed test's tmp_path
+        finally:
+            context.close()
+
+    assert rec["total"] == 4 and rec["received"] == 4
+    assert rec["scheduled"] == 4  # every chunk decoded into a Web Audio buffer and scheduled
+    assert rec["firstScheduledReceived"] == 1  # the first played while three were still to come
+    assert rec["firstScheduledAt"] < rec["arrivals"][-1] - 1000  # seconds before the last chunk existed
+    assert rec["state"] == "running"  # the AudioContext really plays
+    assert state["scheduled"] == "4" and state["done"] == "true"
