@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 CODE = """
+import time
+import chatterbox.tts  # imports first: the figure is the hub check, not the imports (5-9 s)
 import chatterbox_nb as cnb
 from chatterbox_nb.errors import HubUnavailable
+start = time.perf_counter()
 try:
     cnb.load("english", weights="hub", device="cpu", wait=True)
 except HubUnavailable as exc:
     print("HUB:", exc)
+print("SECONDS:", time.perf_counter() - start)
 """
 
 
@@ -20,12 +23,13 @@ def _run(tmp_path, **env):
     import os
 
     full_env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "CHATTERBOX_NB_CACHE_DIR": str(tmp_path / "c"), **env}
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=full_env, timeout=120)
-    return out.stdout, time.perf_counter() - start
+    hub, _, seconds = out.stdout.rpartition("SECONDS:")
+    return hub, float(seconds)
 
 
 def test_offline_hub_fails_fast_with_remedies(tmp_path):
+    """Upstream's from_pretrained retries for ~23 s offline; ours says so at once."""
     out, seconds = _run(tmp_path)
     assert seconds < 10, seconds
     assert out.startswith("HUB: Cannot reach the Hugging Face hub for ResembleAI/chatterbox")
