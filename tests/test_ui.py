@@ -11,14 +11,19 @@ from chatterbox_nb._state import STATE
 SAY = "--weights dummy:reduced --device cpu --max-tokens 3"
 
 
-@pytest.fixture
-def two_utterances(shell, english_reduced):
+@pytest.fixture(scope="module")
+def two_utterances(english_reduced):
+    """Two says for the module (each costs seconds); the history holds just them meanwhile."""
+    import chatterbox_nb as cnb
+
     with STATE.lock:
         saved = list(STATE.history)
         STATE.history.clear()
-    shell.run_cell(f'%chatterbox say "First one" {SAY} --seed 1')
-    shell.run_cell(f'%chatterbox say "Second one" {SAY} --seed 2 --exaggeration 0.7')
-    yield list(STATE.history)
+    opts = dict(weights="dummy:reduced", device="cpu", max_tokens=3)
+    cnb.say("First one", seed=1, **opts)
+    cnb.say("Second one", seed=2, exaggeration=0.7, **opts)
+    utts = list(STATE.history)
+    yield utts
     with STATE.lock:
         STATE.history[:0] = saved
 
