@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
-
-from test_browser import _READY, CHROMIUM, CHROMIUM_ARGS, lab  # noqa: F401 - lab is a fixture
+from test_browser import CHROMIUM, CHROMIUM_ARGS, lab, open_notebook  # noqa: F401 - lab is a fixture
 
 pytestmark = [
     pytest.mark.slow,
@@ -69,12 +67,7 @@ def test_player_timings_and_ui_panel_render_and_generate(lab, tmp_path):  # noqa
         )
         try:
             page = context.new_page()
-            page.goto(f"{lab}/lab/tree/ui.ipynb")
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
-            deadline = time.monotonic() + 120
-            while not page.evaluate(_READY):
-                assert time.monotonic() < deadline, "the notebook's kernel did not start"
-                time.sleep(0.5)
+            open_notebook(page, f"{lab}/lab/tree/ui.ipynb")
             page.add_style_tag(content=".Toastify { display: none !important; }")  # the news prompt
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             try:

@@ -19,7 +19,7 @@ def two_utterances(english_reduced):
     with STATE.lock:
         saved = list(STATE.history)
         STATE.history.clear()
-    opts = dict(weights="dummy:reduced", device="cpu", max_tokens=3)
+    opts = {"weights": "dummy:reduced", "device": "cpu", "max_tokens": 3}
     cnb.say("First one", seed=1, **opts)
     cnb.say("Second one", seed=2, exaggeration=0.7, **opts)
     utts = list(STATE.history)
