@@ -119,3 +119,23 @@ def test_waveform_svg_is_the_envelope():
     svg = waveform_svg(audio)
     assert svg.startswith("<svg") and svg.count(",") == 2 * 600 + 1
     assert "<polyline" in waveform_svg(np.zeros(0, np.float32))
+
+
+def test_ui_panel_keeps_a_long_texts_progressive_player(english_reduced, monkeypatch):
+    """Several sentences: the live player goes into the panel (not the last cell), and stays."""
+    import chatterbox_nb.display.player as player
+    from chatterbox_nb.display.live import LivePlayer
+    from chatterbox_nb.display.panel import ui
+
+    shown = []
+    monkeypatch.setattr(player, "_in_kernel", lambda: True)  # as in a kernel: say shows a live player
+    monkeypatch.setattr(LivePlayer, "_repr_mimebundle_", lambda self, *a, **k: shown.append(self) or {})
+    panel = ui(weights="dummy:reduced", device="cpu", max_tokens=3)
+    panel.text.value = "The first sentence is here. The second sentence follows it."
+    panel.start()
+    utt = panel.wait(180)
+    assert panel.error == "" and utt.params["chunks"] == 2
+    (box,) = panel.result.children
+    assert box.children[-2].done and "2 chunks" in box.children[-2].status  # the ChunkPlayer, finished
+    assert "total" in box.children[-1].value  # its timing bars
+    assert shown == []  # never displayed through IPython

@@ -20,6 +20,7 @@ from .. import config
 from .._state import STATE
 from ..engine.specs import DEFAULT_MAX_TOKENS, SPECS
 from ..errors import ChatterboxError
+from .live import SHOW
 from .player import _in_kernel, utterance_widget
 
 BUILT_IN = "built-in"
@@ -183,6 +184,8 @@ class Panel:
         done = threading.Event()
         ticker = threading.Thread(target=self._tick, args=(begin, done), name="chatterbox_nb-ui-tick", daemon=True)
         ticker.start()
+        live: list[Any] = []
+        token = SHOW.set(lambda player: self._show_live(player, live))  # long text: its player goes here
         try:
             kwargs = self.kwargs()
             with watching(self._on_progress):
@@ -194,15 +197,21 @@ class Panel:
         else:
             self.last = utt
             self.history.append(utt)
-            self.result.children = [utterance_widget(utt)]
+            if not live:  # a progressive player stays: it may be playing, and it shows the timings
+                self.result.children = [utterance_widget(utt)]
             self.status.value = f'<span style="font:12px sans-serif">&#10003; done in {time.perf_counter() - begin:.2f} s</span>'
         finally:
+            SHOW.reset(token)
             done.set()
             ticker.join()
             self.bar.layout.visibility = "hidden"
             self.generate_button.disabled = False
             self.generate_button.description, self.generate_button.icon = "Generate", "play"
             self.models.value = self._models_html()
+
+    def _show_live(self, player: Any, shown: list[Any]) -> None:
+        shown.append(player)
+        self.result.children = [player.box]
 
     def _on_progress(self, stage: str, tokens: int) -> None:
         self._progress = (stage, tokens)  # called per token: only remember; the ticker draws
