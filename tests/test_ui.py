@@ -123,7 +123,7 @@ def test_waveform_svg_is_the_envelope():
 
 def test_ui_panel_keeps_a_long_texts_progressive_player(english_reduced, monkeypatch):
     """Several sentences: the live player goes into the panel (not the last cell), and stays."""
-    import chatterbox_nb.display.player as player
+    from chatterbox_nb.display import player
     from chatterbox_nb.display.live import LivePlayer
     from chatterbox_nb.display.panel import ui
 

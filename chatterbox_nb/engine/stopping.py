@@ -24,17 +24,18 @@ def token_loop(iterable: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[A
     """Upstream's per-token tqdm, replaced; always yields the first item, so at least
     one token is sampled and upstream's concatenation after the loop has something."""
     cut, progress = _CUT.get(), _PROGRESS.get()
-    n = 0
+    sampled = 0
     try:
         for n, item in enumerate(iterable):
             if n and cut is not None and cut():
                 return
+            sampled = n + 1
             if progress is not None:
-                progress("tokens", n + 1)
+                progress("tokens", sampled)
             yield item
     finally:
         if progress is not None:
-            progress("vocoder", n + 1)
+            progress("vocoder", sampled)
 
 
 @contextlib.contextmanager
