@@ -232,10 +232,10 @@ def _show_live_player(text: str, total: int, dummy: bool) -> Any:
         return None
     from IPython.display import display
 
-    from .display.live import LivePlayer
+    from .display.live import SHOW, LivePlayer
 
     live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy)
-    display(live)
+    (SHOW.get() or display)(live)
     return live
 
 

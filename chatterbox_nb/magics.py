@@ -35,6 +35,10 @@ HELP = """\
                      the voices, their files, models cached for, disk use
   cache info|verify|clear [-m MODEL]
                      the disk cache: entries and sizes / check every checksum / delete
+  history            this kernel's utterances: text, model, voice, params, timings;
+                     Replay and Save (a WAV) on each row
+  ui [say opts]      an interactive panel: text, model/voice/language pickers, sliders,
+                     Generate, player, timings (say options preset its widgets)
   help               this text
 
 %%chatterbox [say opts]   the cell body is the text. Long text is said sentence by sentence:
@@ -126,8 +130,16 @@ def _build_parsers() -> dict[str, _Parser]:
         "unload": unload,
         "status": _parser("status", "Models in memory and settings."),
         "help": _parser("help", "Usage."),
+        "history": _parser("history", "This kernel's utterances, each with Replay and Save."),
+        "ui": _ui_parser(),
         "%%cell": cell,
     }
+
+
+def _ui_parser() -> _Parser:
+    ui = _parser("ui", "An interactive panel; say options preset its widgets.")
+    _say_options(ui, text=False)
+    return ui
 
 
 def _say_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
@@ -152,6 +164,8 @@ class ChatterboxMagics(Magics):
             "voice": self._voice,
             "warmup": self._warmup,
             "help": self._help,
+            "history": self._history,
+            "ui": self._ui,
         }
 
     @line_cell_magic
@@ -264,6 +278,17 @@ class ChatterboxMagics(Magics):
             print(f"Removed voice {ns.name!r}.")
             return None
         return voices.list()
+
+    def _history(self, ns: argparse.Namespace) -> Any:
+        from .display.history import history_table
+
+        return history_table()
+
+    def _ui(self, ns: argparse.Namespace) -> Any:
+        from .display.panel import ui
+
+        kwargs = {k: v for k, v in _say_kwargs(ns).items() if k not in ("out", "autoplay")}
+        return ui(**kwargs)
 
     def _help(self, ns: argparse.Namespace | None) -> None:
         print(HELP)

@@ -16,6 +16,7 @@ second press cuts any chunk that way; a third stops waiting.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 import time
@@ -93,7 +94,9 @@ class ChunkRun:
         self.conditioning_s = 0.0
         self.lock_wait_s = 0.0
         self.done = 0
-        self.thread = threading.Thread(target=self._run, name="chatterbox_nb-say", daemon=True)
+        # the caller's context (a display's progress hook, engine/stopping.py) goes along
+        ctx = contextvars.copy_context()
+        self.thread = threading.Thread(target=ctx.run, args=(self._run,), name="chatterbox_nb-say", daemon=True)
 
     # -- the worker side -------------------------------------------------------------------
 

@@ -112,6 +112,16 @@ _READY = """async () => {
 }"""
 
 
+def open_notebook(page, url: str) -> None:
+    """Open a notebook in JupyterLab and wait until its kernel is connected."""
+    page.goto(url)
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
+    deadline = time.monotonic() + 120
+    while not page.evaluate(_READY):
+        assert time.monotonic() < deadline, "the notebook's kernel did not start"
+        time.sleep(0.5)
+
+
 def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -121,12 +131,7 @@ def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
         )
         try:
             page = context.new_page()
-            page.goto(f"{lab}/lab/tree/live.ipynb")
-            page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget", timeout=120_000)
-            deadline = time.monotonic() + 120
-            while not page.evaluate(_READY):
-                assert time.monotonic() < deadline, "the notebook's kernel did not start"
-                time.sleep(0.5)
+            open_notebook(page, f"{lab}/lab/tree/live.ipynb")
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.wait_for_function(
                 "() => (window.chatterboxNbPlayers || []).some(r => r.done && r.received === r.total)",

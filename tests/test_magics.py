@@ -56,7 +56,7 @@ def test_usage_error_is_one_line_and_changes_nothing(shell, english_reduced, cap
 def test_help_lists_subcommands(shell, capsys):
     shell.run_cell("%chatterbox help")
     out = capsys.readouterr().out
-    for sub in ("say", "load", "unload", "status"):
+    for sub in ("say", "load", "unload", "status", "history", "ui"):
         assert f"  {sub}" in out
 
 

@@ -10,8 +10,9 @@ page reload) still gets every chunk. Each view records what it did on its elemen
 
 from __future__ import annotations
 
+import contextvars
 import html
-from typing import Any
+from typing import Any, Callable
 
 import anywidget
 import numpy as np
@@ -104,6 +105,10 @@ function render({ model, el }) {
 
 export default { render };
 """
+
+#: where a say in this context shows its progressive player: IPython's `display` unless a
+#: panel (display/panel.py) puts it in its own output area
+SHOW: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar("chatterbox_nb_show", default=None)
 
 _CSS = """
 .cnb-live { font: 12px sans-serif; display: flex; align-items: center; gap: 6px; margin: 2px 0; }

@@ -13,6 +13,7 @@ import html
 from typing import Any
 
 from .timings import timings_html, timings_widget
+from .waveform import waveform_svg
 
 DUMMY_BANNER = "Noise from dummy weights: random values in the real model, not speech."
 
@@ -37,7 +38,7 @@ def static_html(utt: Any) -> str:
     return (
         f'<div class="chatterbox-utterance">{banner}<div style="font:12px sans-serif;margin:2px 0">'
         f"&#8220;{html.escape(utt.text)}&#8221;</div><audio controls{autoplay} src=\"{src}\"></audio>"
-        f"{timings_html(utt.timings)}</div>"
+        f"{waveform_svg(utt.audio)}{timings_html(utt.timings)}</div>"
     )
 
 
@@ -49,6 +50,7 @@ def utterance_widget(utt: Any) -> Any:
         children.append(widgets.HTML(_banner_html()))
     children.append(widgets.HTML(f'<div style="font:12px sans-serif">&#8220;{html.escape(utt.text)}&#8221;</div>'))
     children.append(widgets.Audio(value=utt.wav_bytes(), format="wav", autoplay=utt.autoplay, loop=False))
+    children.append(widgets.HTML(waveform_svg(utt.audio)))
     children.append(timings_widget(utt.timings))
     return widgets.VBox(children)
 

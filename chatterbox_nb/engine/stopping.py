@@ -14,16 +14,28 @@ import contextvars
 from typing import Any, Callable, Iterable, Iterator
 
 _CUT: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("chatterbox_nb_cut", default=None)
+#: `progress(stage, tokens)`: ("tokens", n) after each sampled token, ("vocoder", n) when T3 is done
+_PROGRESS: contextvars.ContextVar[Callable[[str, int], None] | None] = contextvars.ContextVar(
+    "chatterbox_nb_progress", default=None
+)
 
 
 def token_loop(iterable: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
     """Upstream's per-token tqdm, replaced; always yields the first item, so at least
     one token is sampled and upstream's concatenation after the loop has something."""
-    cut = _CUT.get()
-    for n, item in enumerate(iterable):
-        if n and cut is not None and cut():
-            return
-        yield item
+    cut, progress = _CUT.get(), _PROGRESS.get()
+    sampled = 0
+    try:
+        for n, item in enumerate(iterable):
+            if n and cut is not None and cut():
+                return
+            sampled = n + 1
+            if progress is not None:
+                progress("tokens", sampled)
+            yield item
+    finally:
+        if progress is not None:
+            progress("vocoder", sampled)
 
 
 @contextlib.contextmanager
@@ -34,3 +46,14 @@ def cuttable(cut: Callable[[], bool]) -> Iterator[None]:
         yield
     finally:
         _CUT.reset(token)
+
+
+@contextlib.contextmanager
+def watching(progress: Callable[[str, int], None]) -> Iterator[None]:
+    """Within this block (and the say threads started in it), T3's token loop reports to
+    `progress`; a display uses it for a moving status line. It must be cheap."""
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
