@@ -18,10 +18,12 @@ __all__ = [
     "unload",
     "status",
     "history",
+    "batch",
     "cache",
     "voices",
     "Utterance",
     "ChatterboxError",
+    "BatchError",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
@@ -36,6 +38,8 @@ _LAZY = {
     "voices": "voices_api",
     "Utterance": "utterance",
     "ChatterboxError": "errors",
+    "batch": "batch_api",
+    "BatchError": "batch_rows",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
