@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import config, options, voices_api
+from . import options, voices_api
 from .batch_rows import BatchError, Manifest, Row, read_rows
 from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
 from .errors import ChatterboxError, ModelNotLoaded
@@ -84,6 +84,8 @@ class BatchReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     audio_s: float = 0.0
     elapsed_s: float = 0.0
+    #: seconds from the start until the engine could make rows (model in memory / actors loaded)
+    ready_s: float | None = None
     #: Ray only: how each actor loaded (imports_s, load_s, source, pid)
     actors: list[dict[str, Any]] = field(default_factory=list)
 
@@ -93,7 +95,14 @@ class BatchReport:
 
     @property
     def rows_per_min(self) -> float:
-        return 60 * (self.made + len(self.failed)) / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Rows made per minute, start-up included."""
+        return 60 * self.made / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def steady_rows_per_min(self) -> float:
+        """Rows made per minute once the engine was ready (model loaded, actors up)."""
+        busy = self.elapsed_s - (self.ready_s or 0.0)
+        return 60 * self.made / busy if busy > 0 else 0.0
 
     def __repr__(self) -> str:
         failed = "; ".join(f"{i}: {e}" for i, e in self.failed[:3]) + ("; ..." if len(self.failed) > 3 else "")
@@ -136,56 +145,70 @@ def batch(
     threads run each row on either engine (and each Ray actor reserves that many CPUs)."""
     start = time.perf_counter()
     engine, workers = _check_engine(engine, workers, address)
-    threads = options.check_int("threads", threads, 1, 1024)
-    seed = options.check_int("seed", seed, 0, 2**63 - 1)
-    choice = options.choose_model(model, weights, device, dtype)
-    job = BatchJob(
-        choice,
-        options.check_language(choice.model, lang),
-        DEFAULT_MAX_TOKENS if max_tokens is None else options.check_int("max_tokens", max_tokens, 1, options.MAX_TOKENS_LIMIT),
-        options.sampling(SPECS[choice.model].defaults(), exaggeration=exaggeration, cfg=cfg, temperature=temperature,
-                         top_p=top_p, min_p=min_p, repetition_penalty=repetition_penalty),
-        threads,
-    )
+    sampling = {"exaggeration": exaggeration, "cfg": cfg, "temperature": temperature, "top_p": top_p, "min_p": min_p,
+                "repetition_penalty": repetition_penalty}
+    job = _job(model, weights, device, dtype, lang, max_tokens, threads, sampling)
+    rows = read_rows(texts_or_path, options.check_int("seed", seed, 0, 2**63 - 1))
     out = _out_dir(out_dir)
-    rows = read_rows(texts_or_path, seed)
     report = BatchReport(out, engine, workers, len(rows))
-    with _exclusive(out):
-        from .display.batch_progress import BatchProgress
-        from .engine import fsutil
-
-        fsutil.clean_stale(out, max_age_s=0)  # temporaries of a killed run (we hold the folder's lock)
-        manifest = Manifest(out)
-        resolved = _resolve_voices(rows, voice)
-        wanted = {row.id: _wanted(row, voice, resolved, job) for row in rows}
-        todo = []
-        for row in rows:
-            if manifest.complete(row, wanted[row.id]):
-                report.skipped += 1
-                report.audio_s += manifest.entries[row.id].get("audio_s", 0.0)
-            else:
-                todo.append(row)
-        bar = BatchProgress(len(rows), report.skipped, report.audio_s, enabled=progress)
-        record = _recorder(out, manifest, wanted, report, bar, engine)
-        try:
-            runnable = []
-            for row in todo:
-                row_voice = resolved.get(row.voice or voice)
-                if row.problem or isinstance(row_voice, str):
-                    record(row, None, {"error": row.problem or f"row {row.index}: {row_voice}"})
-                else:
-                    runnable.append((row, row_voice))
-            if runnable and engine == "local":
-                _run_local(job, runnable, record)
-            elif runnable:
-                from .engine import batch_ray
-
-                report.actors = batch_ray.run(job, runnable, record, workers=workers, address=address)
-        finally:
-            manifest.compact([row.id for row in rows])
-            bar.close()
-            report.elapsed_s = time.perf_counter() - start
+    try:
+        with _exclusive(out):
+            _run(job, rows, voice, report, address, progress, start)
+    finally:
+        report.elapsed_s = time.perf_counter() - start
     return report
+
+
+def _job(model: Any, weights: Any, device: Any, dtype: Any, lang: Any, max_tokens: Any, threads: Any,
+         sampling: dict[str, Any]) -> BatchJob:
+    """Every shared option checked, as `say` checks them."""
+    choice = options.choose_model(model, weights, device, dtype)
+    cap = DEFAULT_MAX_TOKENS if max_tokens is None else options.check_int("max_tokens", max_tokens, 1, options.MAX_TOKENS_LIMIT)
+    return BatchJob(choice, options.check_language(choice.model, lang), cap,
+                    options.sampling(SPECS[choice.model].defaults(), **sampling), options.check_int("threads", threads, 1, 1024))
+
+
+def _run(job: BatchJob, rows: list[Row], voice: str | None, report: BatchReport, address: str | None, progress: bool,
+         start: float) -> None:
+    """Skip the complete rows, record the bad ones, make the rest; the caller holds the folder."""
+    from .display.batch_progress import BatchProgress
+    from .engine import fsutil
+
+    out = report.out_dir
+    fsutil.clean_stale(out, max_age_s=0)  # temporaries of a killed run
+    manifest = Manifest(out)
+    resolved = _resolve_voices(rows, voice)
+    wanted = {row.id: _wanted(row, voice, resolved, job) for row in rows}
+    todo = []
+    for row in rows:
+        if manifest.complete(row, wanted[row.id]):
+            report.skipped += 1
+            report.audio_s += manifest.entries[row.id].get("audio_s", 0.0)
+        else:
+            todo.append(row)
+    bar = BatchProgress(len(rows), report.skipped, report.audio_s, enabled=progress)
+    record = _recorder(out, manifest, wanted, report, bar, report.engine)
+
+    def ready() -> None:
+        report.ready_s = time.perf_counter() - start
+
+    try:
+        runnable = []
+        for row in todo:
+            row_voice = resolved.get(row.voice or voice)
+            if row.problem or isinstance(row_voice, str):
+                record(row, None, {"error": row.problem or f"row {row.index}: {row_voice}"})
+            else:
+                runnable.append((row, row_voice))
+        if runnable and report.engine == "local":
+            _run_local(job, runnable, record, ready)
+        elif runnable:
+            from .engine import batch_ray
+
+            report.actors = batch_ray.run(job, runnable, record, ready, workers=report.workers, address=address)
+    finally:
+        manifest.compact([row.id for row in rows])
+        bar.close()
 
 
 def _check_engine(engine: Any, workers: Any, address: Any) -> tuple[str, int]:
@@ -289,11 +312,12 @@ def _recorder(out: Path, manifest: Manifest, wanted: dict, report: BatchReport, 
     return record
 
 
-def _run_local(job: BatchJob, rows: list[tuple[Row, Any]], record: Record) -> None:
+def _run_local(job: BatchJob, rows: list[tuple[Row, Any]], record: Record, ready: Callable[[], None]) -> None:
     """This kernel's model, loaded (or waited for) as `say` does."""
     from . import loading
 
     loaded = loading.obtain(job.choice)[0]
+    ready()
     worker = f"local:{os.getpid()}"
     for row, voice in rows:
         try:

@@ -74,9 +74,12 @@ class BatchActor:
         return audio, {"timings": timings, "worker": worker}
 
 
-def run(job: Any, rows: list[tuple[Any, Any]], record: Callable[..., None], *, workers: int, address: str | None) -> list[dict]:
-    """Make `rows` ((Row, Resolved voice or None) pairs) on Ray actors; `record` each outcome.
-    Returns how each actor loaded."""
+def run(
+    job: Any, rows: list[tuple[Any, Any]], record: Callable[..., None], ready: Callable[[], None], *, workers: int,
+    address: str | None,
+) -> list[dict]:
+    """Make `rows` ((Row, Resolved voice or None) pairs) on Ray actors; `record` each outcome;
+    `ready()` once the actors are loaded. Returns how each actor loaded."""
     import ray
 
     started = _init(ray, workers * job.threads, address)
@@ -89,6 +92,7 @@ def run(job: Any, rows: list[tuple[Any, Any]], record: Callable[..., None], *, w
             problems = ray.get(actors[0].prepare.remote(sorted(voices.items())))
         except ray.exceptions.RayError as exc:
             raise BatchError(f"The Ray actors could not load the {job.choice.model} model: {_first_line(exc)}") from None
+        ready()
         queue = []
         for row, voice in rows:
             if voice is not None and voice.label in problems:
@@ -137,12 +141,11 @@ def _init(ray: Any, cpus: int, address: str | None) -> bool:
     """Start Ray unless it runs already; True when we started it (and so stop it)."""
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
     try:
         if address:
-            ray.init(address=address, **kwargs)
+            ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=cpus, **kwargs)
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
         raise BatchError(f"Could not start {where}: {_first_line(exc)}") from None
