@@ -47,15 +47,26 @@ class BatchJob:
 
 
 def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.Resolved | None) -> tuple[Any, dict]:
-    """One row on a loaded model, as `say` makes it, under `job.threads` torch threads."""
-    from .api import _generate
+    """One row on a loaded model, under `job.threads` torch threads: the voice's cached
+    conditionals and upstream's `generate` through `synth.generate`, as a one-sentence
+    `say` with this seed makes it (the engine calls, not `api`'s private helpers, so a
+    row does not change when say's text handling does)."""
+    from . import config
+    from .engine import synth
+    from .engine import voices as voice_engine
 
     start = time.perf_counter()
     with torch_threads(job.threads), loaded.use(user=True):
         if loaded.tts is None:
             raise ModelNotLoaded(f"The {loaded.name} model was unloaded during the batch; run it again to resume.")
-        audio, stages = _generate(loaded, SPECS[job.choice.model], text, voice, job.language, job.cap, seed, job.sampling)
-    return audio, {**stages, "row_s": time.perf_counter() - start}
+        conds, source = None, BUILT_IN
+        if voice is not None:
+            conds, source, computed = voice_engine.conditionals(loaded, voice.files, config.cache_dir())
+            voices_api.voices.record(voice, computed)
+        conditioning_s = time.perf_counter() - start
+        audio, stages = synth.generate(loaded.tts, SPECS[job.choice.model], text, conds=conds, language=job.language,
+                                       max_tokens=job.cap, seed=seed, sampling=job.sampling, renderable_only=loaded.is_dummy)
+    return audio, {"conditioning_s": conditioning_s, "voice_source": source, **stages, "row_s": time.perf_counter() - start}
 
 
 @contextlib.contextmanager
