@@ -285,8 +285,11 @@ def _resolve_voices(rows: list[Row], default: str | None) -> dict[str | None, An
 def _wanted(row: Row, default: str | None, resolved: dict[str | None, Any], job: BatchJob) -> dict[str, Any]:
     """What a complete manifest entry for this row must say."""
     voice = resolved.get(row.voice or default)
-    label = voice.label if isinstance(voice, voices_api.Resolved) else (row.voice or default or BUILT_IN)
-    return {"text": row.text, "voice": label, "seed": row.seed, "params": job.params()}
+    if not isinstance(voice, voices_api.Resolved):
+        return {"text": row.text, "voice": row.voice or default or BUILT_IN, "seed": row.seed, "params": job.params()}
+    # the audio's digests too: a voice registered again with other files makes its rows again
+    return {"text": row.text, "voice": voice.label, "voice_sha256": [f.sha256 for f in voice.files], "seed": row.seed,
+            "params": job.params()}
 
 
 def _wav_bytes(audio: Any) -> bytes:
