@@ -20,10 +20,12 @@ __all__ = [
     "status",
     "history",
     "ui",
+    "batch",
     "cache",
     "voices",
     "Utterance",
     "ChatterboxError",
+    "BatchError",
     "load_ipython_extension",
     "unload_ipython_extension",
 ]
@@ -40,6 +42,8 @@ _LAZY = {
     "voices": "voices_api",
     "Utterance": "utterance",
     "ChatterboxError": "errors",
+    "batch": "batch_api",
+    "BatchError": "batch_rows",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -39,6 +39,9 @@ HELP = """\
                      Replay and Save (a WAV) on each row
   ui [say opts]      an interactive panel: text, model/voice/language pickers, sliders,
                      Generate, player, timings (say options preset its widgets)
+  batch PATH --out DIR [--engine local|ray] [--workers N] [--address ADDR] [say opts]
+                     every line/row of a .txt/.csv/.jsonl file into WAVs plus a manifest;
+                     re-running resumes (--seed is the batch seed, --threads per row)
   help               this text
 
 %%chatterbox [say opts]   the cell body is the text. Long text is said sentence by sentence:
@@ -81,14 +84,18 @@ def _say_options(p: argparse.ArgumentParser, text: bool = True) -> None:
     if text:
         p.add_argument("text", nargs="*", help="what to say (quote it)")
     _model_options(p)
+    _voice_and_sampling(p)
+    p.add_argument("-o", "--out", metavar="PATH", help="also write a WAV file")
+    p.add_argument("--autoplay", action="store_true", help="start playing at once")
+
+
+def _voice_and_sampling(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", help="language code for -m multilingual")
     p.add_argument("-v", "--voice", help="a registered voice name, or an audio file (or folder) with the reference voice")
     for name in ("exaggeration", "cfg", "temperature", "top-p", "min-p", "repetition-penalty"):
         p.add_argument(f"--{name}", type=float, metavar="X")
     p.add_argument("--seed", type=int, help="make the utterance reproducible")
     p.add_argument("--max-tokens", type=int, metavar="N", help="cap on generated speech tokens")
-    p.add_argument("-o", "--out", metavar="PATH", help="also write a WAV file")
-    p.add_argument("--autoplay", action="store_true", help="start playing at once")
 
 
 def _build_parsers() -> dict[str, _Parser]:
@@ -123,6 +130,7 @@ def _build_parsers() -> dict[str, _Parser]:
     cache.add_argument("-m", "--model", choices=config.MODELS, help="with clear: only this model")
     return {
         "say": say,
+        "batch": _batch_parser(),
         "cache": cache,
         "voice": voice,
         "warmup": warmup,
@@ -142,6 +150,19 @@ def _ui_parser() -> _Parser:
     return ui
 
 
+def _batch_parser() -> _Parser:
+    p = _parser("batch", "Synthesize every line (.txt) or row (.csv, .jsonl: text, voice, seed, id) into WAVs plus a manifest.")
+    p.add_argument("path", help="a .txt, .csv or .jsonl file")
+    p.add_argument("-o", "--out", required=True, metavar="DIR", help="folder for the WAVs and manifest.jsonl")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="this kernel's model, or Ray actors")
+    p.add_argument("--workers", type=int, metavar="N", help="Ray actors, one model each (default 2)")
+    p.add_argument("--address", help="an existing Ray cluster (default: start Ray on this machine)")
+    p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per row, on every engine (default 1)")
+    _model_options(p)
+    _voice_and_sampling(p)
+    return p
+
+
 def _say_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
     keys = ("model", "device", "dtype", "weights", "lang", "voice", "exaggeration", "cfg", "temperature")
     keys += ("top_p", "min_p", "repetition_penalty", "seed", "max_tokens", "out", "autoplay")
@@ -157,6 +178,7 @@ class ChatterboxMagics(Magics):
         self.parsers = _build_parsers()
         self.handlers: dict[str, Callable[[argparse.Namespace], Any]] = {
             "say": self._say,
+            "batch": self._batch,
             "load": self._load,
             "unload": self._unload,
             "status": self._status,
@@ -208,6 +230,18 @@ class ChatterboxMagics(Magics):
         from . import api
 
         return api.say(" ".join(ns.text), **_say_kwargs(ns)).show()
+
+    def _batch(self, ns: argparse.Namespace) -> Any:
+        from .batch_api import batch
+
+        keys = ("engine", "workers", "address", "threads", "model", "device", "dtype", "weights", "lang", "voice")
+        keys += ("exaggeration", "cfg", "temperature", "top_p", "min_p", "repetition_penalty", "max_tokens")
+        seed = {} if ns.seed is None else {"seed": ns.seed}
+        try:
+            return batch(ns.path, ns.out, **{k: getattr(ns, k) for k in keys}, **seed)
+        except KeyboardInterrupt:
+            print("Stopped; the rows made are kept in the manifest: run the same command again to resume.")
+            return None
 
     def _load(self, ns: argparse.Namespace) -> Any:
         from . import api

@@ -1,0 +1,344 @@
+"""`cnb.batch`: many utterances into WAV files plus a manifest, resumable, on this
+kernel's model (`engine="local"`) or on Ray actors (`engine="ray"`).
+
+Every option is checked before anything runs (a mistake is one `BatchError` or
+`InvalidOption` sentence). Then each row is either skipped (complete in the
+manifest), recorded as failed at once (no text, bad id or seed, unknown voice), or
+synthesized by `run_row` — the same function on both engines, under the same
+number of torch threads, so a row's seed gives the same audio wherever it runs (CPU
+float reductions, and so the sampled tokens, change with the thread count).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from . import options, voices_api
+from .batch_rows import BatchError, Manifest, Row, read_rows
+from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
+from .errors import ChatterboxError, ModelNotLoaded
+
+__all__ = ["batch", "BatchReport", "BatchError", "BatchJob", "run_row"]
+
+ENGINES = ("local", "ray")
+BUILT_IN = "built-in"
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """What every row of a batch shares; small and picklable, so Ray actors get it too."""
+
+    choice: options.ModelChoice
+    language: str | None
+    cap: int
+    sampling: dict[str, float]
+    threads: int
+
+    def params(self) -> dict[str, Any]:
+        c = self.choice
+        return {"model": c.model, "weights": c.weights, "device": c.device, "dtype": c.dtype, "lang": self.language,
+                "max_tokens": self.cap, "threads": self.threads, **self.sampling}
+
+
+def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.Resolved | None) -> tuple[Any, dict]:
+    """One row on a loaded model, under `job.threads` torch threads: the voice's cached
+    conditionals and upstream's `generate` through `synth.generate`, as a one-sentence
+    `say` with this seed makes it (the engine calls, not `api`'s private helpers, so a
+    row does not change when say's text handling does)."""
+    from . import config
+    from .engine import synth
+    from .engine import voices as voice_engine
+
+    start = time.perf_counter()
+    with torch_threads(job.threads), loaded.use(user=True):
+        if loaded.tts is None:
+            raise ModelNotLoaded(f"The {loaded.name} model was unloaded during the batch; run it again to resume.")
+        conds, source = None, BUILT_IN
+        if voice is not None:
+            conds, source, computed = voice_engine.conditionals(loaded, voice.files, config.cache_dir())
+            voices_api.voices.record(voice, computed)
+        conditioning_s = time.perf_counter() - start
+        audio, stages = synth.generate(loaded.tts, SPECS[job.choice.model], text, conds=conds, language=job.language,
+                                       max_tokens=job.cap, seed=seed, sampling=job.sampling, renderable_only=loaded.is_dummy)
+    return audio, {"conditioning_s": conditioning_s, "voice_source": source, **stages, "row_s": time.perf_counter() - start}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run with `n` intra-op torch threads, then put the kernel's setting back."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@dataclass
+class BatchReport:
+    """What a batch did; `failed` holds (id, error) pairs."""
+
+    out_dir: Path
+    engine: str
+    workers: int
+    total: int
+    made: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    audio_s: float = 0.0
+    elapsed_s: float = 0.0
+    #: seconds from the start until the engine could make rows (model in memory / actors loaded)
+    ready_s: float | None = None
+    #: Ray only: how each actor loaded (imports_s, load_s, source, pid)
+    actors: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def manifest(self) -> Path:
+        return self.out_dir / "manifest.jsonl"
+
+    @property
+    def rows_per_min(self) -> float:
+        """Rows made per minute, start-up included."""
+        return 60 * self.made / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def steady_rows_per_min(self) -> float:
+        """Rows made per minute once the engine was ready (model loaded, actors up)."""
+        busy = self.elapsed_s - (self.ready_s or 0.0)
+        return 60 * self.made / busy if busy > 0 else 0.0
+
+    def __repr__(self) -> str:
+        failed = "; ".join(f"{i}: {e}" for i, e in self.failed[:3]) + ("; ..." if len(self.failed) > 3 else "")
+        return (
+            f"batch of {self.total} rows into {self.out_dir}: {self.made} made, {self.skipped} already done, "
+            f"{len(self.failed)} failed{f' ({failed})' if failed else ''}; {self.audio_s / 3600:.4f} h of audio in "
+            f"{self.elapsed_s:.1f} s ({self.rows_per_min:.1f} rows/min, {self.engine} engine, {self.workers} worker(s)); "
+            f"manifest {self.manifest}"
+        )
+
+
+def batch(
+    texts_or_path: Any,
+    out_dir: str | Path,
+    *,
+    voice: str | None = None,
+    model: str | None = None,
+    engine: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    threads: int = 1,
+    seed: int = 0,
+    lang: str | None = None,
+    exaggeration: float | None = None,
+    cfg: float | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+    repetition_penalty: float | None = None,
+    max_tokens: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    weights: str | None = None,
+    progress: bool = True,
+) -> BatchReport:
+    """Synthesize every row into `<out_dir>/<id>.wav` and `<out_dir>/manifest.jsonl`.
+
+    Re-running skips the rows already complete. `seed` is the batch seed: a row
+    without its own seed gets one derived from it and the row's id. `threads` torch
+    threads run each row on either engine (and each Ray actor reserves that many CPUs)."""
+    start = time.perf_counter()
+    engine, workers = _check_engine(engine, workers, address)
+    sampling = {"exaggeration": exaggeration, "cfg": cfg, "temperature": temperature, "top_p": top_p, "min_p": min_p,
+                "repetition_penalty": repetition_penalty}
+    job = _job(model, weights, device, dtype, lang, max_tokens, threads, sampling)
+    rows = read_rows(texts_or_path, options.check_int("seed", seed, 0, 2**63 - 1))
+    out = _out_dir(out_dir)
+    report = BatchReport(out, engine, workers, len(rows))
+    try:
+        with _exclusive(out):
+            _run(job, rows, voice, report, address, progress, start)
+    finally:
+        report.elapsed_s = time.perf_counter() - start
+    return report
+
+
+def _job(model: Any, weights: Any, device: Any, dtype: Any, lang: Any, max_tokens: Any, threads: Any,
+         sampling: dict[str, Any]) -> BatchJob:
+    """Every shared option checked, as `say` checks them."""
+    choice = options.choose_model(model, weights, device, dtype)
+    cap = DEFAULT_MAX_TOKENS if max_tokens is None else options.check_int("max_tokens", max_tokens, 1, options.MAX_TOKENS_LIMIT)
+    return BatchJob(choice, options.check_language(choice.model, lang), cap,
+                    options.sampling(SPECS[choice.model].defaults(), **sampling), options.check_int("threads", threads, 1, 1024))
+
+
+def _run(job: BatchJob, rows: list[Row], voice: str | None, report: BatchReport, address: str | None, progress: bool,
+         start: float) -> None:
+    """Skip the complete rows, record the bad ones, make the rest; the caller holds the folder."""
+    from .display.batch_progress import BatchProgress
+    from .engine import fsutil
+
+    out = report.out_dir
+    fsutil.clean_stale(out, max_age_s=0)  # temporaries of a killed run
+    manifest = Manifest(out)
+    resolved = _resolve_voices(rows, voice)
+    wanted = {row.id: _wanted(row, voice, resolved, job) for row in rows}
+    todo = []
+    for row in rows:
+        if manifest.complete(row, wanted[row.id]):
+            report.skipped += 1
+            report.audio_s += manifest.entries[row.id].get("audio_s", 0.0)
+        else:
+            todo.append(row)
+    bar = BatchProgress(len(rows), report.skipped, report.audio_s, enabled=progress)
+    record = _recorder(out, manifest, wanted, report, bar, report.engine)
+
+    def ready() -> None:
+        report.ready_s = time.perf_counter() - start
+
+    try:
+        runnable = []
+        for row in todo:
+            row_voice = resolved.get(row.voice or voice)
+            if row.problem or isinstance(row_voice, str):
+                record(row, None, {"error": row.problem or f"row {row.index}: {row_voice}"})
+            else:
+                runnable.append((row, row_voice))
+        if runnable and report.engine == "local":
+            _run_local(job, runnable, record, ready)
+        elif runnable:
+            from .engine import batch_ray
+
+            report.actors = batch_ray.run(job, runnable, record, ready, workers=report.workers, address=address)
+    finally:
+        manifest.compact([row.id for row in rows])
+        bar.close()
+
+
+def _check_engine(engine: Any, workers: Any, address: Any) -> tuple[str, int]:
+    engine = str(engine or "local").strip().lower()
+    if engine not in ENGINES:
+        raise BatchError(f"Unknown batch engine {engine!r}: use local (this kernel's model) or ray (Ray actors).")
+    if engine == "local":
+        if address:
+            raise BatchError("--address goes with --engine ray; the local engine uses this kernel's model.")
+        if workers not in (None, 1):
+            raise BatchError("The local engine runs one model in this kernel: use --engine ray for --workers above 1.")
+        return engine, 1
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise BatchError("--engine ray needs Ray: pip install 'chatterbox_nb[ray]' (or pip install ray).")
+    return engine, options.check_int("workers", 2 if workers is None else workers, 1, 4096)
+
+
+def _out_dir(out_dir: Any) -> Path:
+    if out_dir is None or not str(out_dir).strip():
+        raise BatchError("batch needs an output folder: --out DIR.")
+    path = Path(out_dir).expanduser()
+    if path.exists() and not path.is_dir():
+        raise BatchError(f"--out {out_dir} is a file; give a folder for the WAVs and the manifest.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BatchError(f"Cannot create the output folder {path} ({exc.strerror or exc}).") from None
+    return path
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One batch per output folder at a time (the OS drops the lock of a killed run)."""
+    from filelock import Timeout
+
+    from .engine.fsutil import lock_for
+
+    lock = lock_for(out / "manifest.jsonl")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise BatchError(f"Another batch is writing into {out}; wait for it, or use another --out folder.") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _resolve_voices(rows: list[Row], default: str | None) -> dict[str | None, Any]:
+    """Each distinct voice once: a `Resolved` (or None: built-in), or the sentence saying
+    why it cannot be used (the rows with it fail, the others go on)."""
+    resolved: dict[str | None, Any] = {}
+    for name in {row.voice or default for row in rows if row.problem is None}:
+        try:
+            resolved[name] = voices_api.voices.resolve(name)
+        except ChatterboxError as exc:
+            resolved[name] = str(exc)
+    return resolved
+
+
+def _wanted(row: Row, default: str | None, resolved: dict[str | None, Any], job: BatchJob) -> dict[str, Any]:
+    """What a complete manifest entry for this row must say."""
+    voice = resolved.get(row.voice or default)
+    if not isinstance(voice, voices_api.Resolved):
+        return {"text": row.text, "voice": row.voice or default or BUILT_IN, "seed": row.seed, "params": job.params()}
+    # the audio's digests too: a voice registered again with other files makes its rows again
+    return {"text": row.text, "voice": voice.label, "voice_sha256": [f.sha256 for f in voice.files], "seed": row.seed,
+            "params": job.params()}
+
+
+def _wav_bytes(audio: Any) -> bytes:
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, audio, SAMPLE_RATE, format="WAV", subtype="FLOAT")  # as Utterance.save: samples kept exactly
+    return buffer.getvalue()
+
+
+Record = Callable[..., None]
+
+
+def _recorder(out: Path, manifest: Manifest, wanted: dict, report: BatchReport, bar: Any, engine: str) -> Record:
+    """The one place a row's outcome lands: WAV (atomic), then its manifest line, counters, bar."""
+    from .engine.fsutil import write_atomic
+
+    def record(row: Row, audio: Any, info: dict[str, Any]) -> None:
+        entry: dict[str, Any] = {"id": row.id, "row": row.index, **wanted[row.id], "engine": engine,
+                                 "worker": info.get("worker"), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        if audio is None:
+            entry.update(status="failed", error=info["error"])
+            report.failed.append((row.id, info["error"]))
+        else:
+            data = _wav_bytes(audio)
+            write_atomic(out / f"{row.id}.wav", data)
+            entry.update(status="ok", error=None, wav=f"{row.id}.wav", wav_bytes=len(data),
+                         audio_s=len(audio) / SAMPLE_RATE, timings=info.get("timings", {}))
+            report.made += 1
+            report.audio_s += entry["audio_s"]
+        manifest.append(entry)
+        bar.row_done(entry.get("audio_s", 0.0), failed=audio is None)
+
+    return record
+
+
+def _run_local(job: BatchJob, rows: list[tuple[Row, Any]], record: Record, ready: Callable[[], None]) -> None:
+    """This kernel's model, loaded (or waited for) as `say` does."""
+    from . import loading
+
+    loaded = loading.obtain(job.choice)[0]
+    ready()
+    worker = f"local:{os.getpid()}"
+    for row, voice in rows:
+        try:
+            audio, timings = run_row(loaded, job, row.text, row.seed, voice)
+        except ModelNotLoaded:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad row is recorded; the batch goes on
+            record(row, None, {"error": f"row {row.index}: {type(exc).__name__}: {exc}", "worker": worker})
+        else:
+            record(row, audio, {"timings": timings, "worker": worker})
