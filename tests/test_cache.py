@@ -144,8 +144,9 @@ def test_bad_entry_warns_once_rebuilds_and_speaks(cache_root, local_source, dama
     assert len(messages) == 1 and words in messages[0]
     entry = _entry(cache_root)
     assert diskcache.verify(entry) == []
-    u = cnb.say("Still here.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
-    assert u.timings["model_source"] == "memory" and len(u.audio) > 0
+    if damage is _truncate:  # one rebuilt model speaks; S3Gen costs seconds, the others need not repeat it
+        u = cnb.say("Still here.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
+        assert u.timings["model_source"] == "memory" and len(u.audio) > 0
 
 
 def test_flipped_bytes_inside_a_tensor_are_caught_in_the_background(cache_root, local_source):
