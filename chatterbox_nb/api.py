@@ -15,7 +15,7 @@ from typing import Any
 
 from . import config, loading, options, progressive, voices_api
 from ._state import STATE
-from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
+from .engine.specs import SAMPLE_RATE, SPECS
 from .engine.tasks import LoadTask
 from .errors import InvalidOption, ModelNotLoaded, Stopped
 from .loading import LoadReport
@@ -112,7 +112,7 @@ def say(
         min_p=min_p,
         repetition_penalty=repetition_penalty,
     )
-    cap = DEFAULT_MAX_TOKENS if max_tokens is None else options.check_int("max_tokens", max_tokens, 1, options.MAX_TOKENS_LIMIT)
+    cap = options.check_max_tokens(max_tokens)
     seed = None if seed is None else options.check_int("seed", seed, 0, 2**63 - 1)
     resolved = voices_api.voices.resolve(voice)
     out = options.check_out(out)
@@ -188,14 +188,9 @@ def _generate_chunks(
 def _conditionals_for(voice: voices_api.Resolved | None, report: dict[str, str]) -> progressive.Prepare:
     """The voice, obtained once per say by the run that holds the model (a cached voice
     costs a lookup): every chunk speaks with it. `report["source"]` says where it came from."""
-    from .engine import voices as voice_engine
 
     def prepare(loaded: Any) -> Any:
-        if voice is None:
-            report["source"] = "built-in"
-            return None
-        conds, report["source"], computed = voice_engine.conditionals(loaded, voice.files, config.cache_dir())
-        voices_api.voices.record(voice, computed)
+        conds, report["source"] = voices_api.voices.conditionals(loaded, voice)
         return conds
 
     return prepare

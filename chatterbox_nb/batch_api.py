@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 
 from . import options, voices_api
 from .batch_rows import BatchError, Manifest, Row, read_rows
-from .engine.specs import DEFAULT_MAX_TOKENS, SAMPLE_RATE, SPECS
+from .engine.specs import SAMPLE_RATE, SPECS
 from .errors import ChatterboxError, ModelNotLoaded
 
 __all__ = ["batch", "BatchReport", "BatchError", "BatchJob", "run_row"]
@@ -51,18 +51,13 @@ def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.
     conditionals and upstream's `generate` through `synth.generate`, as a one-sentence
     `say` with this seed makes it (the engine calls, not `api`'s private helpers, so a
     row does not change when say's text handling does)."""
-    from . import config
     from .engine import synth
-    from .engine import voices as voice_engine
 
     start = time.perf_counter()
     with torch_threads(job.threads), loaded.use(user=True):
         if loaded.tts is None:
             raise ModelNotLoaded(f"The {loaded.name} model was unloaded during the batch; run it again to resume.")
-        conds, source = None, BUILT_IN
-        if voice is not None:
-            conds, source, computed = voice_engine.conditionals(loaded, voice.files, config.cache_dir())
-            voices_api.voices.record(voice, computed)
+        conds, source = voices_api.voices.conditionals(loaded, voice)
         conditioning_s = time.perf_counter() - start
         audio, stages = synth.generate(loaded.tts, SPECS[job.choice.model], text, conds=conds, language=job.language,
                                        max_tokens=job.cap, seed=seed, sampling=job.sampling, renderable_only=loaded.is_dummy)
@@ -174,7 +169,7 @@ def _job(model: Any, weights: Any, device: Any, dtype: Any, lang: Any, max_token
          sampling: dict[str, Any]) -> BatchJob:
     """Every shared option checked, as `say` checks them."""
     choice = options.choose_model(model, weights, device, dtype)
-    cap = DEFAULT_MAX_TOKENS if max_tokens is None else options.check_int("max_tokens", max_tokens, 1, options.MAX_TOKENS_LIMIT)
+    cap = options.check_max_tokens(max_tokens)
     return BatchJob(choice, options.check_language(choice.model, lang), cap,
                     options.sampling(SPECS[choice.model].defaults(), **sampling), options.check_int("threads", threads, 1, 1024))
 

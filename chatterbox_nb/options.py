@@ -88,6 +88,13 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
     return number
 
 
+def check_max_tokens(max_tokens: Any) -> int:
+    """The token cap: upstream's own (1000) unless given."""
+    from .engine.specs import DEFAULT_MAX_TOKENS
+
+    return DEFAULT_MAX_TOKENS if max_tokens is None else check_int("max_tokens", max_tokens, 1, MAX_TOKENS_LIMIT)
+
+
 def check_text(text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidOption('Nothing to say: give some text, e.g. %chatterbox say "Hello there".')

@@ -222,6 +222,18 @@ class Voices:
             raise AudioFileError(f"{path} does not exist; give the path of a WAV, FLAC or MP3 file.")
         raise UnknownVoice(_unknown(str(voice), known))
 
+    def conditionals(self, loaded: Any, voice: Resolved | None) -> tuple[Any, str]:
+        """The voice's conditionals for `loaded` (None: its built-in voice) and where they
+        came from; a registered file that changed is described anew in the registry.
+        The caller holds the model."""
+        from .engine import voices as engine
+
+        if voice is None:
+            return None, "built-in"
+        conds, source, computed = engine.conditionals(loaded, voice.files, config.cache_dir())
+        self.record(voice, computed)
+        return conds, source
+
     def record(self, resolved: Resolved, computed: list[Any]) -> None:
         """After a say computed new conditionals for a changed file of a registered voice,
         the registry describes the file as it is now."""
