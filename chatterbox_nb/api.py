@@ -147,6 +147,7 @@ def say(
     utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=autoplay)
     if live is not None:
         live.finish(timings, result.stopped)
+        live.keep(utt)  # its saved copy, for the saved notebook
         utt.mark_shown()  # the live player is this cell's player: no second one for the same audio
     with STATE.lock:
         STATE.history.append(utt)
@@ -230,6 +231,7 @@ def _show_live_player(text: str, total: int, dummy: bool) -> Any:
     from .display.live import SHOW, LivePlayer
 
     live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy)
+    live.standalone = SHOW.get() is None
     (SHOW.get() or display)(live)
     return live
 
