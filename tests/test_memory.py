@@ -47,7 +47,7 @@ def test_a_model_generating_is_never_unloaded(kernel):
         "from chatterbox_nb.engine import loader\n"
         "said = []\n"
         "th = threading.Thread(target=lambda: said.append(cnb.say('The first sentence is here. The second one follows it. "
-        f"And the third one ends it.', model='english', {PY}, max_tokens=10, seed=1)))\n"
+        f"And the third one ends it.', model='english', {PY}, max_tokens=6, seed=1)))\n"
         "th.start()\n"
         "deadline = time.time() + 60\n"
         "while not any(m.busy for m in loader.loaded_models()) and time.time() < deadline: time.sleep(0.01)"
