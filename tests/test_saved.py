@@ -96,3 +96,18 @@ def test_nbconvert_html_plays_every_say_without_a_kernel(saved, tmp_path):
     for audio in found:
         assert audio["error"] is None and audio["duration"] > 0 and audio["visible"], found
         assert audio["label"].strip("· ").startswith("0:0"), found
+
+
+def test_the_saved_copy_never_autoplays_and_shows_the_length():
+    import numpy as np
+
+    from chatterbox_nb.display.player import saved_bundle
+    from chatterbox_nb.utterance import Utterance
+
+    utt = Utterance(np.zeros(36_000, np.float32), 24_000, "Turn autoplay on", {}, {"total_s": 1.0}, autoplay=True)
+    copy = saved_bundle(utt)["text/html"]
+    tag = copy.split("<audio", 1)[1].split(">", 1)[0]
+    assert "autoplay" not in tag and 'preload="metadata"' in tag  # a reopened notebook stays quiet
+    assert "Turn autoplay on" in copy and "0:01.5" in copy
+    assert saved_bundle(None)["text/html"] == '<div class="cnb-saved-only"></div>'  # a panel before its first result
+    assert "text/html" in utt._repr_mimebundle_()  # outside a kernel the result itself is the static player

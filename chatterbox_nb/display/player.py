@@ -67,17 +67,18 @@ def audio_tag(wav: bytes, *, autoplay: bool = False) -> str:
     return f'<audio controls preload="metadata"{" autoplay" if autoplay else ""} src="{src}"></audio>'
 
 
-def static_html(utt: Any) -> str:
+def static_html(utt: Any, *, autoplay: bool | None = None) -> str:
     banner = _banner_html() if utt.dummy else ""
+    play = utt.autoplay if autoplay is None else autoplay
     return (
         f'<div class="chatterbox-utterance">{banner}{_text_line(utt.text, utt.duration)}'
-        f"{audio_tag(utt.wav_bytes(), autoplay=utt.autoplay)}{waveform_svg(utt.audio)}{timings_html(utt.timings)}</div>"
+        f"{audio_tag(utt.wav_bytes(), autoplay=play)}{waveform_svg(utt.audio)}{timings_html(utt.timings)}</div>"
     )
 
 
 def saved_bundle(utt: Any | None) -> dict[str, Any]:
     """The saved copy of a result (an empty one for None): static HTML, hidden where our widgets render."""
-    body = "" if utt is None else static_html(utt).replace(" autoplay", "", 1)  # a reopened notebook stays quiet
+    body = "" if utt is None else static_html(utt, autoplay=False)  # a reopened notebook stays quiet
     return {"text/html": f'<div class="{SAVED_ONLY}">{body}</div>'}
 
 
