@@ -38,6 +38,12 @@ class KernelState:
         self.file_hashes: dict[tuple[str, int, int], str] = {}
         #: the `Chatterbox` settings object (config.py), created on first use
         self.settings: Any = None
+        #: the idle-unload timer (engine/memory.py), while one runs
+        self.idle_timer: Any = None
+        #: bytes each model key held when last loaded, to make room before loading it again
+        self.sizes: dict[Any, int] = {}
+        #: models unloaded by the memory budget or idle unload: model -> (reason, when)
+        self.unloaded: dict[str, tuple[str, float]] = {}
         #: whether loading.py registered its atexit hook (once per kernel)
         self.exit_hook = False
 

@@ -147,6 +147,7 @@ def say(
     utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=autoplay)
     if live is not None:
         live.finish(timings, result.stopped)
+        live.keep(utt)  # its saved copy, for the saved notebook
         utt.mark_shown()  # the live player is this cell's player: no second one for the same audio
     with STATE.lock:
         STATE.history.append(utt)
@@ -230,6 +231,7 @@ def _show_live_player(text: str, total: int, dummy: bool) -> Any:
     from .display.live import SHOW, LivePlayer
 
     live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy)
+    live.standalone = SHOW.get() is None
     (SHOW.get() or display)(live)
     return live
 
@@ -258,6 +260,10 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
         model = options.choose_model(model).model
     loading.cancel_all(join_s=10.0, model=None if all else model)
     progressive.stop_all()  # a long say holds the model until its current chunk ends
+    if all:
+        from .engine.memory import stop_idle_timer
+
+        stop_idle_timer()
     dropped = []
     for loaded in loader.loaded_models():
         if all or loaded.name == model:
@@ -270,9 +276,10 @@ class Status:
     """Models in memory, settings and the cache dir; renders as a table."""
 
     def __init__(self) -> None:
-        from .engine import loader
+        from .engine import loader, memory
 
         s = config.settings()
+        now = time.time()
         self.settings = {name: getattr(s, name) for name in s.trait_names(config=True)}
         self.cache_dir = str(config.cache_dir())
         self.models = [
@@ -285,9 +292,25 @@ class Status:
                 "load_s": round(m.load_s, 2),
                 "dummy": m.is_dummy,
                 "warmed": m.warmed,
+                "last_used": memory.ago(now - m.last_used),
+                "in_use": m.busy,
             }
             for m in loader.loaded_models()
         ]
+        #: per kind of memory with models on it (or the host's): what they hold and may hold
+        pools = {memory.pool(m["device"]): m["device"] for m in self.models} or {"host": "cpu"}
+        self.budget = [
+            {
+                "memory": name,
+                "held_gib": round(sum(m["memory_gib"] for m in self.models if memory.pool(m["device"]) == name), 2),
+                "budget_gib": round(memory.budget_bytes(device) / 2**30, 2),
+            }
+            for name, device in sorted(pools.items())
+        ]
+        self.budget_from = memory.budget_source()
+        self.idle_unload = s.idle_unload
+        with STATE.lock:
+            self.unloaded = {k: f"{why}, {memory.ago(now - when)}" for k, (why, when) in STATE.unloaded.items()}
         self.history = len(STATE.history)
         self.voices = voices_api.voices.names()
         with STATE.lock:
@@ -298,14 +321,24 @@ class Status:
         for m in self.models:
             lines.append(
                 f"  {m['model']}: {m['source']}, {m['device']}, {m['dtype']}, {m['memory_gib']} GiB, "
-                f"loaded in {m['load_s']} s, warm-up {m['warmed']}{' (dummy weights)' if m['dummy'] else ''}"
+                f"loaded in {m['load_s']} s, warm-up {m['warmed']}, last used {m['last_used']}"
+                f"{' (in use)' if m['in_use'] else ''}{' (dummy weights)' if m['dummy'] else ''}"
             )
+        lines.append(f"  memory: {self.budget_line()}")
+        if self.unloaded:
+            lines.append("  unloaded: " + ", ".join(f"{k} ({v})" for k, v in sorted(self.unloaded.items())))
         for task in self.tasks:
             lines.append(f"  background: {task}")
         lines.append(f"  voices: {', '.join(self.voices) or 'none yet (%chatterbox voice add NAME FILE)'}")
         lines.append(f"  utterances this kernel: {self.history}")
         lines.append("  defaults: " + ", ".join(f"{k}={v}" for k, v in sorted(self.settings.items())))
         return "\n".join(lines)
+
+    def budget_line(self) -> str:
+        """What the models hold and what the budget allows, per kind of memory; idle unload."""
+        held = "; ".join(f"{b['memory']} {b['held_gib']:.2f} of {b['budget_gib']:.2f} GiB" for b in self.budget)
+        idle = f"after {self.idle_unload:g} min idle" if self.idle_unload else "off"
+        return f"{held} ({self.budget_from}); idle unload {idle}"
 
     def _repr_html_(self) -> str:
         from .display.status import status_html

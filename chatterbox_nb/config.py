@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, default, observe, validate
 from traitlets.config import Configurable
 
 from ._state import STATE
-from .errors import CacheError
+from .errors import CacheError, InvalidOption
 
 MODELS = ("english", "turbo", "multilingual")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -25,6 +26,12 @@ ENV_DEVICE = "CHATTERBOX_NB_DEVICE"
 ENV_WEIGHTS = "CHATTERBOX_NB_WEIGHTS"
 ENV_CACHE_DIR = "CHATTERBOX_NB_CACHE_DIR"
 ENV_AUTOLOAD = "CHATTERBOX_NB_AUTOLOAD"
+ENV_MEMORY_LIMIT = "CHATTERBOX_NB_MEMORY_LIMIT"
+ENV_IDLE_UNLOAD = "CHATTERBOX_NB_IDLE_UNLOAD"
+
+#: without `memory_limit`, the models of one kind of memory may hold this share of it
+RAM_SHARE = 0.75
+GPU_SHARE = 0.9
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -56,6 +63,18 @@ class Chatterbox(Configurable):
         config=True
     )
     cache_dir = Unicode(help="Disk cache folder (env CHATTERBOX_NB_CACHE_DIR).").tag(config=True)
+    memory_limit = Float(
+        None,
+        allow_none=True,
+        help="GiB the loaded models may hold on one kind of memory; loading past it first unloads the least "
+        f"recently used idle model. None: {RAM_SHARE:.0%} of the RAM, {GPU_SHARE:.0%} of a GPU's memory "
+        "(env CHATTERBOX_NB_MEMORY_LIMIT).",
+    ).tag(config=True)
+    idle_unload = Float(
+        0.0,
+        help="Minutes after its last use when a model is unloaded in the background; 0 keeps models "
+        "(env CHATTERBOX_NB_IDLE_UNLOAD).",
+    ).tag(config=True)
 
     @default("device")
     def _default_device(self) -> str:
@@ -72,6 +91,44 @@ class Chatterbox(Configurable):
     @default("cache_dir")
     def _default_cache_dir(self) -> str:
         return os.environ.get(ENV_CACHE_DIR) or str(default_cache_dir())
+
+    @default("memory_limit")
+    def _default_memory_limit(self) -> float | None:
+        return _env_float(ENV_MEMORY_LIMIT)
+
+    @default("idle_unload")
+    def _default_idle_unload(self) -> float:
+        return _env_float(ENV_IDLE_UNLOAD) or 0.0
+
+    @validate("memory_limit")
+    def _check_memory_limit(self, proposal: Any) -> float | None:
+        if proposal.value is not None and not proposal.value > 0:
+            raise TraitError("Chatterbox.memory_limit is in GiB and must be above 0 (None: a share of the memory).")
+        return proposal.value
+
+    @validate("idle_unload")
+    def _check_idle_unload(self, proposal: Any) -> float:
+        if not proposal.value >= 0:
+            raise TraitError("Chatterbox.idle_unload is in minutes and must be 0 (off) or more.")
+        return proposal.value
+
+    @observe("idle_unload")
+    def _idle_unload_changed(self, change: Any) -> None:
+        if change.new:  # the models already loaded get their timer now, not at their next use
+            from .engine import memory
+
+            memory.start_idle_timer()
+
+
+def _env_float(name: str) -> float | None:
+    """A number from the environment; empty, `auto` or `off` mean unset."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "auto", "none", "off"):
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidOption(f"{name}={raw!r} is not a number.") from None
 
 
 def settings() -> Chatterbox:

@@ -80,7 +80,8 @@ def start(
         if rewarm or config.WARMUP_LEVELS.index(level) > config.WARMUP_LEVELS.index(loaded.warmed):
             from .engine.warmup import warm
 
-            metrics = warm(loaded, level, task.report, measure=measure)
+            with loaded.hold():  # being warmed: never unloaded to make room
+                metrics = warm(loaded, level, task.report, measure=measure)
             if config.WARMUP_LEVELS.index(level) >= config.WARMUP_LEVELS.index(loaded.warmed):
                 loaded.warmed = level
             loaded.warmup_metrics = metrics

@@ -28,7 +28,8 @@ HELP = """\
                      (re)run warm-up; --report measures cold vs warm
   unload [-m MODEL | --all]
                      drop models from memory
-  status             models in memory, their source, device, dtype and memory; settings
+  status             models in memory, their source, device, dtype, memory and last use;
+                     the memory budget (Chatterbox.memory_limit, .idle_unload); settings
   voice add NAME PATH [PATH ...] [--weights W ...]
                      register a reference voice (several files, or a folder, blend)
   voice list | voice remove NAME

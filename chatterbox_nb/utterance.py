@@ -94,3 +94,8 @@ class Utterance(ShownOncePerCell):
         from .display.player import utterance_bundle
 
         return utterance_bundle(self)
+
+    def _more_bundles(self) -> list[dict[str, Any]]:
+        from .display.player import _in_kernel, saved_bundle
+
+        return [saved_bundle(self)] if _in_kernel() else []

@@ -8,6 +8,7 @@ were still being generated.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -55,22 +57,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(tmp_path, cache_dir):
-    """A JupyterLab server on a free port, no token, in a temporary root folder."""
-    root = tmp_path / "root"
-    root.mkdir()
-    _notebook(root / "live.ipynb")
+@contextlib.contextmanager
+def serve(root: Path, tmp: Path, cache_dir: Path) -> Iterator[str]:
+    """A Jupyter server on a free port, no token, serving `root`: JupyterLab at /lab and,
+    when the `notebook` package is installed, Notebook 7 at /notebooks (one server, both)."""
     port = _free_port()
+    config = tmp / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    # both front ends expose their app as window.jupyterapp, which the tests drive
+    (config / "jupyter_server_config.json").write_text(json.dumps({
+        "LabApp": {"expose_app_in_browser": True}, "JupyterNotebookApp": {"expose_app_in_browser": True},
+    }))
     env = {
         **os.environ,
         "CHATTERBOX_NB_WEIGHTS": "dummy:reduced",
         "CHATTERBOX_NB_DEVICE": "cpu",
         "CHATTERBOX_NB_CACHE_DIR": str(cache_dir),
-        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTER_DATA_DIR": str(tmp / "data"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
     }
     cmd = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -78,7 +85,7 @@ def lab(tmp_path, cache_dir):
         "--LabApp.expose_app_in_browser=True", "--allow-root", "--LabApp.extension_manager=readonly",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    log = open(tmp_path / "lab.log", "wb")
+    log = open(tmp / "lab.log", "wb")
     server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -89,7 +96,7 @@ def lab(tmp_path, cache_dir):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("jupyter lab did not start:\n" + (tmp_path / "lab.log").read_text()[-3000:])
+                    raise RuntimeError("jupyter lab did not start:\n" + (tmp / "lab.log").read_text()[-3000:])
                 time.sleep(0.5)
         yield url
     finally:
@@ -99,6 +106,16 @@ def lab(tmp_path, cache_dir):
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@pytest.fixture
+def lab(tmp_path, cache_dir):
+    """A JupyterLab server in a temporary root folder holding live.ipynb."""
+    root = tmp_path / "root"
+    root.mkdir()
+    _notebook(root / "live.ipynb")
+    with serve(root, tmp_path, cache_dir) as url:
+        yield url
 
 
 _READY = """async () => {

@@ -1,11 +1,13 @@
-"""The player, the timing widget and the `ui` panel in a real browser (JupyterLab 4,
-Debian's chromium via Playwright), reusing test_browser's server fixture.
+"""The player, the progressive player, the `ui` panel and the history table in a real
+browser (Debian's chromium via Playwright), in JupyterLab 4 and in Notebook 7, and once
+in JupyterLab's dark theme.
 
-A notebook runs `%chatterbox say` and `%chatterbox ui`; the test checks in the page
-that the audio player, waveform, timings and panel render, then types into the panel
-and clicks Generate, which must bring a new player into the panel. Screenshots go to
-`<tmp_path>/screenshots`, and also to `$CHATTERBOX_NB_SCREENSHOTS` when set (the README's
-pictures are made this way).
+One Jupyter server serves both front ends (and one notebook each). The notebook runs a
+one-sentence say, a three-sentence `%%chatterbox`, `%chatterbox ui` and `%chatterbox
+history`; the test checks in the page that each renders (one visible player per say: the
+saved copies are hidden where the widgets render), types into the panel and clicks
+Generate, and clicks Replay in the history. Screenshots go to `<tmp>/screenshots`, and
+also to `$CHATTERBOX_NB_SCREENSHOTS` when set (the README's pictures are made this way).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, lab, open_notebook  # noqa: F401 - lab is a fixture
+from test_browser import CHROMIUM, CHROMIUM_ARGS, open_notebook, serve
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,8 +28,12 @@ pytestmark = [
 CELLS = [
     "%load_ext chatterbox_nb",
     '%chatterbox say "Hello from the notebook." --max-tokens 4 --seed 1',
-    "%chatterbox ui --max-tokens 4 --seed 2",
+    "%%chatterbox --max-tokens 4 --seed 2\nOne sentence comes first here. Another sentence follows it. A third one ends it.",
+    "%chatterbox ui --max-tokens 4 --seed 3",
+    "%chatterbox history",
 ]
+#: front end -> (notebook URL path, screenshot prefix); Notebook 7 needs the `notebook` package
+FRONT_ENDS = {"notebook": ("notebooks/notebook.ipynb", "notebook7-"), "lab": ("lab/tree/lab.ipynb", "")}
 
 
 def _write_notebook(path: Path) -> None:
@@ -38,6 +44,18 @@ def _write_notebook(path: Path) -> None:
         "nbformat_minor": 5,
     }
     path.write_text(json.dumps(nb))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, cache_dir):
+    """One server for both front ends, one notebook each."""
+    tmp = tmp_path_factory.mktemp("frontends")
+    root = tmp / "root"
+    root.mkdir()
+    for name in FRONT_ENDS:
+        _write_notebook(root / f"{name}.ipynb")
+    with serve(root, tmp, cache_dir) as url:
+        yield url
 
 
 def _shots(tmp_path: Path) -> list[Path]:
@@ -55,10 +73,24 @@ def _save(locator, name: str, dirs: list[Path]) -> None:
         shutil.copy(dirs[0] / name, d / name)
 
 
-def test_player_timings_and_ui_panel_render_and_generate(lab, tmp_path):  # noqa: F811
+_AUDIO_READY = """cell => {
+  const a = [...cell.querySelectorAll('audio')].filter(e => e.offsetParent !== null);
+  return a.length === 1 && a[0].readyState >= 1 && a[0].duration > 0;
+}"""
+
+_LUMINANCE = """el => {
+  const [r, g, b] = getComputedStyle(el).color.match(/[\\d.]+/g).map(Number);
+  return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+}"""
+
+
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))  # notebook first: the lab run ends in the dark theme
+def test_player_progressive_panel_and_history(server, front_end, tmp_path):
+    if front_end == "notebook":
+        pytest.importorskip("notebook", minversion="7")
     from playwright.sync_api import sync_playwright
 
-    _write_notebook(tmp_path / "root" / "ui.ipynb")
+    path, prefix = FRONT_ENDS[front_end]
     dirs = _shots(tmp_path)
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
@@ -67,18 +99,36 @@ def test_player_timings_and_ui_panel_render_and_generate(lab, tmp_path):  # noqa
         )
         try:
             page = context.new_page()
-            open_notebook(page, f"{lab}/lab/tree/ui.ipynb")
+            open_notebook(page, f"{server}/{path}")
             page.add_style_tag(content=".Toastify { display: none !important; }")  # the news prompt
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             try:
-                page.wait_for_selector(".cnb-ui .cnb-generate", timeout=300_000)
-                say_cell = page.locator(".jp-CodeCell").nth(1)
-                say_cell.locator("audio").first.wait_for(timeout=10_000)
-                assert say_cell.locator(".chatterbox-timings").count() >= 1
-                assert say_cell.locator(".cnb-waveform polyline").count() >= 1
-                assert say_cell.locator(".chatterbox-timings").first.inner_text().count("RTF") == 1
-                _save(say_cell.locator(".jp-OutputArea"), "player.png", dirs)
+                page.wait_for_selector(".cnb-history .cnb-replay", timeout=300_000)  # the last cell ran
+                cells = page.locator(".jp-CodeCell")
 
+                # the player: one visible <audio> (its saved copy is hidden), its length before playing
+                say = cells.nth(1)
+                page.wait_for_function(_AUDIO_READY, arg=say.element_handle(), timeout=30_000)
+                assert say.locator(".cnb-duration").first.inner_text().strip("· ").startswith("0:0")
+                assert say.locator(".chatterbox-timings:visible").count() == 1
+                assert say.locator(".cnb-waveform polyline").count() >= 1
+                assert say.locator(".chatterbox-timings:visible").first.inner_text().count("RTF") == 1
+                _save(say.locator(".jp-OutputArea"), f"{prefix}player.png", dirs)
+
+                # the progressive player: every chunk received and scheduled; its length shown
+                page.wait_for_function(
+                    "() => (window.chatterboxNbPlayers || []).some(r => r.done && r.total === 3 && r.scheduled === 3)",
+                    timeout=60_000,
+                )
+                live = cells.nth(2)
+                assert "0:0" in live.locator(".cnb-live-status").inner_text()
+                assert live.locator("audio:visible").count() == 0 and live.locator(".cnb-saved-only").count() == 1
+                hidden = page.evaluate(
+                    "() => [...document.querySelectorAll('.cnb-saved-only')].map(e => e.offsetParent === null)"
+                )
+                assert len(hidden) >= 3 and all(hidden)  # say, %%chatterbox, panel: one player each
+
+                # the panel: Generate brings a player into it
                 panel = page.locator(".cnb-ui")
                 assert panel.locator("select").count() >= 3  # model, voice, language
                 assert panel.locator(".cnb-ui-result audio").count() == 0
@@ -95,8 +145,29 @@ def test_player_timings_and_ui_panel_render_and_generate(lab, tmp_path):  # noqa
                 )
                 assert panel.locator(".cnb-ui-result .chatterbox-timings").count() == 1
                 assert "done in" in panel.inner_text()
-                _save(panel, "ui-panel.png", dirs)
+                assert cells.nth(3).locator("audio:visible").count() == 1  # the saved copy stays hidden
+                _save(panel, f"{prefix}ui-panel.png", dirs)
+
+                # the history: a row per utterance; Replay shows its player under the table
+                history = cells.nth(4)
+                assert history.locator(".cnb-replay").count() == 2
+                history.locator(".cnb-replay").first.click()
+                history.locator("audio").first.wait_for(timeout=30_000)
+
+                if front_end == "lab":  # the same outputs in JupyterLab's dark theme
+                    page.evaluate(
+                        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+                    )
+                    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+                    page.wait_for_timeout(500)
+                    for selector in (".cnb-banner", ".chatterbox-timings", ".cnb-duration", ".cnb-live-status"):
+                        assert say.page.locator(selector).first.evaluate(_LUMINANCE) > 0.6, selector  # light text
+                    _save(say.locator(".jp-OutputArea"), "player-dark.png", dirs)
+                    _save(panel, "ui-panel-dark.png", dirs)
+                    page.evaluate(
+                        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+                    )
             finally:
-                page.screenshot(path=str(dirs[0] / "page.png"), full_page=True)  # kept with a failed test
+                page.screenshot(path=str(dirs[0] / f"{prefix}page.png"), full_page=True)  # kept with a failed test
         finally:
             context.close()

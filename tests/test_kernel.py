@@ -38,16 +38,17 @@ def test_load_say_seed_timings(kernel):
 
     second = _ok(kernel.execute('%chatterbox say "Hello from the notebook" --weights dummy --device cpu --max-tokens 8 --seed 11'))
     kinds = [o["type"] for o in second["outputs"]]
-    assert kinds.count("display_data") == 1, kinds  # rendered once, not twice
-    data = next(o["data"] for o in second["outputs"] if o["type"] == "display_data")
-    assert "application/vnd.jupyter.widget-view+json" in data
-    assert "<audio" in data["text/html"] and "dummy weights" in data["text/html"]
+    assert kinds.count("display_data") == 2, kinds  # the player and its saved copy, once each
+    data, saved = (o["data"] for o in second["outputs"] if o["type"] == "display_data")
+    assert "application/vnd.jupyter.widget-view+json" in data and "text/html" not in data
+    assert "cnb-saved-only" in saved["text/html"]  # hidden where the widget renders
+    assert "<audio" in saved["text/html"] and "dummy weights" in saved["text/html"]
     assert kernel.value("(_.audio == u1.audio).all()") is True  # the bare magic's result, same seed
 
 
 def test_assignment_renders_too(kernel):
     result = _ok(kernel.execute('u2 = %chatterbox say "Hi" --weights dummy --device cpu --max-tokens 3 --seed 1'))
-    assert [o["type"] for o in result["outputs"]].count("display_data") == 1
+    assert [o["type"] for o in result["outputs"]].count("display_data") == 2  # player and saved copy
 
 
 def test_reload_ext_keeps_the_model(kernel):

@@ -151,8 +151,9 @@ def test_cell_in_a_kernel_shows_one_progressive_player(kernel):
     text = "One sentence comes first here. Another sentence follows it. A third one ends it."
     result = Kernel.ok(kernel.execute(_CELL + text))
     shown = [o for o in result["outputs"] if o["type"] in ("display_data", "execute_result")]
-    assert len(shown) == 1, shown  # the live player; the returned Utterance does not render again
-    assert shown[0]["type"] == "display_data"
+    assert len(shown) == 2, shown  # the live player and its saved copy; the Utterance does not render again
+    assert shown[0]["type"] == shown[1]["type"] == "display_data"
+    assert "<audio" in shown[1]["data"]["text/html"] and "cnb-saved-only" in shown[1]["data"]["text/html"]
     assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
     assert shown[0]["data"]["text/plain"].startswith("Progressive player: 3 chunks")
     assert kernel.value("(_.timings['chunks_done'], _.timings['stopped'])") == (3, False)

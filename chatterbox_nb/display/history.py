@@ -106,7 +106,7 @@ class History:
             try:
                 note.value = f"saved {html.escape(str(save(utt, i, path.value)))}"
             except OSError as exc:
-                note.value = f'<span style="color:#b00020">{html.escape(str(exc))}</span>'
+                note.value = f'<span style="color:var(--jp-error-color1,#b00020)">{html.escape(str(exc))}</span>'
 
         play.on_click(on_play)
         keep.on_click(on_save)

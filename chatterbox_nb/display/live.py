@@ -18,7 +18,7 @@ import anywidget
 import numpy as np
 import traitlets
 
-from .player import _banner_html
+from .player import SAVED_ONLY, TEXT, _banner_html, duration_label, saved_bundle
 from .timings import timings_html
 
 _ESM = r"""
@@ -113,7 +113,9 @@ SHOW: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.Context
 _CSS = """
 .cnb-live { font: 12px sans-serif; display: flex; align-items: center; gap: 6px; margin: 2px 0; }
 .cnb-live button { font: 12px sans-serif; padding: 1px 8px; }
-"""
+.cnb-live-status { color: var(--jp-content-font-color1, #222); }
+.%s { display: none; }
+""" % SAVED_ONLY  # where this player renders, the say's saved copy (display/player.py) is hidden
 
 
 class ChunkPlayer(anywidget.AnyWidget):
@@ -141,26 +143,43 @@ class LivePlayer:
 
         self.total = total
         self.tokens = 0
+        self.seconds = 0.0
+        self.sample_rate = sample_rate
+        #: shown by `display` in the cell (not inside a panel): it leaves a saved copy there
+        self.standalone = False
         self.player = ChunkPlayer(total=total, sample_rate=sample_rate, status=f"generating chunk 1/{total}\u2026")
         self.timings = widgets.HTML("")
         head = [widgets.HTML(_banner_html())] if dummy else []
         shown = text if len(text) <= 300 else text[:297] + "..."
-        head.append(widgets.HTML(f'<div style="font:12px sans-serif">&#8220;{html.escape(shown)}&#8221;</div>'))
+        head.append(widgets.HTML(f'<div style="font:12px sans-serif;{TEXT}">&#8220;{html.escape(shown)}&#8221;</div>'))
         self.box = widgets.VBox([*head, self.player, self.timings])
 
     def add(self, audio: np.ndarray, tokens: int) -> None:
         """One more chunk: to the browser now, and the progress line moves on."""
         self.tokens += tokens
+        self.seconds += len(audio) / self.sample_rate
         self.player.chunks = [*self.player.chunks, _pcm16(audio)]
         n = len(self.player.chunks)
         after = f" \u00b7 generating chunk {n + 1}/{self.total}\u2026" if n < self.total else ""
-        self.player.status = f"chunk {n}/{self.total} \u00b7 {self.tokens} tokens{after}"
+        self.player.status = f"chunk {n}/{self.total} \u00b7 {self.tokens} tokens \u00b7 {duration_label(self.seconds)}{after}"
 
     def finish(self, timings: dict[str, Any], stopped: bool) -> None:
         n = len(self.player.chunks)
-        self.player.status = f"stopped after chunk {n}/{self.total}" if stopped else f"{n} chunks, {self.tokens} tokens"
+        length = duration_label(self.seconds)
+        self.player.status = (
+            f"stopped after chunk {n}/{self.total} \u00b7 {length}" if stopped
+            else f"{n} chunks, {self.tokens} tokens \u00b7 {length}"
+        )
         self.player.done = True
         self.timings.value = timings_html(timings)
+
+    def keep(self, utt: Any) -> None:
+        """Leave the finished say's saved copy in the cell: the static player a saved
+        notebook, nbconvert or a front end without this widget plays."""
+        if self.standalone:
+            from IPython.display import display
+
+            display(saved_bundle(utt), raw=True)
 
     def fail(self, exc: BaseException) -> None:
         what = "stopped" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"

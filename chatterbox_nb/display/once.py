@@ -30,6 +30,12 @@ class ShownOncePerCell:
             self._skip_display_in_cell = None
             return
         display(self._repr_mimebundle_(), raw=True)
+        for bundle in self._more_bundles():
+            display(bundle, raw=True)
+
+    def _more_bundles(self) -> list[dict[str, Any]]:
+        """Outputs shown after the main one (a player's saved copy)."""
+        return []
 
     def mark_shown(self) -> None:
         """Another display already stands for this object in the current cell."""

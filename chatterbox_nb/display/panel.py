@@ -21,7 +21,7 @@ from .._state import STATE
 from ..engine.specs import DEFAULT_MAX_TOKENS, SPECS
 from ..errors import ChatterboxError
 from .live import SHOW
-from .player import _in_kernel, utterance_widget
+from .player import ERROR, HIDE_SAVED_CSS, MUTED, TEXT, _in_kernel, saved_bundle, utterance_widget
 
 BUILT_IN = "built-in"
 _TICK_S = 0.25
@@ -63,6 +63,8 @@ class Panel:
         self.error = ""
         self._thread: threading.Thread | None = None
         self._progress = ("", 0)
+        #: the output under the panel that keeps the last result for the saved notebook
+        self._saved_id = f"cnb-ui-saved-{id(self):x}-{time.time_ns():x}"
         wide = widgets.Layout(width="520px")
         style = {"description_width": "110px"}
         self.text = widgets.Textarea(value=text, placeholder="Text to say", layout=widgets.Layout(width="520px", height="64px"))
@@ -96,7 +98,7 @@ class Panel:
         advanced.set_title(0, "advanced")
         advanced.selected_index = None
         self.box = widgets.VBox([
-            widgets.HTML('<b style="font:13px sans-serif">Chatterbox</b>'),
+            widgets.HTML(f'{HIDE_SAVED_CSS}<b style="font:13px sans-serif;{TEXT}">Chatterbox</b>'),
             self.text,
             widgets.HBox([self.model, self.voice, self.lang]),
             *(self.sliders[k] for k, *_r, adv in _SLIDERS if not adv),
@@ -199,7 +201,8 @@ class Panel:
             self.history.append(utt)
             if not live:  # a progressive player stays: it may be playing, and it shows the timings
                 self.result.children = [utterance_widget(utt)]
-            self.status.value = f'<span style="font:12px sans-serif">&#10003; done in {time.perf_counter() - begin:.2f} s</span>'
+            self._keep(utt)
+            self.status.value = f'<span style="font:12px sans-serif;{TEXT}">&#10003; done in {time.perf_counter() - begin:.2f} s</span>'
         finally:
             SHOW.reset(token)
             done.set()
@@ -227,23 +230,37 @@ class Panel:
             else:
                 what, value = "loading the model / preparing the voice", 0.02
             self.bar.value = value
-            self.status.value = f'<span style="font:12px sans-serif">&#8987; Generating\u2026 {what} \u00b7 {time.perf_counter() - begin:.1f} s</span>'
+            self.status.value = f'<span style="font:12px sans-serif;{TEXT}">&#8987; Generating\u2026 {what} \u00b7 {time.perf_counter() - begin:.1f} s</span>'
             self.models.value = self._models_html()
 
     def _fail(self, message: str) -> None:
         self.error = message
         line = message.splitlines()[0] if message else "failed"
-        self.status.value = f'<span class="cnb-ui-error" style="font:12px sans-serif;color:#b00020">&#10007; {html.escape(line)}</span>'
+        self.status.value = f'<span class="cnb-ui-error" style="font:12px sans-serif;{ERROR}">&#10007; {html.escape(line)}</span>'
 
     @staticmethod
     def _models_html() -> str:
-        return f'<div style="font:11px sans-serif;color:#555">{html.escape(models_line())}</div>'
+        return f'<div style="font:11px sans-serif;{MUTED}">{html.escape(models_line())}</div>'
 
     # -- display ------------------------------------------------------------------------
 
     def __repr__(self) -> str:
         return (f"<chatterbox_nb ui panel: model {self.model.value}, voice {self.voice.value}; "
                 f"{models_line()}; it needs a notebook (JupyterLab, Notebook 7) to show its widgets>")
+
+    def _keep(self, utt: Any) -> None:
+        """The result's saved copy under the panel (hidden while the panel renders)."""
+        if _in_kernel():
+            from IPython.display import update_display
+
+            update_display(saved_bundle(utt), raw=True, display_id=self._saved_id)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self._repr_mimebundle_(), raw=True)
+        if _in_kernel():  # the saved copy of the latest result goes here
+            display(saved_bundle(self.last), raw=True, display_id=self._saved_id)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle: dict[str, Any] = {"text/plain": repr(self)}

@@ -14,7 +14,7 @@ _TICK_S = 0.5
 
 def _line(task: Any) -> str:
     if task.failed:
-        return f'<span style="color:#b00020">&#10007; {html.escape(task.summary())}</span>'
+        return f'<span style="color:var(--jp-error-color1,#b00020)">&#10007; {html.escape(task.summary())}</span>'
     if task.done:
         return f"&#10003; {html.escape(task.summary())}"
     steps = f" ({task.steps[0]}/{task.steps[1]})" if task.steps else ""

@@ -37,6 +37,6 @@ def waveform_svg(audio: np.ndarray, *, width: int = 600, height: int = 48, colou
     return (
         f'<svg class="cnb-waveform" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" style="display:block;max-width:100%" role="img" aria-label="waveform">'
-        f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="#ddd" stroke-width="1"/>'
+        f'<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="#888" stroke-opacity="0.4" stroke-width="1"/>'
         f'<polyline points="{points}" fill="{colour}" fill-opacity="0.35" stroke="{colour}" stroke-width="0.6"/></svg>'
     )

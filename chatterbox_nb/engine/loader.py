@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, NamedTuple
 
 from .._state import STATE
 from ..errors import SourceCorrupt
-from . import build, diskcache, fsutil, sources
+from . import build, diskcache, fsutil, memory, sources
 from .device import release_memory
 from .specs import ModelSpec
 
@@ -50,6 +50,10 @@ class LoadedModel:
     #: generations run so far, and users queued for the lock (warm-up gives way to them)
     calls: int = 0
     users_waiting: int = 0
+    #: when it was last used (time.time()): loaded, found in memory, or released after a generation
+    last_used: float = field(default_factory=time.time)
+    #: background holds (warm-up): a held model is in use, never unloaded to make room
+    holds: int = 0
 
     @contextlib.contextmanager
     def use(self, *, user: bool = True) -> Iterator["LoadedModel"]:
@@ -73,9 +77,27 @@ class LoadedModel:
                 self.lock.release()
         try:
             self.calls += 1
+            self.last_used = time.time()
             yield self
         finally:
+            self.last_used = time.time()
             self.lock.release()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator["LoadedModel"]:
+        """Mark the model in use across several `use` calls (warm-up's steps)."""
+        with STATE.lock:
+            self.holds += 1
+        try:
+            yield self
+        finally:
+            with STATE.lock:
+                self.holds -= 1
+
+    @property
+    def busy(self) -> bool:
+        """Generating, queued for, or held: never the one unloaded to make room or when idle."""
+        return self.lock.locked() or self.users_waiting > 0 or self.holds > 0
 
     @property
     def name(self) -> str:
@@ -119,9 +141,11 @@ def get_or_load(
     with STATE.load_lock(key):
         loaded = STATE.models.get(key)
         if loaded is not None and not reload:
+            loaded.last_used = time.time()
             return loaded, "memory"
         if loaded is not None:
             drop(key)
+        memory.make_room(device, _expected_bytes(key, spec, source, cache_root), key, drop_if_idle)
         start = time.perf_counter()
         progress("opening the disk cache")
         with build.gc_paused():
@@ -131,9 +155,25 @@ def get_or_load(
         loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts), entry=entry)
         with STATE.lock:
             STATE.models[key] = loaded
+            STATE.sizes[key] = loaded.nbytes
+            STATE.unloaded.pop(spec.name, None)
+        memory.make_room(device, loaded.nbytes, key, drop_if_idle)  # when the estimate was short
+        memory.start_idle_timer()
         if how == "disk-cache":
             _verify_in_background(loaded)
         return loaded, how
+
+
+def _expected_bytes(key: ModelKey, spec: ModelSpec, source: sources.Source, root: Path) -> int:
+    """What the model will hold, before it is loaded: its size last time in this kernel,
+    or its disk-cache entry's weight files; 0 when neither is known (checked after)."""
+    if STATE.sizes.get(key):
+        return STATE.sizes[key]
+    try:
+        files = diskcache.read_manifest(diskcache.entry_dir(root, spec, source, key.dtype))["files"]
+        return sum(int(f["size"]) for name, f in files.items() if name.endswith(".safetensors") and "conds" not in name)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def _parts(
@@ -182,6 +222,18 @@ def reject_entry(entry: Path, problems: list[str]) -> None:
 def loaded_models() -> list[LoadedModel]:
     with STATE.lock:
         return list(STATE.models.values())
+
+
+def drop_if_idle(loaded: LoadedModel) -> bool:
+    """Unload `loaded` unless it is in use; whether it was unloaded."""
+    with STATE.lock:
+        if loaded.busy or STATE.models.get(loaded.key) is not loaded:
+            return False
+        del STATE.models[loaded.key]
+    with loaded.lock:  # a say that took it from the registry just now finds tts None and reloads
+        loaded.tts = None
+    release_memory(loaded.key.device)
+    return True
 
 
 def drop(key: ModelKey) -> LoadedModel | None:

@@ -1,0 +1,108 @@
+"""The memory budget and idle unload, in a real kernel, on reduced dummy models.
+
+The reduced english model holds 1.22 GiB and turbo 1.56 GiB: a 2 GiB budget fits one.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kernel_utils import Kernel
+
+_ok = Kernel.ok
+pytestmark = pytest.mark.slow
+
+W = "--weights dummy:reduced --device cpu"
+PY = "weights='dummy:reduced', device='cpu'"
+
+
+def _models(kernel: Kernel) -> list[str]:
+    return kernel.value("sorted(m.name for m in __import__('chatterbox_nb.engine.loader').engine.loader.loaded_models())")
+
+
+def test_budget_unloads_the_least_recently_used_idle_model(kernel):
+    _ok(kernel.execute("%load_ext chatterbox_nb\n%config Chatterbox.memory_limit = 2.0"))
+    _ok(kernel.execute(f"%chatterbox load -m english {W} --warmup off --wait"))
+
+    out = Kernel.text(_ok(kernel.execute(f"%chatterbox load -m turbo {W} --warmup off --wait")))
+    lines = [line for line in out.splitlines() if "unloaded english" in line]
+    assert len(lines) == 1 and "memory budget of 2.00 GiB" in lines[0], out
+    assert _models(kernel) == ["turbo"]
+    status = Kernel.text(_ok(kernel.execute("print(repr(__import__('chatterbox_nb').status()))")))
+    assert "last used" in status and "host 1.56 of 2.00 GiB" in status and "english (memory budget" in status
+
+    # the next say of the unloaded model maps it again from the disk cache (and makes room for it)
+    out = _ok(kernel.execute(f"u = %chatterbox say 'Hello.' -m english {W} --max-tokens 4 --seed 0"))
+    assert kernel.value("u.timings['model_source']") == "disk-cache"
+    assert "unloaded turbo" in Kernel.text(out)
+    assert _models(kernel) == ["english"]
+
+
+def test_a_model_generating_is_never_unloaded(kernel):
+    # three sentences in a thread hold english for a few seconds; turbo is loaded meanwhile
+    _ok(kernel.execute(
+        "import threading, time, chatterbox_nb as cnb\n"
+        "from chatterbox_nb.engine import loader\n"
+        "said = []\n"
+        "th = threading.Thread(target=lambda: said.append(cnb.say('The first sentence is here. The second one follows it. "
+        f"And the third one ends it.', model='english', {PY}, max_tokens=6, seed=1)))\n"
+        "th.start()\n"
+        "deadline = time.time() + 60\n"
+        "while not any(m.busy for m in loader.loaded_models()) and time.time() < deadline: time.sleep(0.01)"
+    ))
+    assert kernel.value("[m.name for m in loader.loaded_models() if m.busy]") == ["english"]
+    out = Kernel.text(_ok(kernel.execute(f"%chatterbox load -m turbo {W} --warmup off --wait")))
+    assert "unloaded english" not in out and "the other models are in use" in out, out
+    _ok(kernel.execute("th.join(120)"))
+    assert kernel.value("(said[0].timings['chunks_done'], said[0].timings['stopped'])") == (3, False)
+    assert _models(kernel) == ["english", "turbo"]
+
+
+def test_idle_models_are_unloaded_and_memory_returns(kernel):
+    _ok(kernel.execute(
+        "import gc, os, psutil\n"
+        "def rss():\n"
+        "    gc.collect(); return psutil.Process(os.getpid()).memory_info().rss / 2**30\n"
+        "%config Chatterbox.memory_limit = None"
+    ))
+    before = kernel.value("rss()")
+    _ok(kernel.execute("%config Chatterbox.idle_unload = 0.02"))  # 1.2 s
+    deadline = time.monotonic() + 30
+    while _models(kernel) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _models(kernel) == []
+    assert kernel.value("rss()") < before - 0.5  # the weights english's say paged in are given back
+    status = Kernel.text(_ok(kernel.execute("print(repr(cnb.status()))")))
+    assert "idle unload after 0.02 min idle" in status and "turbo (idle 0.02 min" in status
+
+    # the next say brings the model back from the disk cache; unload --all stops the timer
+    _ok(kernel.execute(f"u = %chatterbox say 'Back again.' -m turbo {W} --max-tokens 4 --seed 0"))
+    assert kernel.value("u.timings['model_source']") == "disk-cache"
+    assert kernel.value("any(t.name == 'chatterbox_nb-idle-unload' for t in threading.enumerate())") is True
+    _ok(kernel.execute("%chatterbox unload --all"))
+    assert kernel.value("any(t.name == 'chatterbox_nb-idle-unload' for t in threading.enumerate())") is False
+
+
+def test_settings_and_their_environment_variables(monkeypatch):
+    from traitlets import TraitError
+
+    from chatterbox_nb.config import Chatterbox
+    from chatterbox_nb.errors import InvalidOption
+
+    monkeypatch.setenv("CHATTERBOX_NB_MEMORY_LIMIT", "6.5")
+    monkeypatch.setenv("CHATTERBOX_NB_IDLE_UNLOAD", "30")
+    s = Chatterbox()
+    assert (s.memory_limit, s.idle_unload) == (6.5, 30.0)
+    monkeypatch.setenv("CHATTERBOX_NB_MEMORY_LIMIT", "auto")
+    monkeypatch.delenv("CHATTERBOX_NB_IDLE_UNLOAD")
+    s = Chatterbox()
+    assert (s.memory_limit, s.idle_unload) == (None, 0.0)  # a share of the memory; never unload when idle
+    with pytest.raises(TraitError, match="above 0"):
+        s.memory_limit = 0
+    with pytest.raises(TraitError, match="0 \\(off\\) or more"):
+        s.idle_unload = -1
+    monkeypatch.setenv("CHATTERBOX_NB_MEMORY_LIMIT", "lots")
+    with pytest.raises(InvalidOption, match="not a number"):
+        Chatterbox().memory_limit
