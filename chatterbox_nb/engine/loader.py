@@ -181,6 +181,7 @@ def drop(key: ModelKey, *, by_user: bool = False) -> LoadedModel | None:
         loaded = STATE.models.pop(key, None)
         if loaded is not None and by_user:
             loaded.unloaded = True  # before the lock: a say queued for it must see this first
+    if loaded is not None:
         with loaded.lock:  # let a running generation finish first
             loaded.tts = None
         release_memory(key.device)
