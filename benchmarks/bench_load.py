@@ -2,7 +2,9 @@
 
 Each measurement is a new Python process that first imports torch and chatterbox
 (timed apart), then loads the full-size English model on the CPU, and reports the
-load time and its peak resident memory. The two loaders alternate, after one
+load time and its peak resident memory; then it says one capped sentence, as a user
+does next, and reports that wait, the peak after it and the anonymous (unreclaimable)
+memory left. The two loaders alternate, after one
 unmeasured run of each, so both see the same warm page cache. Ratios are what
 count here; absolute seconds depend on the machine.
 
@@ -22,19 +24,40 @@ import json, re, sys, time
 t0 = time.perf_counter()
 import torch, chatterbox.tts, chatterbox_nb.api
 imports = time.perf_counter() - t0
+
+
+def status(field):
+    return int(re.search(field + r":\s+(\d+)", open("/proc/self/status").read()).group(1)) / 2**20
+
+
 t1 = time.perf_counter()
 if sys.argv[1] == "ours":
     import chatterbox_nb as cnb
-    r = cnb.load("english", weights="dummy", device="cpu", warmup="off", wait=True)
+    r = cnb.load("english", weights="dummy", device="cpu", dtype="float32", warmup="off", wait=True)
     assert r.source == "disk-cache", r.source
 else:
     from chatterbox.tts import ChatterboxTTS
-    ChatterboxTTS.from_local(sys.argv[2], "cpu")
+    tts = ChatterboxTTS.from_local(sys.argv[2], "cpu")
 load = time.perf_counter() - t1
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork+exec.
-hwm_kib = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1))
-print(json.dumps({"imports_s": imports, "load_s": load, "peak_rss_gib": hwm_kib / 2**20}))
-"""
+# Right after a lazy (mapped) load no weight page has been touched yet: this figure
+# flatters the mapping, so the first say's figures are taken too.
+peak_after_load = status("VmHWM")
+t2 = time.perf_counter()
+if sys.argv[1] == "ours":
+    cnb.say(TEXT, weights="dummy", device="cpu", dtype="float32", max_tokens=TOKENS, seed=0)
+else:
+    from chatterbox_nb.engine import specs, synth
+    spec = specs.SPECS["english"]
+    synth.generate(tts, spec, TEXT, max_tokens=TOKENS, seed=0, sampling=spec.defaults())
+first_say = time.perf_counter() - t2
+print(json.dumps({
+    "imports_s": imports, "load_s": load, "first_say_s": first_say,
+    "peak_rss_gib": peak_after_load, "peak_rss_after_say_gib": status("VmHWM"),
+    # anonymous memory cannot be reclaimed under pressure; mapped weight pages can
+    "anon_after_say_gib": status("RssAnon"),
+}))
+""".replace("TEXT", repr("Loading is only half of the wait.")).replace("TOKENS", "8")
 
 PREPARE = """
 import json
@@ -73,7 +96,19 @@ def main() -> None:
     print(f"  with imports    ours {ours['load_s'] + ours['imports_s']:.2f} s   "
           f"from_local {up['load_s'] + up['imports_s']:.2f} s   speed-up {with_imports:.1f}x")
     print(f"  peak RSS        ours {ours['peak_rss_gib']:.2f} GiB   from_local {up['peak_rss_gib']:.2f} GiB   "
-          f"ratio {ours['peak_rss_gib'] / up['peak_rss_gib']:.2f}x (target <= 0.3x)")
+          f"ratio {ours['peak_rss_gib'] / up['peak_rss_gib']:.2f}x (target <= 0.3x; after the load, before any "
+          "weight page is touched)")
+    print("  the honest figures: what the user waits for and what stays resident")
+    ours_wait, up_wait = ours["load_s"] + ours["first_say_s"], up["load_s"] + up["first_say_s"]
+    print(f"  load + first say (8 tokens)  ours {ours_wait:.2f} s   from_local + generate {up_wait:.2f} s   "
+          f"speed-up {up_wait / ours_wait:.2f}x (first say alone: ours {ours['first_say_s']:.2f} s, "
+          f"upstream {up['first_say_s']:.2f} s)")
+    print(f"  peak RSS after the say       ours {ours['peak_rss_after_say_gib']:.2f} GiB   "
+          f"from_local {up['peak_rss_after_say_gib']:.2f} GiB   "
+          f"ratio {ours['peak_rss_after_say_gib'] / up['peak_rss_after_say_gib']:.2f}x")
+    print(f"  anonymous memory after it    ours {ours['anon_after_say_gib']:.2f} GiB   "
+          f"from_local {up['anon_after_say_gib']:.2f} GiB   "
+          f"ratio {ours['anon_after_say_gib'] / up['anon_after_say_gib']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -52,7 +52,10 @@ def cached():
     engine.conditionals(loaded, cnb.voices.resolve(name).files, config.cache_dir())
 
 def from_disk():
+    # as in a new kernel: nothing in memory, neither the conditionals nor the audio
+    # file's hash (a new kernel reads and hashes the reference file again)
     STATE.voice_conds.clear()
+    STATE.file_hashes.clear()
     cached()
 
 result = {"upstream_s": timed(upstream), "memory_s": timed(cached), "disk_s": timed(from_disk)}
@@ -70,7 +73,7 @@ def main() -> None:
     r = run_child(CHILD, [str(args.repeat), str(args.seconds)], env, "voice benchmark")
     print(f"upstream prepare_conditionals ({args.seconds:g} s reference): {r['upstream_s'] * 1000:8.1f} ms")
     print(f"cached voice, from memory:                          {r['memory_s'] * 1000:8.2f} ms")
-    print(f"cached voice, from disk (a new kernel):             {r['disk_s'] * 1000:8.2f} ms")
+    print(f"cached voice, from disk (a new kernel: file hashed): {r['disk_s'] * 1000:8.2f} ms")
     print(f"\nprepare_conditionals / cached from memory: {r['upstream_s'] / r['memory_s']:.0f}x (target >= 50x)")
     print(f"prepare_conditionals / cached from disk:   {r['upstream_s'] / r['disk_s']:.0f}x (target >= 50x)")
 

@@ -26,6 +26,10 @@ class KernelState:
         self.models: dict[Any, Any] = {}
         #: per-key locks so two threads never load the same model twice
         self.load_locks: dict[Any, threading.Lock] = {}
+        #: held by whichever generation runs now, on any model (loader.LoadedModel.use),
+        #: and how many users queue for one (background work gives way to them)
+        self.run_lock = threading.Lock()
+        self.users_waiting = 0
         #: background loads by (model, weights, device, dtype): running, or failed and not yet reported
         self.tasks: dict[Any, Any] = {}
         #: long says generating in the background (progressive.ChunkRun), for `cnb.stop()`

@@ -173,7 +173,9 @@ def _generate_chunks(
             if not result.pieces:
                 raise Stopped("Stopped before the first sentence was ready; nothing was made.")
         except progressive.Evicted:
-            continue
+            if loaded.unloaded:  # the user unloaded it: only the user loads it again
+                break
+            continue  # evicted by the cache (a damaged entry): load it again
         except BaseException as exc:
             if live is not None:
                 live.fail(exc)
@@ -267,7 +269,7 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
     dropped = []
     for loaded in loader.loaded_models():
         if all or loaded.name == model:
-            loader.drop(loaded.key)
+            loader.drop(loaded.key, by_user=True)
             dropped.append(f"{loaded.name} ({loaded.device}, {loaded.dtype})")
     return dropped
 

@@ -54,7 +54,7 @@ def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.
     from .engine import synth
 
     start = time.perf_counter()
-    with torch_threads(job.threads), loaded.use(user=True):
+    with loaded.use(user=True), torch_threads(job.threads):
         if loaded.tts is None:
             raise ModelNotLoaded(f"The {loaded.name} model was unloaded during the batch; run it again to resume.")
         conds, source = voices_api.voices.conditionals(loaded, voice)

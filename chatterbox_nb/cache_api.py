@@ -79,7 +79,7 @@ class Cache:
 
         report = {}
         for folder in diskcache.entries(self.dir):
-            report[folder.name] = diskcache.verify(folder)
+            report[folder.name] = diskcache.check_entry(folder)
             if report[folder.name]:
                 loader.reject_entry(folder, report[folder.name])
         return report

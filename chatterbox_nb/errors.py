@@ -26,6 +26,12 @@ class HubUnavailable(ChatterboxError):
 class CheckpointError(ChatterboxError):
     """A local checkpoint folder is missing files or has the wrong shapes."""
 
+    def __init__(self, message: str, *, path: object = None, why: str = "") -> None:
+        super().__init__(message)
+        #: the file that could not be read, and what was wrong with it, when one file is to blame
+        self.path = path
+        self.why = why
+
 
 class SourceCorrupt(CheckpointError):
     """A source file does not match the checksum its source vouches for."""

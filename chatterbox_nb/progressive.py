@@ -113,7 +113,7 @@ class ChunkRun:
             begin = time.perf_counter()
             with self.loaded.use(user=True), cuttable(self._cut.is_set):
                 self.lock_wait_s = time.perf_counter() - begin
-                if self.loaded.tts is None:
+                if self.loaded.tts is None or self.loaded.unloaded:
                     raise Evicted("The model was unloaded while this say waited; run it again.")
                 begin = time.perf_counter()
                 conds = self._prepare(self.loaded)

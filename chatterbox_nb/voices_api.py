@@ -80,21 +80,42 @@ class Registry:
         self.root = root
         self.path = root / "voices" / REGISTRY
 
-    def read(self) -> dict[str, Voice]:
+    def read(self, *, locked: bool = False) -> dict[str, Voice]:
+        """The registered voices. A damaged registry (not JSON, or JSON of the wrong
+        shape) is warned about once and set aside as `voices.json.damaged`."""
         try:
-            data = json.loads(self.path.read_text("utf-8"))
-            return {name: Voice(name, v["files"], v.get("added", "")) for name, v in data["voices"].items()}
+            return _parse(json.loads(self.path.read_text("utf-8")))
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise CacheError(f"Cannot read the voice registry {self.path} ({exc.strerror or exc}).") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            warnings.warn(
-                f"The voice registry {self.path} is damaged ({exc}); it is set aside as {REGISTRY}.damaged "
-                "at the next change, and voices must be added again.",
-                stacklevel=3,
-            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._set_aside(exc, locked)
             return {}
+
+    def _set_aside(self, exc: Exception, locked: bool) -> None:
+        from .engine import fsutil
+
+        def move() -> bool:
+            try:  # another kernel may have mended it meanwhile
+                _parse(json.loads(self.path.read_text("utf-8")))
+                return False
+            except (ValueError, KeyError, TypeError, AttributeError):
+                self.path.replace(self.path.with_name(REGISTRY + ".damaged"))
+                return True
+            except OSError:
+                return False
+
+        with contextlib.ExitStack() as stack:
+            if not locked:
+                stack.enter_context(fsutil.lock_for(self.path))
+            moved = move()
+        if moved:
+            warnings.warn(
+                f"The voice registry {self.path} is damaged ({type(exc).__name__}: {exc}); it is set aside as "
+                f"{REGISTRY}.damaged, and voices must be added again.",
+                stacklevel=4,
+            )
 
     @contextlib.contextmanager
     def editing(self) -> Iterator[dict[str, Voice]]:
@@ -103,7 +124,7 @@ class Registry:
 
         try:
             with fsutil.lock_for(self.path):
-                voices = self.read()
+                voices = self.read(locked=True)
                 yield voices
                 self._write(voices)
         except OSError as exc:
@@ -115,13 +136,26 @@ class Registry:
     def _write(self, voices: dict[str, Voice]) -> None:
         from .engine.fsutil import write_atomic
 
-        if self.path.exists():
-            try:
-                json.loads(self.path.read_text("utf-8"))
-            except ValueError:
-                self.path.replace(self.path.with_name(REGISTRY + ".damaged"))
         data = {"format": FORMAT, "voices": {name: v.to_json() for name, v in sorted(voices.items())}}
         write_atomic(self.path, json.dumps(data, indent=1).encode("utf-8"))
+
+
+_FILE_FIELDS = {"path": str, "sha256": str, "weight": (int, float), "duration_s": (int, float)}
+
+
+def _parse(data: Any) -> dict[str, Voice]:
+    """The registry's voices; raises ValueError for anything but the shape we write."""
+    voices = {}
+    for name, v in data["voices"].items():
+        files = v["files"]
+        if not isinstance(name, str) or not isinstance(files, list) or not files:
+            raise ValueError(f"voice {name!r} has no files")
+        for f in files:
+            for key, kind in _FILE_FIELDS.items():
+                if not isinstance(f[key], kind):
+                    raise ValueError(f"voice {name!r}: {key} is not a {getattr(kind, '__name__', 'number')}")
+        voices[name] = Voice(name, files, str(v.get("added", "")))
+    return voices
 
 
 class Voices:

@@ -6,7 +6,13 @@ import queue
 import time
 from typing import Any
 
+import torch
 from jupyter_client.manager import start_new_kernel
+
+# What this machine has, for tests whose expectations depend on it (a "no GPU" case
+# must not fail on a machine with one).
+HAS_CUDA = torch.cuda.is_available()
+HAS_MPS = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
 
 class Kernel:

@@ -20,8 +20,10 @@ def test_kernel_answers_while_a_full_size_model_loads(kernel):
     assert kernel.value("'torch' in __import__('sys').modules") is True  # the thread imports it
 
     _ok(kernel.execute('u = %chatterbox say "After loading" --weights dummy --device cpu --max-tokens 4 --seed 2'))
-    assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache", "memory")
-    assert kernel.value("u.timings['wait_s']") >= 0.0
+    # issued while the load ran (its imports alone take seconds): the say waited for it,
+    # said so, and reports where the load took the model from
+    assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache")
+    assert kernel.value("u.timings['wait_s']") > 0.0
     assert kernel.value("t.wait().warmed") == "light"
 
 

@@ -62,7 +62,12 @@ def test_seeded_say_is_reproducible_and_well_timed(english_reduced):
     for key in TIMING_KEYS:
         assert key in a.timings, key
     assert a.timings["model_source"] == "memory"
-    assert sum(a.timings[k] for k in STAGE_KEYS) == pytest.approx(a.timings["total_s"], rel=1e-9)
+    # The measured stages account for the time: no stage counted twice (their sum stays
+    # within the total) and little left unclaimed (other_s is the remainder, so it is the
+    # figure to bound: text handling and copies take milliseconds beside S3Gen's seconds).
+    measured = sum(a.timings[k] for k in STAGE_KEYS if k != "other_s")
+    assert measured <= a.timings["total_s"]
+    assert a.timings["other_s"] < 0.25 * a.timings["total_s"], a.timings
     assert a.timings["rtf"] == pytest.approx(a.timings["total_s"] / a.timings["audio_s"])
     assert a.timings["t3_s"] > 0 and a.timings["s3gen_s"] > 0 and a.timings["watermark_s"] > 0
     assert cnb.history[-3:] == [a, b, c]

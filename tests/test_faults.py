@@ -14,11 +14,14 @@ real-size paths are covered in test_cache.py and test_fullsize.py.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -53,7 +56,7 @@ def _tiny_checkpoint(folder: Path, reference: Path, *, as_dummy: bool) -> Path:
     for name in ("tokenizer.json", "conds.pt"):
         shutil.copyfile(reference / name, folder / name)
     if as_dummy:  # an immutable source that vouches for its files: the entry hard-links them
-        files = {p.name: diskcache.sha256_file(p) for p in folder.iterdir()}
+        files = {p.name: fsutil.sha256_file(p) for p in folder.iterdir()}
         (folder / dummy.MARKER).write_text(json.dumps({"format": dummy.FORMAT, "files": files}))
     return folder
 
@@ -68,7 +71,7 @@ def _run_child(work: Callable[[], None], kill_at: tuple[int, str] | None, log: P
     Returns the child's wait status."""
     pid = os.fork()
     if pid:
-        return os.waitpid(pid, 0)[1]
+        return _wait(pid)
     try:  # the child: never returns into pytest
         counter = itertools.count()
         names: list[str] = []
@@ -104,6 +107,38 @@ def _run_child(work: Callable[[], None], kill_at: tuple[int, str] | None, log: P
 
         log.with_suffix(".err").write_text(traceback.format_exc())
         os._exit(3)
+
+
+def _wait(pid: int, timeout_s: float = 120.0) -> int:
+    """The child's wait status; a child that hangs (a forked torch thread pool can
+    deadlock) is killed and fails the test instead of hanging the suite."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"the forked writer hung for {timeout_s:.0f} s")
+
+
+_UNIQUE = re.compile(r"[0-9a-f]{12}")
+
+
+def disk_state(root: Path) -> tuple:
+    """What a crash left on disk: every path (unique temporary names made alike), its
+    kind, size and, for files, a hash of the bytes. Two kill points that leave the same
+    state test the same thing."""
+    state = []
+    if root.exists():
+        for path in sorted(root.rglob("*")):
+            name = _UNIQUE.sub("#", str(path.relative_to(root)))
+            if path.is_symlink() or not path.is_file():
+                state.append((name, "dir" if path.is_dir() else "other"))
+            else:
+                state.append((name, path.stat().st_size, hashlib.sha1(path.read_bytes()).hexdigest()))
+    return tuple(sorted(state))
 
 
 def _kill_points(work: Callable[[], None], tmp: Path, reset: Callable[[], None]) -> list[tuple[int, str]]:
@@ -150,11 +185,12 @@ def test_killed_cache_write_never_leaves_a_partial_entry(tmp_path, reference, sc
         diskcache.open_or_build(root, SPEC, source, "float32")
 
     points = _kill_points(work, tmp_path, reset)
-    assert len(points) >= 20
     expected = {k: v.clone() for k, v in diskcache.checkpoint.read_weights(folder / SPEC.t3_file).items()}
+    states = set()
     for point in points:
         reset()
         _kill(work, point, tmp_path)
+        states.add(disk_state(root))
         # What a reader finds right after the crash: nothing, the old entry, or a whole new one.
         if entry.exists():
             why = diskcache.problem(entry, SPEC, source, "float32")
@@ -172,7 +208,8 @@ def test_killed_cache_write_never_leaves_a_partial_entry(tmp_path, reference, sc
         assert diskcache.problem(entry, SPEC, source, "float32") is None and diskcache.verify(entry) == [], point
         assert all(torch.equal(parts.t3[k], v) for k, v in expected.items()), point
         assert _leftovers(entry.parent) == [], f"{point}: {_leftovers(entry.parent)}"
-    print(f"{scenario}: {len(points)} kill points, every one recovered")
+    assert len(states) >= 12, f"only {len(states)} distinct on-disk states"
+    print(f"{scenario}: {len(points)} kill points, {len(states)} distinct on-disk states, every one recovered")
 
 
 def test_killed_voice_writes_keep_registry_and_conditionals_whole(tmp_path, english_reduced, monkeypatch):
@@ -200,10 +237,11 @@ def test_killed_voice_writes_keep_registry_and_conditionals_whole(tmp_path, engl
         engine._save(conds, folder, "f" * 64, english_reduced)
 
     points = _kill_points(work, tmp_path, reset)
-    assert len(points) >= 10
+    states = set()
     for point in points:
         reset()
         _kill(work, point, tmp_path)
+        states.add(disk_state(config.cache_dir()))
         names = set(json.loads(registry.read_text())["voices"])  # always valid JSON
         assert names in ({"old"}, {"old", "new"}), point
         saved = folder / f"{'f' * 64}.safetensors"
@@ -213,5 +251,6 @@ def test_killed_voice_writes_keep_registry_and_conditionals_whole(tmp_path, engl
         engine._save(conds, folder, "e" * 64, english_reduced)
         assert set(cnb.voices) >= {"old", "again"}
         assert _leftovers(registry.parent) == [] and _leftovers(folder) == [], point
-    print(f"voice writes: {len(points)} kill points, every one recovered")
+    assert len(states) >= 8, f"only {len(states)} distinct on-disk states"
+    print(f"voice writes: {len(points)} kill points, {len(states)} distinct on-disk states, every one recovered")
 

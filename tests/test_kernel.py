@@ -30,11 +30,11 @@ def test_load_say_seed_timings(kernel):
                 "watermark_s", "total_s", "audio_s", "rtf", "first_audio_s"):
         assert key in keys
     assert kernel.value("u1.timings['model_source']") == "memory"
-    parts = kernel.value(
-        "sum(u1.timings[k] for k in ('load_s','wait_s','conditioning_s','t3_s','s3gen_s','watermark_s','other_s'))"
-        " - u1.timings['total_s']"
+    measured, other, total = kernel.value(
+        "(sum(u1.timings[k] for k in ('load_s','wait_s','conditioning_s','t3_s','s3gen_s','watermark_s')),"
+        " u1.timings['other_s'], u1.timings['total_s'])"
     )
-    assert abs(parts) < 1e-6
+    assert measured <= total and other < 0.25 * total  # the stages account for the time, none twice
 
     second = _ok(kernel.execute('%chatterbox say "Hello from the notebook" --weights dummy --device cpu --max-tokens 8 --seed 11'))
     kinds = [o["type"] for o in second["outputs"]]

@@ -82,8 +82,8 @@ def test_paragraph_is_chunked_and_joined(english_reduced):
     assert len(u.audio) == t["speech_tokens"] * SAMPLES_PER_TOKEN + 5 * pause
     assert t["first_audio_s"] < 0.4 * t["total_s"]  # one chunk of six, plus a little
     assert t["audio_s"] == pytest.approx(len(u.audio) / 24000)
-    stages = ("load_s", "wait_s", "conditioning_s", "t3_s", "s3gen_s", "watermark_s", "other_s")
-    assert sum(t[k] for k in stages) == pytest.approx(t["total_s"], rel=1e-9)
+    stages = ("load_s", "wait_s", "conditioning_s", "t3_s", "s3gen_s", "watermark_s")
+    assert sum(t[k] for k in stages) <= t["total_s"] and t["other_s"] < 0.25 * t["total_s"], t
     assert cnb.history[-1] is u
 
     # chunk 0 is seeded with the user's seed: the same as that sentence said alone
@@ -94,12 +94,14 @@ def test_paragraph_is_chunked_and_joined(english_reduced):
 
 
 def test_stop_keeps_what_was_made(english_reduced):
+    stopped = []  # what cnb.stop() answered, checked here: an assert in a thread fails no test
+
     def stop_after_first_chunk():
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             runs = progressive.running()
             if runs and runs[0].done >= 1:
-                assert cnb.stop() == 1
+                stopped.append(cnb.stop())
                 return
             time.sleep(0.05)
 
@@ -107,6 +109,7 @@ def test_stop_keeps_what_was_made(english_reduced):
     stopper.start()
     u = cnb.say(PARAGRAPH, weights=REDUCED, device="cpu", max_tokens=6, seed=2)
     stopper.join()
+    assert stopped == [1], "the say was never stopped by cnb.stop()"
     t = u.timings
     assert t["stopped"] is True and 1 <= t["chunks_done"] < 6
     pause = int(round(progressive.PAUSE_S * u.sample_rate))

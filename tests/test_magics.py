@@ -19,7 +19,7 @@ BAD_LINES = [
     ('say "hi" --lang fr', "speaks English only"),
     ('say "hi" -m multilingual --lang xx', "Unknown language 'xx'"),
     ('say "hi" --device tpu', "Unknown device 'tpu'"),
-    ('say "hi" --device cuda --weights dummy:reduced', "no CUDA GPU"),
+    ('say "hi" --device cuda:99 --weights dummy:reduced', "'cuda:99' is not available"),
     ('say "hi" --dtype float64', "invalid choice: 'float64'"),
     ('say "hi" --weights /no/such/folder', "does not exist"),
     ('say "hi" --weights dummy:huge', "Unknown weights 'dummy:huge'"),

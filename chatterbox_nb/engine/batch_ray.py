@@ -57,7 +57,7 @@ class BatchActor:
         problems = {}
         for label, resolved in voices:
             try:
-                with torch_threads(self.job.threads), self.loaded.use(user=True):
+                with self.loaded.use(user=True), torch_threads(self.job.threads):
                     voice_engine.conditionals(self.loaded, resolved.files, config.cache_dir())
             except ChatterboxError as exc:
                 problems[label] = str(exc)

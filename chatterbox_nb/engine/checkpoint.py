@@ -62,7 +62,7 @@ def read_weights(path: Path) -> dict[str, Any]:
             return map_safetensors(path)
         return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # safetensors raises its own error types
-        raise CheckpointError(f"Cannot read weights from {path}: {exc}") from exc
+        raise CheckpointError(f"Cannot read weights from {path}: {exc}", path=path, why=str(exc)) from exc
 
 
 def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
@@ -129,7 +129,11 @@ def conditionals_class(spec: ModelSpec) -> type:
 
 def read_conditionals(spec: ModelSpec, folder: Path) -> Any:
     """The built-in voice; `Conditionals.load` uses `torch.load(weights_only=True)`."""
-    return conditionals_class(spec).load(folder / "conds.pt", map_location="cpu")
+    cls, path = conditionals_class(spec), folder / "conds.pt"
+    try:
+        return cls.load(path, map_location="cpu")
+    except Exception as exc:  # torch.load raises many kinds for a damaged file
+        raise CheckpointError(f"Cannot read the built-in voice {path}: {exc}", path=path, why=str(exc)) from exc
 
 
 def make_tokenizer(spec: ModelSpec, folder: Path) -> Any:

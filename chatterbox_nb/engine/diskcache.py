@@ -18,6 +18,7 @@ entry gets one `CacheWarning` and is rebuilt from its source.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -26,15 +27,16 @@ import shutil
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from ..errors import SourceCorrupt
+from ..errors import CheckpointError, SourceCorrupt
 from . import checkpoint, dummy, fsutil
 from .sources import Source
 from .specs import ModelSpec
 
 FORMAT = 1
 MANIFEST = "manifest.json"
+STAMP = "verified.json"
 WEIGHTS = {"ve": "ve.safetensors", "t3": "t3.safetensors", "s3gen": "s3gen.safetensors"}
 CONDS = "conds.safetensors"
 _SMALL_FILE = 64 * 2**20
@@ -53,8 +55,11 @@ def models_dir(root: Path) -> Path:
 
 
 def entry_dir(root: Path, spec: ModelSpec, source: Source, dtype: str) -> Path:
-    key = hashlib.sha256(f"{spec.name}|{source.fingerprint}|{dtype}".encode()).hexdigest()[:16]
-    return models_dir(root) / f"{spec.name}-{dtype}-{key}"
+    """The entry's folder. The key holds the library versions too: two environments
+    sharing a cache dir each keep their own entry instead of rebuilding each other's."""
+    v = versions()
+    key = f"{spec.name}|{source.fingerprint}|{dtype}|{v['chatterbox_tts']}|{v['torch']}"
+    return models_dir(root) / f"{spec.name}-{dtype}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def versions() -> dict[str, str]:
@@ -65,14 +70,6 @@ def versions() -> dict[str, str]:
     return {"chatterbox_tts": version("chatterbox-tts"), "torch": torch.__version__}
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(16 * 2**20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # -- cheap checks ----------------------------------------------------------------------
 
 
@@ -81,7 +78,11 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def problem(folder: Path, spec: ModelSpec, source: Source, dtype: str) -> str | None:
-    """Why the entry cannot be used, in words, or None when the cheap checks pass."""
+    """Why the entry cannot be used, in words, or None when the cheap checks pass.
+
+    Cheap means no read of the large weight files: the manifest, file sizes and
+    safetensors headers, and the sha256 of every small file (tokenizer, conditionals,
+    voice encoder: milliseconds), whose damage would otherwise fail the load itself."""
     if folder.is_symlink():
         return "is a symbolic link (never followed out of the cache)"
     if not folder.is_dir():
@@ -90,6 +91,32 @@ def problem(folder: Path, spec: ModelSpec, source: Source, dtype: str) -> str | 
         manifest = read_manifest(folder)
     except (OSError, ValueError):
         return "has no readable manifest (half-written?)"
+    why = _manifest_problem(manifest, spec, source, dtype)
+    if why is not None:
+        return why
+    for name, meta in manifest["files"].items():
+        path = folder / name
+        if Path(name).name != name or path.is_symlink():
+            return f"lists {name!r}, a symbolic link or a path outside the entry (never followed)"
+        try:
+            size = path.stat().st_size
+            if not path.is_file():
+                return f"is missing {name}"
+            if size != meta["size"]:
+                return f"has {name} of {size} bytes, not {meta['size']} (truncated?)"
+            if name.endswith(".safetensors"):
+                checkpoint.safetensors_header(path)
+            if size < _SMALL_FILE and fsutil.sha256_file(path) != meta["sha256"]:
+                return f"has a damaged {name} (fails its sha256 check)"
+        except FileNotFoundError:
+            return f"is missing {name}"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"has a damaged {name} ({exc})"
+    return None
+
+
+def _manifest_problem(manifest: Any, spec: ModelSpec, source: Source, dtype: str) -> str | None:
+    """A manifest of the wrong shape is a damaged entry, never a crash."""
     try:
         if manifest["format"] != FORMAT:
             return f"has cache format {manifest['format']} (this version writes {FORMAT})"
@@ -102,24 +129,16 @@ def problem(folder: Path, spec: ModelSpec, source: Source, dtype: str) -> str | 
         ):
             return "belongs to other weights"
         files = manifest["files"]
-    except (KeyError, TypeError):
+        for name in (*WEIGHTS.values(), CONDS):
+            if name not in files:
+                return f"has no {name} in its manifest"
+        for name, meta in files.items():
+            if not (isinstance(name, str) and isinstance(meta, dict)):
+                return "has a manifest with malformed file records"
+            if not (isinstance(meta.get("size"), int) and isinstance(meta.get("sha256"), str)):
+                return f"has a manifest without the size and sha256 of {name}"
+    except (KeyError, TypeError, AttributeError):
         return "has a manifest with missing keys"
-    for name in (*WEIGHTS.values(), CONDS):
-        if name not in files:
-            return f"has no {name} in its manifest"
-    for name, meta in files.items():
-        path = folder / name
-        if Path(name).name != name or path.is_symlink():
-            return f"lists {name!r}, a symbolic link or a path outside the entry (never followed)"
-        if not path.is_file():
-            return f"is missing {name}"
-        if path.stat().st_size != meta.get("size"):
-            return f"has {name} of {path.stat().st_size} bytes, not {meta.get('size')} (truncated?)"
-        if name.endswith(".safetensors"):
-            try:
-                checkpoint.safetensors_header(path)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                return f"has a damaged {name} ({exc})"
     return None
 
 
@@ -128,22 +147,68 @@ def _fmt_versions(v: dict[str, str]) -> str:
 
 
 # -- full check ------------------------------------------------------------------------
+#
+# Every file of an entry is hashed once: by its builder, or by the first load that
+# finds the entry without a stamp. The stamp (`verified.json`) records each file's
+# identity (inode, size, mtime); while the identities match, later loads trust the
+# files without reading them. A file that is rewritten, replaced, truncated or copied
+# elsewhere has a new identity, so its entry is hashed again before it is used.
 
 
 def verify(folder: Path) -> list[str]:
-    """Every file against its recorded sha256; returns the problems found."""
+    """Every file against its recorded sha256 (the files in parallel); the problems found."""
+    from concurrent.futures import ThreadPoolExecutor
+
     try:
         files = read_manifest(folder)["files"]
-    except (OSError, ValueError, KeyError) as exc:
+        expected = {name: meta["sha256"] for name, meta in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return [f"manifest unreadable: {exc}"]
-    problems = []
-    for name, meta in files.items():
+
+    def check(name: str) -> str | None:
         try:
-            if sha256_file(folder / name) != meta["sha256"]:
-                problems.append(f"{name} fails its sha256 check")
+            return None if fsutil.sha256_file(folder / name) == expected[name] else f"{name} fails its sha256 check"
         except OSError as exc:
-            problems.append(f"{name}: {exc}")
+            return f"{name}: {exc.strerror or exc}"
+
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return [p for p in pool.map(check, sorted(expected)) if p is not None]
+
+
+def identity(folder: Path) -> dict[str, list[int]]:
+    """(inode, size, mtime_ns) of every file the manifest lists."""
+    out = {}
+    for name in read_manifest(folder)["files"]:
+        st = (folder / name).stat()
+        out[name] = [st.st_ino, st.st_size, st.st_mtime_ns]
+    return out
+
+
+def trusted(folder: Path) -> bool:
+    """Whether every file is the very file that was last hashed and found good."""
+    try:
+        stamp = json.loads((folder / STAMP).read_text("utf-8"))
+        return stamp == identity(folder)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def check_entry(folder: Path) -> list[str]:
+    """The full check, under the entry's lock so that no rebuild can pass for damage:
+    a good entry is stamped, a bad one removed. Returns the problems found."""
+    with fsutil.lock_for(folder):
+        problems = verify(folder)
+        if problems:
+            fsutil.retire(folder)
+        else:
+            with contextlib.suppress(OSError):
+                stamp(folder)
     return problems
+
+
+def stamp(folder: Path) -> None:
+    """Record that the entry's files, as they are now, passed their sha256 check."""
+    fsutil.write_atomic(folder / STAMP, json.dumps(identity(folder)).encode())
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -214,50 +279,99 @@ def load_conds(spec: ModelSpec, path: Path) -> Any:
 
 
 def open_or_build(
-    root: Path, spec: ModelSpec, source: Source, dtype: str, progress: Any = None
+    root: Path,
+    spec: ModelSpec,
+    source: Source,
+    dtype: str,
+    progress: Any = None,
+    remake: Callable[[], Source] | None = None,
 ) -> tuple[checkpoint.Parts, str, Path | None]:
     """The model's parts, how they were obtained ("disk-cache" or the source kind), and
-    the entry folder (None when the cache could not be written)."""
+    the entry folder (None when the cache could not be written).
+
+    Whatever is wrong with the entry, or with a source that `remake` can make again
+    (our dummy checkpoints), costs one `CacheWarning` and a rebuild, never a failed load."""
+    say = progress or (lambda stage: None)
     folder = entry_dir(root, spec, source, dtype)
-    why = problem(folder, spec, source, dtype)
-    if why is None:
-        return read_entry(spec, folder), "disk-cache", folder
+    parts, why = _open(spec, folder, source, dtype, say)
+    if parts is not None:
+        return parts, "disk-cache", folder
     with fsutil.lock_for(folder):
-        why = problem(folder, spec, source, dtype)
-        if why is None:  # another process built it while we waited
-            return read_entry(spec, folder), "disk-cache", folder
+        parts, why = _open(spec, folder, source, dtype, say)  # built, or stamped, while we waited?
+        if parts is not None:
+            return parts, "disk-cache", folder
         if why != "missing":
-            warnings.warn(
-                f"chatterbox_nb: disk-cache entry {folder.name} {why}; rebuilding it from {source.kind}.",
-                CacheWarning,
-                stacklevel=2,
-            )
+            _warn(f"disk-cache entry {folder.name} {why}; rebuilding it from {source.kind}.")
         fsutil.clean_stale(folder.parent, own=folder.name)
-        if progress is not None:
-            progress("writing the disk-cache entry (once)")
+        say("writing the disk-cache entry (once)")
         try:
-            with fsutil.building(folder) as tmp:
-                write_entry(spec, source, dtype, tmp)
+            try:
+                _build(spec, source, dtype, folder)
+            except SourceCorrupt as exc:
+                if remake is None:
+                    raise
+                if why == "missing":  # else this load has warned already
+                    _warn(f"{exc} Making it again.")
+                say("making the damaged dummy checkpoint again")
+                source = remake()
+                _build(spec, source, dtype, folder)
         except OSError as exc:
             if exc.errno not in _NO_ROOM:
                 raise
-            warnings.warn(
-                f"chatterbox_nb: cannot write the disk cache in {folder.parent} ({exc.strerror}); "
-                f"loading straight from {source.kind} instead. Free some space or set CHATTERBOX_NB_CACHE_DIR.",
-                CacheWarning,
-                stacklevel=2,
+            _warn(
+                f"cannot write the disk cache in {folder.parent} ({exc.strerror}); loading straight from "
+                f"{source.kind} instead. Free some space or set CHATTERBOX_NB_CACHE_DIR."
             )
             return checkpoint.read_parts(spec, source.folder), source.kind, None
     return read_entry(spec, folder), source.kind, folder
 
 
+def _warn(message: str) -> None:
+    warnings.warn(f"chatterbox_nb: {message}", CacheWarning, stacklevel=4)
+
+
+def _open(
+    spec: ModelSpec, folder: Path, source: Source, dtype: str, say: Callable[[str], None]
+) -> tuple[checkpoint.Parts | None, str]:
+    """The entry's parts, or None and why it cannot be used. An entry without a valid
+    stamp is hashed in full first, so no load ever serves bytes nobody checked."""
+    why = problem(folder, spec, source, dtype)
+    if why is None and not trusted(folder):
+        say("checking the disk-cache entry's checksums (once)")
+        problems = verify(folder)
+        if problems:
+            why = "; ".join(problems)
+        else:
+            with contextlib.suppress(OSError):  # a read-only cache: checked again next time
+                stamp(folder)
+    if why is not None:
+        return None, why
+    try:
+        return read_entry(spec, folder), ""
+    except Exception as exc:  # noqa: BLE001 - retired under us, or damage the checks cannot see
+        return None, f"could not be read ({type(exc).__name__}: {exc})"
+
+
+def _build(spec: ModelSpec, source: Source, dtype: str, folder: Path) -> None:
+    with fsutil.building(folder) as tmp:
+        write_entry(spec, source, dtype, tmp)
+
+
 def write_entry(spec: ModelSpec, source: Source, dtype: str, tmp: Path) -> dict[str, Any]:
-    parts = checkpoint.read_parts(spec, source.folder)
+    """Write the entry's files into `tmp`, hash each, record them in the manifest and
+    stamp them as checked. A source file that cannot be read, or that does not match
+    the checksum its source vouches for, raises the source's `SourceCorrupt`."""
+    try:
+        parts = checkpoint.read_parts(spec, source.folder)
+    except CheckpointError as exc:
+        if exc.path is None:
+            raise
+        raise source.damaged(spec, exc.path, exc.why) from exc
     files: dict[str, dict[str, Any]] = {}
     for part, src_name in (("ve", spec.ve_file), ("t3", spec.t3_file), ("s3gen", spec.s3gen_file)):
         src, dst = source.folder / src_name, tmp / WEIGHTS[part]
         target = dtype if part == "t3" else "float32"
-        expected = _source_sha256(source, src)
+        expected = source.vouched_sha256(src)
         if expected is not None and _already(src, target):
             how = _link_or_copy(src, dst)
         else:
@@ -273,12 +387,10 @@ def write_entry(spec: ModelSpec, source: Source, dtype: str, tmp: Path) -> dict[
             files[path.name] = {"how": "copied", "from": path.name}
     for name, meta in files.items():
         meta["size"] = (tmp / name).stat().st_size
-        meta["sha256"] = sha256_file(tmp / name)
+        meta["sha256"] = fsutil.sha256_file(tmp / name)
         if meta.pop("expect", None) not in (None, meta["sha256"]):
-            raise SourceCorrupt(
-                f"{source.folder / meta['from']} is corrupt (its sha256 does not match the "
-                f"{source.kind} checksum): delete it and download or rebuild it."
-            )
+            why = f"its sha256 does not match the checksum the {source.kind} source vouches for"
+            raise source.damaged(spec, source.folder / meta["from"], why)
     manifest = {
         "format": FORMAT,
         "model": spec.name,
@@ -289,19 +401,8 @@ def write_entry(spec: ModelSpec, source: Source, dtype: str, tmp: Path) -> dict[
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), "utf-8")
+    stamp(tmp)  # every file was hashed just now; inodes and mtimes survive the publishing rename
     return manifest
-
-
-def _source_sha256(source: Source, path: Path) -> str | None:
-    """The checksum an immutable source vouches for, or None (then we keep our own copy).
-
-    Hub LFS blobs are named by their sha256; dummy checkpoints record theirs."""
-    if source.kind == "hub":
-        name = Path(os.path.realpath(path)).name
-        return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else None
-    if source.kind == "dummy":
-        return dummy.recorded_sha256(source.folder, path.name)
-    return None
 
 
 def _already(path: Path, dtype: str) -> bool:

@@ -48,8 +48,11 @@ def _complete(folder: Path) -> bool:
 
 
 def recorded_sha256(folder: Path, name: str) -> str | None:
-    """The sha256 recorded when the dummy checkpoint was written."""
-    return json.loads((folder / MARKER).read_text()).get("files", {}).get(name)
+    """The sha256 recorded when the dummy checkpoint was written (None if the record is unreadable)."""
+    try:
+        return json.loads((folder / MARKER).read_text()).get("files", {}).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def remove_dummy(root: Path, model: str, size: str = "full", seed: int = 0) -> None:
@@ -92,9 +95,7 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
             torch.save(state, folder / fname)
     _write_tokenizer(spec, folder)
     _write_builtin_voice(spec, folder, ve.eval(), t3.eval(), s3gen.eval(), seed)
-    from .diskcache import sha256_file
-
-    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
+    files = {p.name: fsutil.sha256_file(p) for p in sorted(folder.iterdir())}
     marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers, "files": files}
     (folder / MARKER).write_text(json.dumps(marker, indent=1))
 

@@ -10,6 +10,7 @@ kernel may have its files memory-mapped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import time
@@ -22,6 +23,16 @@ from filelock import FileLock
 INCOMPLETE = ".incomplete"
 # Temporary folders older than this belong to a process that died mid-build.
 STALE_AFTER_S = 6 * 3600
+
+
+def sha256_file(path: Path) -> str:
+    """The file's sha256; hashlib releases the GIL on large reads, so several files
+    hash in parallel threads."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(16 * 2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def lock_for(final: Path) -> FileLock:

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from .._state import STATE
-from ..errors import SourceCorrupt
-from . import build, diskcache, fsutil, memory, sources
+from . import build, diskcache, memory, sources
 from .device import release_memory
 from .specs import ModelSpec
 
@@ -40,48 +39,67 @@ class LoadedModel:
     #: held while the model generates: one model never runs two generations at once
     lock: threading.Lock = field(default_factory=threading.Lock)
     loaded_at: float = field(default_factory=time.time)
-    #: the disk-cache entry it was mapped from, and the background sha256 check of it
+    #: the disk-cache entry it was mapped from (checked in full before it was mapped)
     entry: Path | None = None
-    verification: threading.Thread | None = None
-    verify_problems: list[str] | None = None
     #: the highest warm-up level run on this model ("off", "light", "full"), and its figures
     warmed: str = "off"
     warmup_metrics: dict[str, Any] | None = None
-    #: generations run so far, and users queued for the lock (warm-up gives way to them)
+    #: generations run so far
     calls: int = 0
+    #: users queued for this model (in use: never unloaded to make room)
     users_waiting: int = 0
     #: when it was last used (time.time()): loaded, found in memory, or released after a generation
     last_used: float = field(default_factory=time.time)
     #: background holds (warm-up): a held model is in use, never unloaded to make room
     holds: int = 0
+    #: set by an explicit unload: a say that queued for this model must not load it again
+    unloaded: bool = False
 
     @contextlib.contextmanager
     def use(self, *, user: bool = True) -> Iterator["LoadedModel"]:
         """Hold the model for one generation. Users go first: background work (warm-up)
-        waits while anyone is queued, and takes the model only between their calls."""
+        waits while anyone is queued, and takes the model only between their calls.
+
+        Generations are also serialised across models (`STATE.run_lock`): the RNG a
+        seed sets, warm-up's RNG save and restore, and torch's thread count are all
+        process-wide, so a seeded say must not share them with another model's run."""
         if user:
             with STATE.lock:
+                STATE.users_waiting += 1
                 self.users_waiting += 1
             try:
-                self.lock.acquire()
+                self._acquire()
             finally:
                 with STATE.lock:
+                    STATE.users_waiting -= 1
                     self.users_waiting -= 1
         else:
             while True:
-                while self.users_waiting:
+                while STATE.users_waiting:
                     time.sleep(0.02)
-                self.lock.acquire()
-                if not self.users_waiting:
+                self._acquire()
+                if not STATE.users_waiting:
                     break
-                self.lock.release()
+                self._release()
         try:
             self.calls += 1
             self.last_used = time.time()
             yield self
         finally:
             self.last_used = time.time()
+            self._release()
+
+    def _acquire(self) -> None:
+        self.lock.acquire()  # the model's own lock first, always: no two locks are taken the other way round
+        try:
+            STATE.run_lock.acquire()
+        except BaseException:
             self.lock.release()
+            raise
+
+    def _release(self) -> None:
+        STATE.run_lock.release()
+        self.lock.release()
 
     @contextlib.contextmanager
     def hold(self) -> Iterator["LoadedModel"]:
@@ -159,8 +177,6 @@ def get_or_load(
             STATE.unloaded.pop(spec.name, None)
         memory.make_room(device, loaded.nbytes, key, drop_if_idle)  # when the estimate was short
         memory.start_idle_timer()
-        if how == "disk-cache":
-            _verify_in_background(loaded)
         return loaded, how
 
 
@@ -179,41 +195,19 @@ def _expected_bytes(key: ModelKey, spec: ModelSpec, source: sources.Source, root
 def _parts(
     spec: ModelSpec, weights: str, source: sources.Source, dtype: str, root: Path, progress: Progress
 ) -> tuple[Any, str, Any]:
-    try:
-        return diskcache.open_or_build(root, spec, source, dtype, progress)
-    except SourceCorrupt as exc:
-        if source.kind != "dummy":
-            raise
-        # A dummy checkpoint can be made again, bit for bit.
-        warnings.warn(f"chatterbox_nb: {exc} Rebuilding the dummy checkpoint.", diskcache.CacheWarning, stacklevel=3)
-        fsutil.retire(source.folder)
-        return diskcache.open_or_build(root, spec, sources.resolve(spec, weights, root), dtype, progress)
-
-
-def _verify_in_background(loaded: LoadedModel) -> None:
-    """Full sha256 check after the load returned."""
-    entry = loaded.entry
-
-    def run() -> None:
-        loaded.verify_problems = diskcache.verify(entry)
-        if loaded.verify_problems:
-            reject_entry(entry, loaded.verify_problems)
-
-    loaded.verification = threading.Thread(target=run, name=f"chatterbox_nb-verify-{loaded.name}", daemon=True)
-    loaded.verification.start()
+    remake = (lambda: sources.rebuild(spec, source, root)) if source.rebuildable else None
+    return diskcache.open_or_build(root, spec, source, dtype, progress, remake=remake)
 
 
 def reject_entry(entry: Path, problems: list[str]) -> None:
-    """A disk-cache entry failed its sha256 check: warn once, remove it, and evict the
-    models mapped from it, so their next use rebuilds the entry from the source."""
+    """A disk-cache entry failed its full check and was removed: warn once, and evict
+    the models mapped from it, so that their next use rebuilds it from the source."""
     warnings.warn(
         f"chatterbox_nb: disk-cache entry {entry.name}: {'; '.join(problems)}. It is removed and "
         "will be rebuilt from its source at the next load.",
         diskcache.CacheWarning,
         stacklevel=2,
     )
-    with fsutil.lock_for(entry):
-        fsutil.retire(entry)
     for m in loaded_models():
         if m.entry == entry:
             drop(m.key)
@@ -236,9 +230,13 @@ def drop_if_idle(loaded: LoadedModel) -> bool:
     return True
 
 
-def drop(key: ModelKey) -> LoadedModel | None:
+def drop(key: ModelKey, *, by_user: bool = False) -> LoadedModel | None:
+    """Forget the model and free its memory once its running generation ends.
+    `by_user`: an explicit unload, which a say queued for the model must respect."""
     with STATE.lock:
         loaded = STATE.models.pop(key, None)
+        if loaded is not None and by_user:
+            loaded.unloaded = True  # before the lock: a say queued for it must see this first
     if loaded is not None:
         with loaded.lock:  # let a running generation finish first
             loaded.tts = None

@@ -8,12 +8,13 @@ the caches key on it.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import CacheError, CheckpointError, HubUnavailable, InvalidOption
-from . import checkpoint, dummy
+from ..errors import CacheError, CheckpointError, HubUnavailable, InvalidOption, SourceCorrupt
+from . import checkpoint, dummy, fsutil
 from .specs import ModelSpec
 
 _PROBE_TIMEOUT_S = 5.0
@@ -24,10 +25,34 @@ class Source:
     kind: str  # "hub", "local" or "dummy"
     folder: Path
     fingerprint: str
+    #: our own dummy checkpoint, which can be made again bit for bit when it is damaged
+    rebuildable: bool = False
 
     @property
     def is_dummy(self) -> bool:
         return self.kind == "dummy"
+
+    def vouched_sha256(self, path: Path) -> str | None:
+        """The checksum this source vouches for, or None (then the cache keeps its own
+        copy rather than a hard link). Hub LFS blobs are named by their sha256; dummy
+        checkpoints record theirs."""
+        if self.kind == "hub":
+            name = Path(os.path.realpath(path)).name
+            return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else None
+        if self.kind == "dummy":
+            return dummy.recorded_sha256(self.folder, path.name)
+        return None
+
+    def damaged(self, spec: ModelSpec, path: Path, why: str) -> SourceCorrupt:
+        """The one sentence for a damaged source file: what to delete or replace."""
+        if self.kind == "hub":
+            return SourceCorrupt(
+                f"{path.name} of {spec.repo_id} in the Hugging Face cache is damaged ({why}): delete "
+                f"{os.path.realpath(path)} and download it again (`hf download {spec.repo_id}`)."
+            )
+        if self.rebuildable:
+            return SourceCorrupt(f"The dummy checkpoint file {path} is damaged ({why}).")
+        return SourceCorrupt(f"The checkpoint file {path} is damaged ({why}): replace it with a good copy.")
 
 
 def weights_kind(weights: str) -> str:
@@ -64,7 +89,14 @@ def _resolve_dummy(spec: ModelSpec, weights: str, cache_root: Path) -> Source:
             f"Cannot write the dummy weights under {cache_root} ({exc.strerror or exc}): free some space, or set "
             "%config Chatterbox.cache_dir to a folder you can write."
         ) from None
-    return Source("dummy", folder, f"dummy:{spec.name}:{size}:seed0:v{dummy.FORMAT}")
+    return Source("dummy", folder, f"dummy:{spec.name}:{size}:seed0:v{dummy.FORMAT}", rebuildable=True)
+
+
+def rebuild(spec: ModelSpec, source: Source, cache_root: Path) -> Source:
+    """Make a damaged dummy checkpoint again (the caller checked `source.rebuildable`)."""
+    with fsutil.lock_for(source.folder):
+        fsutil.retire(source.folder)
+    return resolve(spec, f"dummy:{source.fingerprint.split(':')[2]}", cache_root)
 
 
 def _resolve_local(spec: ModelSpec, weights: str, cache_root: Path) -> Source:
