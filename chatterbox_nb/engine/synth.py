@@ -92,10 +92,11 @@ def _silence_when_too_short(original: Callable) -> Callable:
 
 
 def _skip_empty(original: Callable) -> Callable:
-    """The watermarker's STFT fails on no samples; nothing to mark there."""
+    """The watermarker's STFT fails on no samples, and on silence (what too few tokens
+    render as) it would add an audible mark to nothing: neither has speech to mark."""
 
     def apply_watermark(signal: Any, *args: Any, **kwargs: Any) -> Any:
-        return signal if len(signal) == 0 else original(signal, *args, **kwargs)
+        return signal if len(signal) == 0 or not np.any(signal) else original(signal, *args, **kwargs)
 
     return apply_watermark
 
