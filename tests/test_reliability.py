@@ -111,7 +111,8 @@ def test_same_size_damage_to_a_small_file_is_rebuilt(private_cache, damage):
     messages = _cache_warnings(record)
     name = diskcache.CONDS if damage == "conds" else "tokenizer.json"
     assert len(messages) == 1 and name in messages[0], messages
-    _speaks()
+    if damage == "conds":  # the rebuilt voice speaks (S3Gen costs seconds: once is enough)
+        _speaks()
     _drop_all(private_cache)
     assert _load() == "disk-cache"  # the rebuilt entry stays good
 
@@ -226,7 +227,7 @@ def test_entry_retired_between_check_and_read_is_rebuilt(private_cache, monkeypa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", diskcache.CacheWarning)
         assert _load() == "dummy"  # rebuilt, not a FileNotFoundError
-    _speaks()
+    assert len(calls) == 2 and diskcache.verify(_entry(private_cache)) == []
 
 
 def test_full_check_holds_the_entry_lock(private_cache, monkeypatch):
