@@ -11,20 +11,24 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from traitlets import Bool, CaselessStrEnum, Unicode, default
+from traitlets import Bool, CaselessStrEnum, Int, Unicode, default
 from traitlets.config import Configurable
 
 from ._state import STATE
 from .errors import CacheError
 
 MODELS = ("english", "turbo", "multilingual")
-DTYPES = ("float32", "bfloat16", "float16")
+#: `auto` resolves per device at load time (engine/precision.py); `int8` is opt-in and lossy
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 WARMUP_LEVELS = ("off", "light", "full")
 
 ENV_DEVICE = "CHATTERBOX_NB_DEVICE"
 ENV_WEIGHTS = "CHATTERBOX_NB_WEIGHTS"
 ENV_CACHE_DIR = "CHATTERBOX_NB_CACHE_DIR"
 ENV_AUTOLOAD = "CHATTERBOX_NB_AUTOLOAD"
+ENV_DTYPE = "CHATTERBOX_NB_DTYPE"
+ENV_THREADS = "CHATTERBOX_NB_THREADS"
+ENV_COMPILE = "CHATTERBOX_NB_COMPILE"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -43,9 +47,17 @@ class Chatterbox(Configurable):
         config=True
     )
     device = Unicode(help="auto, cpu, cuda, cuda:N or mps (env CHATTERBOX_NB_DEVICE).").tag(config=True)
-    dtype = CaselessStrEnum(DTYPES, default_value="float32", help="Weights dtype of the T3 model.").tag(
-        config=True
-    )
+    dtype = CaselessStrEnum(
+        DTYPES, help="auto (bfloat16 where the hardware computes it natively, else float32), float32, "
+        "bfloat16, float16 or int8 (env CHATTERBOX_NB_DTYPE)."
+    ).tag(config=True)
+    threads = Int(
+        help="torch CPU threads for generation; 0 = every core torch sees (env CHATTERBOX_NB_THREADS)."
+    ).tag(config=True)
+    compile = Bool(
+        help="torch.compile S3Gen in the background during full warm-up (not float32; kept in the "
+        "cache dir for later kernels; env CHATTERBOX_NB_COMPILE)."
+    ).tag(config=True)
     weights = Unicode(help="hub, dummy, or a local checkpoint folder (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True
     )
@@ -60,6 +72,22 @@ class Chatterbox(Configurable):
     @default("device")
     def _default_device(self) -> str:
         return os.environ.get(ENV_DEVICE, "auto")
+
+    @default("dtype")
+    def _default_dtype(self) -> str:
+        value = os.environ.get(ENV_DTYPE, "auto").strip().lower()
+        return value if value in DTYPES else "auto"
+
+    @default("threads")
+    def _default_threads(self) -> int:
+        try:
+            return max(0, int(os.environ.get(ENV_THREADS, "0")))
+        except ValueError:
+            return 0
+
+    @default("compile")
+    def _default_compile(self) -> bool:
+        return os.environ.get(ENV_COMPILE, "1").strip().lower() in _TRUE
 
     @default("weights")
     def _default_weights(self) -> str:

@@ -22,6 +22,9 @@ def test_kernel_answers_while_a_full_size_model_loads(kernel):
     _ok(kernel.execute('u = %chatterbox say "After loading" --weights dummy --device cpu --max-tokens 4 --seed 2'))
     assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache", "memory")
     assert kernel.value("u.timings['wait_s']") >= 0.0
+    # the default dtype (auto) on the full-size model: what ran is what params and timings show
+    auto = kernel.value("__import__('chatterbox_nb.engine.precision').engine.precision.resolve_dtype('auto', 'cpu')")
+    assert kernel.value("u.params['dtype']") == kernel.value("u.timings['dtype']") == auto
     assert kernel.value("t.wait().warmed") == "light"
 
 
