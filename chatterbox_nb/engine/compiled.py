@@ -84,7 +84,9 @@ def is_installed(tts: Any) -> bool:
 
 
 def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[str, Any]:
-    """Inputs shaped as `solve_euler` builds them (CFG batch of two), in the estimator's dtype."""
+    """Inputs shaped as upstream calls the estimator, in its dtype: a CFG batch of two
+    (`solve_euler`), or for meanflow (turbo, no CFG) a batch of one with `r`. A batch
+    size dynamo has not seen would mean a recompile at a say."""
     import torch
 
     est = estimator(tts)
@@ -94,14 +96,15 @@ def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[s
     def rand(*shape: int) -> Any:
         return torch.randn(*shape, generator=g).to(**kw)
 
+    b = 1 if meanflow else 2
     return {
-        "x": rand(2, 80, frames),
-        "mask": torch.ones(2, 1, frames, **kw),
-        "mu": rand(2, 80, frames),
-        "t": torch.full((2,), 0.3, **kw),
-        "spks": rand(2, 80),
-        "cond": rand(2, 80, frames),
-        "r": torch.full((2,), 0.5, **kw) if meanflow else None,
+        "x": rand(b, 80, frames),
+        "mask": torch.ones(b, 1, frames, **kw),
+        "mu": rand(b, 80, frames),
+        "t": torch.full((b,), 0.3, **kw),
+        "spks": rand(b, 80),
+        "cond": rand(b, 80, frames),
+        "r": torch.full((b,), 0.5, **kw) if meanflow else None,
     }
 
 
@@ -121,12 +124,17 @@ def compile_estimator(tts: Any, meanflow: bool = False, mode: str | None = None)
 
 
 def install(tts: Any, compiled: Any) -> None:
-    """The estimator's forward becomes the compiled one (upstream calls `.forward` directly)."""
+    """The estimator's forward becomes the compiled one (upstream calls `.forward` directly).
+    Inputs the compiled code does not cover run eagerly: a say never waits for a
+    recompilation (torch.compiler stance `eager_on_recompile`)."""
+    import torch
+
     est = estimator(tts)
     previous = vars(est).get("forward")
 
     def forward(*args: Any, **kwargs: Any) -> Any:
-        return compiled(*args, **kwargs)
+        with torch.compiler.set_stance("eager_on_recompile"):
+            return compiled(*args, **kwargs)
 
     forward.compiled = True  # type: ignore[attr-defined]
     forward.previous = previous  # type: ignore[attr-defined]
