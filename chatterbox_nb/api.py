@@ -91,13 +91,18 @@ def say(
     device: str | None = None,
     dtype: str | None = None,
     weights: str | None = None,
+    cfm_steps: int | None = None,
+    prompt_tokens: int | None = None,
 ) -> Utterance:
     """Synthesize `text`; the result renders as a player plus timings in a notebook.
 
     Long text is spoken sentence by sentence (chunk `i` seeded `seed + i`, all with
     the same voice), joined with short pauses. In a kernel a progressive player shows
     at once and plays each chunk as it is ready; this returns when all are done, or
-    after the current chunk when stopped (the stop button, `stop()`)."""
+    after the current chunk when stopped (the stop button, `stop()`).
+
+    `cfm_steps` (S3Gen's flow-matching steps) and `prompt_tokens` (S3Gen's reference
+    prompt, cut to that many tokens) trade quality for speed; off by default."""
     start = time.perf_counter()
     text = options.check_text(text)
     choice = options.choose_model(model, weights, device, dtype)
@@ -116,15 +121,17 @@ def say(
     seed = None if seed is None else options.check_int("seed", seed, 0, 2**63 - 1)
     resolved = voices_api.voices.resolve(voice)
     out = options.check_out(out)
+    knobs = options.check_knobs(cfm_steps, prompt_tokens)
 
     chunks = chunk_text(text, language)
 
     voice_source: dict[str, str] = {}
     prepare = _conditionals_for(resolved, voice_source)
-    speak = _speaker(spec, language, cap, seed, sampling)
+    speak = _speaker(spec, language, cap, seed, sampling, knobs)
     loaded, timings, result, live = _generate_chunks(choice, text, chunks, prepare, speak)
     audio = result.audio
     timings.update(conditioning_s=result.conditioning_s, voice_source=voice_source.get("source", "built-in"))
+    timings.update(dtype=loaded.dtype, s3gen_compiled=_is_compiled(loaded))
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
@@ -143,6 +150,7 @@ def say(
         "max_tokens": cap,
         "chunks": len(chunks),
         **sampling,
+        **knobs,
     }
     utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=autoplay)
     if live is not None:
@@ -188,6 +196,13 @@ def _generate_chunks(
     raise error
 
 
+def _is_compiled(loaded: Any) -> bool:
+    from .engine.compiled import is_installed
+
+    tts = loaded.tts
+    return tts is not None and is_installed(tts)
+
+
 def _conditionals_for(voice: voices_api.Resolved | None, report: dict[str, str]) -> progressive.Prepare:
     """The voice, obtained once per say by the run that holds the model (a cached voice
     costs a lookup): every chunk speaks with it. `report["source"]` says where it came from."""
@@ -200,7 +215,7 @@ def _conditionals_for(voice: voices_api.Resolved | None, report: dict[str, str])
 
 
 def _speaker(
-    spec: Any, language: str | None, cap: int, seed: int | None, sampling: dict[str, float]
+    spec: Any, language: str | None, cap: int, seed: int | None, sampling: dict[str, float], knobs: dict[str, int]
 ) -> progressive.Speak:
     """One chunk through upstream's `generate`; chunk `i` is seeded `seed + i`, so a
     seeded say is reproducible and a one-chunk say is seeded exactly as given."""
@@ -217,6 +232,7 @@ def _speaker(
             seed=None if seed is None else (seed + i) % 2**63,
             sampling=sampling,
             renderable_only=loaded.is_dummy,
+            **knobs,
         )
 
     return speak

@@ -12,6 +12,7 @@ float reductions, and so the sampled tokens, change with the thread count).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import time
@@ -39,11 +40,13 @@ class BatchJob:
     cap: int
     sampling: dict[str, float]
     threads: int
+    #: the opt-in lossy S3Gen knobs given (cfm_steps, prompt_tokens); none by default
+    knobs: dict[str, int] = field(default_factory=dict)
 
     def params(self) -> dict[str, Any]:
         c = self.choice
         return {"model": c.model, "weights": c.weights, "device": c.device, "dtype": c.dtype, "lang": self.language,
-                "max_tokens": self.cap, "threads": self.threads, **self.sampling}
+                "max_tokens": self.cap, "threads": self.threads, **self.sampling, **self.knobs}
 
 
 def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.Resolved | None) -> tuple[Any, dict]:
@@ -60,7 +63,8 @@ def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.
         conds, source = voices_api.voices.conditionals(loaded, voice)
         conditioning_s = time.perf_counter() - start
         audio, stages = synth.generate(loaded.tts, SPECS[job.choice.model], text, conds=conds, language=job.language,
-                                       max_tokens=job.cap, seed=seed, sampling=job.sampling, renderable_only=loaded.is_dummy)
+                                       max_tokens=job.cap, seed=seed, sampling=job.sampling, renderable_only=loaded.is_dummy,
+                                       **job.knobs)
     return audio, {"conditioning_s": conditioning_s, "voice_source": source, **stages, "row_s": time.perf_counter() - start}
 
 
@@ -142,6 +146,8 @@ def batch(
     device: str | None = None,
     dtype: str | None = None,
     weights: str | None = None,
+    cfm_steps: int | None = None,
+    prompt_tokens: int | None = None,
     progress: bool = True,
 ) -> BatchReport:
     """Synthesize every row into `<out_dir>/<id>.wav` and `<out_dir>/manifest.jsonl`.
@@ -154,6 +160,7 @@ def batch(
     sampling = {"exaggeration": exaggeration, "cfg": cfg, "temperature": temperature, "top_p": top_p, "min_p": min_p,
                 "repetition_penalty": repetition_penalty}
     job = _job(model, weights, device, dtype, lang, max_tokens, threads, sampling)
+    job = dataclasses.replace(job, knobs=options.check_knobs(cfm_steps, prompt_tokens))
     rows = read_rows(texts_or_path, options.check_int("seed", seed, 0, 2**63 - 1))
     out = _out_dir(out_dir)
     report = BatchReport(out, engine, workers, len(rows))

@@ -12,14 +12,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, TraitError, Unicode, default, observe, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, observe, validate
 from traitlets.config import Configurable
 
 from ._state import STATE
 from .errors import CacheError, InvalidOption
 
 MODELS = ("english", "turbo", "multilingual")
-DTYPES = ("float32", "bfloat16", "float16")
+#: `auto` resolves per device at load time (engine/precision.py); `int8` is opt-in and lossy
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 WARMUP_LEVELS = ("off", "light", "full")
 
 ENV_DEVICE = "CHATTERBOX_NB_DEVICE"
@@ -28,6 +29,9 @@ ENV_CACHE_DIR = "CHATTERBOX_NB_CACHE_DIR"
 ENV_AUTOLOAD = "CHATTERBOX_NB_AUTOLOAD"
 ENV_MEMORY_LIMIT = "CHATTERBOX_NB_MEMORY_LIMIT"
 ENV_IDLE_UNLOAD = "CHATTERBOX_NB_IDLE_UNLOAD"
+ENV_DTYPE = "CHATTERBOX_NB_DTYPE"
+ENV_THREADS = "CHATTERBOX_NB_THREADS"
+ENV_COMPILE = "CHATTERBOX_NB_COMPILE"
 
 #: without `memory_limit`, the models of one kind of memory may hold this share of it
 RAM_SHARE = 0.75
@@ -50,9 +54,17 @@ class Chatterbox(Configurable):
         config=True
     )
     device = Unicode(help="auto, cpu, cuda, cuda:N or mps (env CHATTERBOX_NB_DEVICE).").tag(config=True)
-    dtype = CaselessStrEnum(DTYPES, default_value="float32", help="Weights dtype of the T3 model.").tag(
-        config=True
-    )
+    dtype = CaselessStrEnum(
+        DTYPES, help="auto (bfloat16 where the hardware computes it natively, else float32), float32, "
+        "bfloat16, float16 or int8 (env CHATTERBOX_NB_DTYPE)."
+    ).tag(config=True)
+    threads = Int(
+        help="torch CPU threads for generation; 0 = every core torch sees (env CHATTERBOX_NB_THREADS)."
+    ).tag(config=True)
+    compile = Bool(
+        help="torch.compile S3Gen in the background during full warm-up (not float32; kept in the "
+        "cache dir for later kernels; env CHATTERBOX_NB_COMPILE)."
+    ).tag(config=True)
     weights = Unicode(help="hub, dummy, or a local checkpoint folder (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True
     )
@@ -79,6 +91,22 @@ class Chatterbox(Configurable):
     @default("device")
     def _default_device(self) -> str:
         return os.environ.get(ENV_DEVICE, "auto")
+
+    @default("dtype")
+    def _default_dtype(self) -> str:
+        value = os.environ.get(ENV_DTYPE, "auto").strip().lower()
+        return value if value in DTYPES else "auto"
+
+    @default("threads")
+    def _default_threads(self) -> int:
+        try:
+            return max(0, int(os.environ.get(ENV_THREADS, "0")))
+        except ValueError:
+            return 0
+
+    @default("compile")
+    def _default_compile(self) -> bool:
+        return os.environ.get(ENV_COMPILE, "1").strip().lower() in _TRUE
 
     @default("weights")
     def _default_weights(self) -> str:

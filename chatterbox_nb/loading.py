@@ -51,14 +51,19 @@ def key(choice: options.ModelChoice) -> TaskKey:
 
 
 def load_now(choice: options.ModelChoice, reload: bool = False, progress: Any = None) -> tuple[Any, str, float]:
-    """Load in the calling thread (a memory hit costs a lookup)."""
+    """Load in the calling thread (a memory hit costs a lookup). Device and dtype are
+    resolved here (`auto`), so the registry holds what really runs."""
     from .engine.device import resolve_device
+    from .engine.precision import apply_threads, resolve_dtype
 
     device = resolve_device(choice.device)
+    dtype = resolve_dtype(choice.dtype, device)
+    if device == "cpu":
+        apply_threads(config.settings().threads)
     start = time.perf_counter()
     kwargs = {"progress": progress} if progress is not None else {}
     loaded, source = loader.get_or_load(
-        SPECS[choice.model], choice.weights, device, choice.dtype, config.cache_dir(), reload=reload, **kwargs
+        SPECS[choice.model], choice.weights, device, dtype, config.cache_dir(), reload=reload, **kwargs
     )
     return loaded, source, time.perf_counter() - start
 
@@ -80,8 +85,9 @@ def start(
         if rewarm or config.WARMUP_LEVELS.index(level) > config.WARMUP_LEVELS.index(loaded.warmed):
             from .engine.warmup import warm
 
+            root = config.cache_dir() if config.settings().compile else None
             with loaded.hold():  # being warmed: never unloaded to make room
-                metrics = warm(loaded, level, task.report, measure=measure)
+                metrics = warm(loaded, level, task.report, measure=measure, cache_root=root)
             if config.WARMUP_LEVELS.index(level) >= config.WARMUP_LEVELS.index(loaded.warmed):
                 loaded.warmed = level
             loaded.warmup_metrics = metrics

@@ -51,8 +51,9 @@ HELP = """\
                      and keeps what was made.
 
 Common options: -m/--model english|turbo|multilingual, --device auto|cpu|cuda[:N]|mps,
---dtype float32|bfloat16|float16, --weights hub|dummy|dummy:reduced|FOLDER.
-Settings: %config Chatterbox (model, device, dtype, weights, warmup, autoload, cache_dir).
+--dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced|FOLDER.
+Speed (lossy, off by default): --cfm-steps N, --prompt-tokens N, --dtype int8.
+Settings: %config Chatterbox (model, device, dtype, threads, weights, warmup, autoload, cache_dir).
 """
 
 
@@ -77,7 +78,9 @@ def _parser(name: str, description: str) -> _Parser:
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", choices=config.MODELS, help="which Chatterbox model")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", choices=config.DTYPES, help="dtype of the T3 weights")
+    p.add_argument("--dtype", choices=config.DTYPES,
+                   help="auto (bfloat16 where native, else float32), float32 (upstream exactly), bfloat16, float16, "
+                   "int8 (CPU, lossy)")
     p.add_argument("--weights", help="hub, dummy, dummy:reduced, or a local checkpoint folder")
 
 
@@ -97,6 +100,9 @@ def _voice_and_sampling(p: argparse.ArgumentParser) -> None:
         p.add_argument(f"--{name}", type=float, metavar="X")
     p.add_argument("--seed", type=int, help="make the utterance reproducible")
     p.add_argument("--max-tokens", type=int, metavar="N", help="cap on generated speech tokens")
+    p.add_argument("--cfm-steps", type=int, metavar="N", help="S3Gen flow-matching steps (faster, lossy; default 10, turbo 2)")
+    p.add_argument("--prompt-tokens", type=int, metavar="N",
+                   help="cut S3Gen's reference prompt to N tokens, 25 a second (faster, lossy; default all, up to 250)")
 
 
 def _build_parsers() -> dict[str, _Parser]:
@@ -166,7 +172,7 @@ def _batch_parser() -> _Parser:
 
 def _say_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
     keys = ("model", "device", "dtype", "weights", "lang", "voice", "exaggeration", "cfg", "temperature")
-    keys += ("top_p", "min_p", "repetition_penalty", "seed", "max_tokens", "out", "autoplay")
+    keys += ("top_p", "min_p", "repetition_penalty", "seed", "max_tokens", "out", "autoplay", "cfm_steps", "prompt_tokens")
     return {k: getattr(ns, k) for k in keys}
 
 
@@ -237,6 +243,7 @@ class ChatterboxMagics(Magics):
 
         keys = ("engine", "workers", "address", "threads", "model", "device", "dtype", "weights", "lang", "voice")
         keys += ("exaggeration", "cfg", "temperature", "top_p", "min_p", "repetition_penalty", "max_tokens")
+        keys += ("cfm_steps", "prompt_tokens")
         seed = {} if ns.seed is None else {"seed": ns.seed}
         try:
             return batch(ns.path, ns.out, **{k: getattr(ns, k) for k in keys}, **seed)

@@ -95,6 +95,16 @@ def check_max_tokens(max_tokens: Any) -> int:
     return DEFAULT_MAX_TOKENS if max_tokens is None else check_int("max_tokens", max_tokens, 1, MAX_TOKENS_LIMIT)
 
 
+# The opt-in lossy S3Gen knobs: (low, high) for each
+KNOBS = {"cfm_steps": (1, 50), "prompt_tokens": (10, 1000)}
+
+
+def check_knobs(cfm_steps: Any = None, prompt_tokens: Any = None) -> dict[str, int]:
+    """`--cfm-steps` and `--prompt-tokens`, checked; only the ones given (None: upstream's)."""
+    given = {"cfm_steps": cfm_steps, "prompt_tokens": prompt_tokens}
+    return {name: check_int(name, value, *KNOBS[name]) for name, value in given.items() if value is not None}
+
+
 def check_text(text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidOption('Nothing to say: give some text, e.g. %chatterbox say "Hello there".')

@@ -16,6 +16,8 @@ import pytest
 KEEP_CACHE = bool(os.environ.get("CHATTERBOX_NB_TEST_CACHE"))
 CACHE_DIR = Path(os.environ.get("CHATTERBOX_NB_TEST_CACHE") or tempfile.mkdtemp(prefix="cnb-test-cache-"))
 os.environ["CHATTERBOX_NB_CACHE_DIR"] = str(CACHE_DIR)
+# torch.compile of S3Gen takes minutes of CPU; only tests/test_speed.py turns it on (with a stub).
+os.environ["CHATTERBOX_NB_COMPILE"] = "0"
 
 
 def pytest_sessionfinish(session, exitstatus):

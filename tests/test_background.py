@@ -24,6 +24,9 @@ def test_kernel_answers_while_a_full_size_model_loads(kernel):
     # said so, and reports where the load took the model from
     assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache")
     assert kernel.value("u.timings['wait_s']") > 0.0
+    # the default dtype (auto) on the full-size model: what ran is what params and timings show
+    auto = kernel.value("__import__('chatterbox_nb.engine.precision').engine.precision.resolve_dtype('auto', 'cpu')")
+    assert kernel.value("u.params['dtype']") == kernel.value("u.timings['dtype']") == auto
     assert kernel.value("t.wait().warmed") == "light"
 
 

@@ -74,6 +74,8 @@ def cases(d) -> list[tuple[str, str]]:
         *[("%chatterbox say hi --device cuda --weights dummy:reduced", "no CUDA GPU")] * (not HAS_CUDA),
         *[("%chatterbox say hi --device mps --weights dummy:reduced", "'mps' is not available")] * (not HAS_MPS),
         ("%chatterbox say hi --dtype float64", "invalid choice: 'float64'"),
+        ("%chatterbox say hi --cfm-steps 0", "--cfm-steps must be between 1 and 50"),
+        ("%chatterbox say hi --prompt-tokens 5", "--prompt-tokens must be between 10 and 1000"),
         ("%chatterbox say hi --weights /no/such/folder", "does not exist"),
         ("%chatterbox say hi --weights dummy:huge", "Unknown weights 'dummy:huge'"),
         (f"%chatterbox say hi -o /no/such/dir/out.wav {MODEL}", "does not exist"),

@@ -84,6 +84,15 @@ class Panel:
             )
         self.max_tokens = widgets.BoundedIntText(value=defaults.pop("max_tokens", None) or DEFAULT_MAX_TOKENS, min=1,
                                                  max=4096, description="max tokens", style=style)
+        # the opt-in lossy speed knobs; 0 keeps upstream's value
+        self.knobs = {
+            "cfm_steps": widgets.BoundedIntText(value=defaults.pop("cfm_steps", None) or 0, min=0, max=50,
+                                                description="CFM steps", style=style),
+            "prompt_tokens": widgets.BoundedIntText(value=defaults.pop("prompt_tokens", None) or 0, min=0, max=1000,
+                                                    description="prompt tokens", style=style),
+        }
+        knobs_note = widgets.HTML('<span style="font:11px sans-serif;color:#666">speed knobs, lossy: 0 = '
+                                  "upstream's (10 CFM steps, 2 for turbo; the whole prompt)</span>")
         seed = defaults.pop("seed", None)
         self.seed = widgets.Text(value="" if seed is None else str(seed), placeholder="none", description="seed", style=style)
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
@@ -94,7 +103,8 @@ class Panel:
         self.result = widgets.VBox([])
         self.result.add_class("cnb-ui-result")
         self.models = widgets.HTML(self._models_html())
-        advanced = widgets.Accordion([widgets.VBox([self.sliders[k] for k, *_r, adv in _SLIDERS if adv] + [self.max_tokens])])
+        advanced = widgets.Accordion([widgets.VBox([self.sliders[k] for k, *_r, adv in _SLIDERS if adv]
+                                                 + [self.max_tokens, *self.knobs.values(), knobs_note])])
         advanced.set_title(0, "advanced")
         advanced.selected_index = None
         self.box = widgets.VBox([
@@ -152,6 +162,7 @@ class Panel:
             **{k: w.value for k, w in self.sliders.items()},
             "seed": int(seed) if seed else None,
             "max_tokens": self.max_tokens.value,
+            **{k: w.value for k, w in self.knobs.items() if w.value},
             **{k: v for k, v in self.fixed.items() if v is not None},
         }
 

@@ -1,6 +1,7 @@
 """The kernel-global model registry: a model is loaded at most once per kernel.
 
-Keys are (model, weights fingerprint, device, dtype). A hit returns the same object
+Keys are (model, weights fingerprint, device, dtype), the dtype resolved
+(`precision.resolve_dtype`: never `auto`). A hit returns the same object
 and costs a dictionary lookup; a miss loads under a per-key lock, so two threads
 asking at once load once.
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
 from .._state import STATE
-from . import build, diskcache, memory, sources
+from . import build, diskcache, memory, precision, sources
 from .device import release_memory
 from .specs import ModelSpec
 
@@ -152,7 +153,8 @@ def get_or_load(
     progress: Progress = _silent,
 ) -> tuple[LoadedModel, str]:
     """The model and where it came from this time: "memory", "disk-cache", or the
-    source kind when the disk-cache entry had to be built first."""
+    source kind when the disk-cache entry had to be built first. `dtype` is resolved
+    (not `auto`); int8 maps the float32 entry and quantizes it."""
     progress("finding the weights" if not weights.startswith("dummy") else "finding (or making) the dummy weights")
     source = sources.resolve(spec, weights, cache_root)
     key = ModelKey(spec.name, source.fingerprint, device, dtype)
@@ -167,9 +169,11 @@ def get_or_load(
         start = time.perf_counter()
         progress("opening the disk cache")
         with build.gc_paused():
-            parts, how, entry = _parts(spec, weights, source, dtype, cache_root, progress)
+            stored = precision.storage_dtype(dtype)
+            parts, how, entry = _parts(spec, weights, source, stored, cache_root, progress)
             progress("building the model on the meta device and mapping its weights")
-            tts = build.assemble(spec, parts, device, dtype)
+            tts = build.assemble(spec, parts, device, stored)
+            precision.apply(tts, dtype, device)
         loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts), entry=entry)
         with STATE.lock:
             STATE.models[key] = loaded

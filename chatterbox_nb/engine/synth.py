@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import stopping
+from . import precision, stopping
 from .build import quiet_upstream_warnings
 from .specs import SAMPLES_PER_TOKEN, ModelSpec
 
@@ -101,9 +101,26 @@ def _skip_empty(original: Callable) -> Callable:
     return apply_watermark
 
 
+def _with_cfm_steps(steps: int | None, count: Callable) -> Callable:
+    """Count the tokens S3Gen renders; with `steps`, also override the number of CFM
+    (flow-matching) steps (upstream: 10 for english/multilingual, 2 for turbo)."""
+
+    def adjust(args: tuple, kwargs: dict) -> None:
+        count(args, kwargs)
+        if steps is not None:
+            kwargs["n_cfm_timesteps"] = steps
+
+    return adjust
+
+
 @contextlib.contextmanager
 def instrument(
-    tts: Any, spec: ModelSpec, timings: dict, max_tokens: int, renderable_only: bool = False
+    tts: Any,
+    spec: ModelSpec,
+    timings: dict,
+    max_tokens: int,
+    renderable_only: bool = False,
+    cfm_steps: int | None = None,
 ) -> Iterator[None]:
     def cap(args: tuple, kwargs: dict) -> None:
         if spec.name == "turbo":
@@ -118,7 +135,8 @@ def instrument(
         stack.enter_context(_timed(tts.t3, t3_method, timings, "t3_s", cap, post))
         stack.enter_context(_shadow(tts.s3gen, "inference", _silence_when_too_short))
         stack.enter_context(_shadow(tts.watermarker, "apply_watermark", _skip_empty))
-        stack.enter_context(_timed(tts.s3gen, "inference", timings, "s3gen_s", _count_tokens(timings, "speech_tokens")))
+        count = _with_cfm_steps(cfm_steps, _count_tokens(timings, "speech_tokens"))
+        stack.enter_context(_timed(tts.s3gen, "inference", timings, "s3gen_s", count))
         stack.enter_context(_timed(tts.watermarker, "apply_watermark", timings, "watermark_s"))
         yield
 
@@ -154,7 +172,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def private_copy(conds: Any, t3_dtype: Any = None) -> Any:
+def private_copy(conds: Any, t3_dtype: Any = None, prompt_tokens: int | None = None) -> Any:
     """A copy `generate` may mutate freely.
 
     Upstream replaces `conds.t3` when exaggeration differs and caches prompt
@@ -163,7 +181,26 @@ def private_copy(conds: Any, t3_dtype: Any = None) -> Any:
     t3 = dataclasses.replace(conds.t3)
     if t3_dtype is not None:
         t3 = t3.to(dtype=t3_dtype)
-    return type(conds)(t3, dict(conds.gen))
+    gen = dict(conds.gen)
+    if prompt_tokens is not None:
+        gen = shorter_prompt(gen, prompt_tokens)
+    return type(conds)(t3, gen)
+
+
+def shorter_prompt(gen: dict, tokens: int) -> dict:
+    """S3Gen's reference prompt cut to its first `tokens` speech tokens (2 mel frames
+    each). S3Gen's flow runs over prompt + new tokens, so a short prompt makes every
+    chunk cheaper; less of the reference voice reaches the vocoder (lossy, opt-in)."""
+    import torch
+
+    have = int(gen["prompt_token"].shape[1])
+    if tokens >= have:
+        return gen
+    gen = dict(gen)
+    gen["prompt_token"] = gen["prompt_token"][:, :tokens]
+    gen["prompt_token_len"] = torch.full_like(gen["prompt_token_len"], tokens)
+    gen["prompt_feat"] = gen["prompt_feat"][:, : 2 * tokens]
+    return gen
 
 
 def compute_conditionals(tts: Any, spec: ModelSpec, audio_path: str, exaggeration: float) -> Any:
@@ -192,8 +229,12 @@ def generate(
     seed: int | None = None,
     sampling: dict[str, float],
     renderable_only: bool = False,
+    cfm_steps: int | None = None,
+    prompt_tokens: int | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Audio (1-D float32) and measured stage timings for one utterance."""
+    """Audio (1-D float32) and measured stage timings for one utterance.
+
+    `cfm_steps` and `prompt_tokens` are the opt-in lossy S3Gen knobs (None: upstream's)."""
     import torch
 
     quiet_upstream_progress()
@@ -202,14 +243,17 @@ def generate(
     if spec.name == "multilingual":
         kwargs["language_id"] = language
     builtin = tts.conds
-    t3_dtype = tts.t3.speech_head.weight.dtype
-    tts.conds = private_copy(conds if conds is not None else builtin, None if t3_dtype == torch.float32 else t3_dtype)
+    t3_dtype = precision.t3_dtype(tts)
+    tts.conds = private_copy(
+        conds if conds is not None else builtin, None if t3_dtype == torch.float32 else t3_dtype, prompt_tokens
+    )
     try:
         if seed is not None:
             seed_everything(seed)
         # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
         # and turbo's generate has none of its own.
-        with instrument(tts, spec, timings, max_tokens, renderable_only), torch.inference_mode(), quiet_upstream_warnings():
+        with instrument(tts, spec, timings, max_tokens, renderable_only, cfm_steps), torch.inference_mode(), \
+                quiet_upstream_warnings():
             wav = tts.generate(text, **kwargs)
     finally:
         tts.conds = builtin

@@ -1,0 +1,139 @@
+"""What `--dtype` means on this machine, and applying it to a freshly built model.
+
+`auto` is bfloat16 where the hardware computes it natively (CPUs with AVX512-BF16 or
+AMX, CUDA devices of compute capability 8.0 and above) and float32 elsewhere (MPS
+included). The resolved name is what keys the model registry and the disk cache, and
+what `status`, the timings and `Utterance.params` show.
+
+- `float32`: upstream exactly (bit-identical to `from_local`).
+- `bfloat16` / `float16`: T3's weights in that dtype (stored so in the disk cache). On
+  CUDA, S3Gen's CFM estimator computes in it too (its weights cast in memory; upstream's
+  `solve_euler` casts its inputs to the estimator's dtype and the result back). On the
+  CPU the estimator keeps float32 weights and runs under bfloat16 autocast (1.37x here;
+  with its weights in bfloat16 it measured 2.2x *slower*), until a full warm-up swaps
+  in the compiled float32 estimator (`compiled.py`, faster still).
+- `int8` (CPU, opt-in, lossy): T3 in float32 with its transformer's linear layers
+  dynamically quantized (`torch.ao.quantization.quantize_dynamic`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidOption
+
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX in /proc/cpuinfo, else oneDNN's own check (other OSes)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+        return any(flag in flags for flag in _CPU_BF16_FLAGS)
+    except OSError:
+        pass
+    try:
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # noqa: BLE001 - no oneDNN: no native bf16
+        return False
+
+
+def native_bf16(device: str) -> bool:
+    """Whether `device` (already resolved: cpu, cuda[:N], mps) computes bfloat16 natively."""
+    if device == "cpu":
+        return cpu_has_native_bf16()
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_capability(torch.device(device)) >= (8, 0)
+    return False  # MPS: float32
+
+
+def resolve_dtype(name: str, device: str) -> str:
+    """`auto` made concrete for `device`; an explicit dtype must run there."""
+    if name == "auto":
+        return "bfloat16" if native_bf16(device) else "float32"
+    if name == "int8" and device != "cpu":
+        raise InvalidOption(f"--dtype int8 runs on the CPU only, not on {device}; use bfloat16 there.")
+    return name
+
+
+def storage_dtype(dtype: str) -> str:
+    """The dtype T3's weights are stored in (in the disk cache) for a resolved dtype."""
+    return "float32" if dtype == "int8" else dtype
+
+
+def apply(tts: Any, dtype: str, device: str) -> None:
+    """Bring a model assembled in `storage_dtype(dtype)` to `dtype`: quantize T3 for
+    int8; on CUDA, run the CFM estimator in half precision for bfloat16/float16."""
+    import torch
+
+    estimator = tts.s3gen.flow.decoder.estimator
+    if dtype == "int8":
+        quantize_t3(tts.t3)
+    elif dtype in ("bfloat16", "float16") and device.startswith("cuda"):
+        estimator.to(getattr(torch, dtype))
+    elif dtype == "bfloat16" and device == "cpu":
+        autocast_estimator(estimator, torch.bfloat16)
+
+
+def autocast_estimator(estimator: Any, dtype: Any) -> None:
+    """The estimator's matmuls and convolutions in `dtype` (CPU autocast), its weights
+    and its result in float32. Upstream calls `estimator.forward` directly, so the
+    instance attribute is what runs."""
+    import torch
+
+    eager = type(estimator).forward.__get__(estimator)
+
+    def forward(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type="cpu", dtype=dtype):
+            return eager(*args, **kwargs).float()
+
+    forward.autocast = dtype  # type: ignore[attr-defined]
+    estimator.forward = forward
+
+
+def quantize_t3(t3: Any) -> None:
+    """Dynamic int8 quantization of the transformer's linear layers (weights int8,
+    activations quantized per call). The heads and embeddings stay float32."""
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    t3.tfmr = quantize_dynamic(t3.tfmr, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def t3_dtype(tts: Any) -> Any:
+    """The dtype T3 computes in (its embeddings' dtype; int8 T3 computes in float32)."""
+    return tts.t3.speech_emb.weight.dtype
+
+
+def cpu_threads(setting: int = 0) -> int:
+    """Torch threads for generation: the setting, or every core this process may use
+    (a container's CPU affinity, not the host's count, which would oversubscribe)."""
+    if setting > 0:
+        return setting
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def apply_threads(setting: int = 0) -> int:
+    """Torch's intra-op threads for generation; returns the number in force.
+
+    A setting > 0 is applied as given. With 0, torch's own choice stands (its physical
+    cores, or `torch.set_num_threads` / OMP_NUM_THREADS as the user set them) unless it
+    exceeds the cores this process may run on, as in a CPU-limited container."""
+    import torch
+
+    current = torch.get_num_threads()
+    n = setting if setting > 0 else min(current, cpu_threads())
+    if n != current:
+        torch.set_num_threads(n)
+    return n
