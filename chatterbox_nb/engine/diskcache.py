@@ -11,9 +11,10 @@ or our own dummy checkpoint), the entry hard-links it instead of storing a secon
 copy; the source's own checksum is checked when the link is made. A user's local
 folder is copied, since it may be edited in place.
 
-Cheap checks (sizes, safetensors headers, manifest keys, versions) run at every load;
-the full sha256 check runs in the background after a load and in `verify`. A bad
-entry gets one `CacheWarning` and is rebuilt from its source.
+Cheap checks (sizes, safetensors headers, manifest keys, versions, the sha256 of small
+files) run at every load; the weights are hashed in full once per entry, and again
+whenever a file's identity changes (see "full check" below), before a load uses them.
+A bad entry gets one `CacheWarning` and is rebuilt from its source.
 """
 
 from __future__ import annotations
