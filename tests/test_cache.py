@@ -1,4 +1,7 @@
-"""The disk weight cache: hits, rebuilds of bad entries, races, a full disk, info/verify/clear."""
+"""The disk weight cache: hits, rebuilds of bad entries, races, a full disk, info/verify/clear.
+
+Models here are float32, whose entries hard-link an immutable source's files (other
+dtypes convert T3, which is a copy)."""
 
 from __future__ import annotations
 
@@ -45,7 +48,7 @@ def cache_root(tmp_path):
 
 
 def _load(src: Path) -> str:
-    return cnb.load("english", weights=str(src), device="cpu", warmup="off", wait=True).source
+    return cnb.load("english", weights=str(src), device="cpu", dtype="float32", warmup="off", wait=True).source
 
 
 def _evict() -> None:
@@ -138,7 +141,7 @@ def test_bad_entry_warns_once_rebuilds_and_speaks(cache_root, local_source, dama
     entry = _entry(cache_root)
     assert diskcache.verify(entry) == []
     if damage is _truncate:  # one rebuilt model speaks; S3Gen costs seconds, the others need not repeat it
-        u = cnb.say("Still here.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
+        u = cnb.say("Still here.", weights=str(local_source), device="cpu", dtype="float32", max_tokens=2, seed=0)
         assert u.timings["model_source"] == "memory" and len(u.audio) > 0
 
 
@@ -156,7 +159,7 @@ def test_flipped_bytes_inside_a_tensor_are_caught_before_any_say(cache_root, loc
     messages = [str(w.message) for w in record if issubclass(w.category, diskcache.CacheWarning)]
     assert len(messages) == 1 and "t3.safetensors fails its sha256 check" in messages[0]
     assert diskcache.trusted(_entry(cache_root)) and diskcache.verify(_entry(cache_root)) == []
-    u = cnb.say("Rebuilt.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
+    u = cnb.say("Rebuilt.", weights=str(local_source), device="cpu", dtype="float32", max_tokens=2, seed=0)
     assert u.timings["model_source"] == "memory" and len(u.audio) > 0
 
 
@@ -206,7 +209,7 @@ def test_disk_full_loads_from_source_and_leaves_nothing(cache_root, local_source
     monkeypatch.setattr(diskcache, "save_conds", full_disk)
     with pytest.warns(diskcache.CacheWarning, match="No space left on device"):
         assert _load(local_source) == "local"
-    u = cnb.say("Still speaks.", weights=str(local_source), device="cpu", max_tokens=2, seed=0)
+    u = cnb.say("Still speaks.", weights=str(local_source), device="cpu", dtype="float32", max_tokens=2, seed=0)
     assert len(u.audio) > 0
     models = diskcache.models_dir(cache_root)
     assert [p.name for p in models.iterdir() if not p.name.endswith(".lock")] == []
@@ -218,7 +221,7 @@ def test_immutable_sources_are_linked_not_copied(cache_root, english_reduced):
     shutil.copytree(english_reduced.source.folder, root_dummy)
     STATE.models.pop(english_reduced.key)  # set the session's copy aside (same key)
     try:
-        assert cnb.load("english", weights="dummy:reduced", device="cpu", warmup="off", wait=True).source == "dummy"
+        assert cnb.load("english", weights="dummy:reduced", device="cpu", dtype="float32", warmup="off", wait=True).source == "dummy"
         loader.drop(english_reduced.key)
     finally:
         STATE.models[english_reduced.key] = english_reduced
@@ -236,8 +239,8 @@ os.environ["CHATTERBOX_NB_CACHE_DIR"] = sys.argv[1]
 import chatterbox_nb as cnb
 t = float(sys.argv[3])
 time.sleep(max(0.0, t - time.time()))
-r = cnb.load("english", weights=sys.argv[2], device="cpu", warmup="off", wait=True)
-u = cnb.say("Race.", weights=sys.argv[2], device="cpu", max_tokens=2, seed=0)
+r = cnb.load("english", weights=sys.argv[2], device="cpu", dtype="float32", warmup="off", wait=True)
+u = cnb.say("Race.", weights=sys.argv[2], device="cpu", dtype="float32", max_tokens=2, seed=0)
 print(json.dumps({"source": r.source, "audio": float(abs(u.audio).sum())}))
 """
 

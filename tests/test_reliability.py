@@ -27,7 +27,8 @@ from chatterbox_nb.errors import SourceCorrupt
 from kernel_utils import Kernel
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
-REDUCED = dict(weights="dummy:reduced", device="cpu")
+# float32: its entries hard-link the dummy's files, as with hub blobs (other dtypes convert T3)
+REDUCED = dict(weights="dummy:reduced", device="cpu", dtype="float32")
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def test_damaged_hub_blob_names_the_file_to_delete(private_cache, english_reduce
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     assert huggingface_hub.constants.HF_HUB_CACHE == str(hub)
-    hub_load = dict(model="english", weights="hub", device="cpu", warmup="off", wait=True)
+    hub_load = dict(model="english", weights="hub", device="cpu", dtype="float32", warmup="off", wait=True)
     assert cnb.load(**hub_load).source == "hub"
     _drop_all(private_cache)
     blob = (snap / "t3_cfg.safetensors").resolve()
@@ -151,7 +152,7 @@ def test_damaged_hub_blob_names_the_file_to_delete(private_cache, english_reduce
     assert len(message.splitlines()) == 1
     with pytest.warns(diskcache.CacheWarning):
         with pytest.raises(UsageError, match="delete"):
-            shell.run_line_magic("chatterbox", "load -m english --weights hub --device cpu --warmup off --wait")
+            shell.run_line_magic("chatterbox", "load -m english --weights hub --device cpu --dtype float32 --warmup off --wait")
 
 
 # -- defect 3: records of the wrong shape -----------------------------------------------
@@ -279,22 +280,24 @@ def test_two_environments_keep_their_own_entries(private_cache, monkeypatch):
 
 
 def test_seeded_say_is_the_same_while_another_model_generates(english_reduced):
-    seeded = dict(**REDUCED, max_tokens=8, seed=11)
+    """A twin of the session's model in another dtype says a seeded sentence alone, then
+    again while the session's model (another key, its own lock) generates."""
+    twin_dtype = "bfloat16" if english_reduced.dtype == "float32" else "float32"
+    seeded = dict(weights="dummy:reduced", device="cpu", dtype=twin_dtype, max_tokens=8, seed=11)
     alone = cnb.say("The same every time.", **seeded).audio
-    other = cnb.load("english", **REDUCED, dtype="bfloat16", warmup="off", wait=True)
-    (b,) = [m for m in loader.loaded_models() if m.name == "english" and m.dtype == "bfloat16"]
+    (twin,) = [m for m in loader.loaded_models() if m.key == english_reduced.key._replace(dtype=twin_dtype)]
+    other = dict(weights="dummy:reduced", device="cpu", dtype=english_reduced.dtype, max_tokens=30)
     try:
-        busy = threading.Thread(target=lambda: cnb.say("Another model, busy.", **REDUCED, dtype="bfloat16", max_tokens=30))
+        busy = threading.Thread(target=lambda: cnb.say("Another model, busy.", **other))
         busy.start()
         deadline = time.monotonic() + 30
-        while not b.lock.locked() and time.monotonic() < deadline:
+        while not english_reduced.lock.locked() and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert b.lock.locked(), "the other model never started generating"
+        assert english_reduced.lock.locked(), "the other model never started generating"
         beside = cnb.say("The same every time.", **seeded).audio
         busy.join(120)
     finally:
-        loader.drop(b.key)
-    assert other.dtype == "bfloat16"
+        loader.drop(twin.key)
     assert np.array_equal(alone, beside)
 
 

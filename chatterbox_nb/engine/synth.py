@@ -138,7 +138,25 @@ def instrument(
         count = _with_cfm_steps(cfm_steps, _count_tokens(timings, "speech_tokens"))
         stack.enter_context(_timed(tts.s3gen, "inference", timings, "s3gen_s", count))
         stack.enter_context(_timed(tts.watermarker, "apply_watermark", timings, "watermark_s"))
+        stack.enter_context(_shadow(tts.t3, "prepare_conditioning", _conditioning_in(precision.t3_dtype(tts))))
         yield
+
+
+def _conditioning_in(dtype: Any) -> Callable[[Callable], Callable]:
+    """T3's conditioning in T3's own dtype. Upstream's `generate` rebuilds the T3Cond in
+    float32 when the exaggeration differs from the voice's, which a bfloat16 T3 cannot
+    multiply; the T3Cond it passes is already a private copy, so it is cast in place."""
+
+    def make(original: Callable) -> Callable:
+        def prepare_conditioning(t3c: Any, *args: Any, **kwargs: Any) -> Any:
+            for name, value in vars(t3c).items():
+                if getattr(value, "is_floating_point", lambda: False)() and value.dtype != dtype:
+                    setattr(t3c, name, value.to(dtype))
+            return original(t3c, *args, **kwargs)
+
+        return prepare_conditioning
+
+    return make
 
 
 def _silent_print(*args: Any, **kwargs: Any) -> None:
