@@ -5,6 +5,8 @@ The reduced english model holds 1.22 GiB and turbo 1.56 GiB: a 2 GiB budget fits
 
 from __future__ import annotations
 
+import re
+
 import time
 
 import pytest
@@ -31,7 +33,10 @@ def test_budget_unloads_the_least_recently_used_idle_model(kernel):
     assert len(lines) == 1 and "memory budget of 2.00 GiB" in lines[0], out
     assert _models(kernel) == ["turbo"]
     status = Kernel.text(_ok(kernel.execute("print(repr(__import__('chatterbox_nb').status()))")))
-    assert "last used" in status and "host 1.56 of 2.00 GiB" in status and "english (memory budget" in status
+    turbo_gib = kernel.value("__import__('chatterbox_nb').status().models[0]['memory_gib']")
+    held = re.search(r"host (\d+\.\d+) of 2\.00 GiB", status)
+    assert "last used" in status and "english (memory budget" in status and held, status
+    assert float(held.group(1)) == pytest.approx(turbo_gib, abs=0.01)  # only turbo is held now
 
     # the next say of the unloaded model maps it again from the disk cache (and makes room for it)
     out = _ok(kernel.execute(f"u = %chatterbox say 'Hello.' -m english {W} --max-tokens 4 --seed 0"))

@@ -1,6 +1,6 @@
 """Soak: many consecutive short `say` calls in one real kernel; resident memory after
 the first 20 must stay flat (upstream users report leaks of hundreds of MB over a few
-generations). CHATTERBOX_NB_SOAK_SAYS sets the count (default 50, so CI stays short);
+generations). CHATTERBOX_NB_SOAK_SAYS sets the count (default 30, so CI stays short);
 the long soak, full size and 20 tokens a say, is benchmarks/bench_soak.py."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from kernel_utils import Kernel
 from test_voices import _wav
 
 pytestmark = pytest.mark.slow
-SAYS = int(os.environ.get("CHATTERBOX_NB_SOAK_SAYS", "50"))
+SAYS = int(os.environ.get("CHATTERBOX_NB_SOAK_SAYS", "30"))
 SETTLE = 20
 BOUND_MIB = 64
 

@@ -60,9 +60,10 @@ def test_autoload_starts_the_default_model_in_the_background(shell, english_redu
     saved = {k: getattr(s, k) for k in ("autoload", "weights", "device", "warmup")}
     try:
         s.autoload, s.weights, s.device, s.warmup = True, REDUCED, "cpu", "off"
-        STATE.tasks.pop(("english", REDUCED, "cpu", "float32"), None)
+        key = ("english", REDUCED, "cpu", s.dtype)  # the task is keyed by the choice, as typed (auto)
+        STATE.tasks.pop(key, None)
         shell.run_line_magic("reload_ext", "chatterbox_nb")
-        task = STATE.tasks[("english", REDUCED, "cpu", "float32")]
+        task = STATE.tasks[key]
         assert task.wait(timeout=120).source == "memory"  # the session's model, found in memory
     finally:
         for k, v in saved.items():
