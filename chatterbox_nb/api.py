@@ -277,6 +277,9 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
     if not all:
         model = options.choose_model(model).model
     loading.cancel_all(join_s=10.0, model=None if all else model)
+    for loaded in loader.loaded_models():
+        if all or loaded.name == model:
+            loaded.unloaded = True  # first: a say queued for it must not start once the running one stops
     progressive.stop_all()  # a long say holds the model until its current chunk ends
     if all:
         from .engine.memory import stop_idle_timer
