@@ -1,6 +1,6 @@
 """`cnb.batch` and `%chatterbox batch` on the reduced dummy.
 
-One input of 20 rows (one with no text, one with an unknown voice) is made three
+One input of 10 rows (one with no text, one with an unknown voice) is made three
 ways: by the local engine in a child process that is SIGKILLed midway, by the local
 engine again in this process (which must make only the missing rows), and by two
 Ray actors. Every row's samples must be bit-identical across the three. A 1.2 s
@@ -31,7 +31,8 @@ from chatterbox_nb.engine import dummy
 from conftest import REDUCED
 
 KW = {"weights": REDUCED, "device": "cpu", "max_tokens": 3}
-ROWS = 20
+ROWS = 10
+CUSTOM = 7  # the row with its own id and seed
 BAD = {"00004", "00009"}  # no text; unknown voice
 
 
@@ -56,7 +57,7 @@ def _input(path: Path) -> Path:
             row["text"] = "  "
         if i == 9:
             row["voice"] = "nobody-registered"
-        if i == 12:
+        if i == CUSTOM:
             row.update(id="custom-id", seed=42)
         lines.append(json.dumps(row))
     path.write_text("\n".join(lines) + "\n")
@@ -84,7 +85,7 @@ cnb.batch(sys.argv[1], sys.argv[2], voice=sys.argv[3], progress=False, weights="
 """
 
 
-def _killed_midway(src: Path, out: Path, voice: str, after_rows: int = 4) -> None:
+def _killed_midway(src: Path, out: Path, voice: str, after_rows: int = 3) -> None:
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(src), str(out), voice], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
     try:
@@ -144,7 +145,7 @@ def test_killed_batch_resumes_and_ray_makes_the_same_audio(tmp_path, english_red
     assert report.made == ROWS - len(BAD) - len(before), report  # only the missing rows were made
     assert {i for i, _ in report.failed} == BAD
     entries = _entries(local)
-    assert list(entries) == [f"{i:05d}" if i != 12 else "custom-id" for i in range(1, ROWS + 1)]  # compacted, input order
+    assert list(entries) == [f"{i:05d}" if i != CUSTOM else "custom-id" for i in range(1, ROWS + 1)]  # compacted, input order
     for i, e in before.items():
         assert entries[i] == e and (local / e["wav"]).stat().st_mtime_ns == mtimes[i], f"row {i} was made again"
     assert entries["00004"]["error"] == "row 4: no text."

@@ -237,24 +237,27 @@ RACE = """
 import json, os, sys, time
 os.environ["CHATTERBOX_NB_CACHE_DIR"] = sys.argv[1]
 import chatterbox_nb as cnb
-t = float(sys.argv[3])
-time.sleep(max(0.0, t - time.time()))
+from chatterbox_nb.engine import loader  # past the heavy imports: torch, chatterbox
+barrier = sys.argv[3]
+open(os.path.join(barrier, str(os.getpid())), "w").close()
+while len(os.listdir(barrier)) < 2:  # both past their imports, then go at once
+    time.sleep(0.01)
 r = cnb.load("english", weights=sys.argv[2], device="cpu", dtype="float32", warmup="off", wait=True)
-u = cnb.say("Race.", weights=sys.argv[2], device="cpu", dtype="float32", max_tokens=2, seed=0)
+u = cnb.say("Race.", weights=sys.argv[2], device="cpu", dtype="float32", max_tokens=2, seed=0, cfm_steps=2)
 print(json.dumps({"source": r.source, "audio": float(abs(u.audio).sum())}))
 """
 
 
 def test_two_processes_build_once(tmp_path, local_source):
-    import time
-
-    start = str(time.time() + 12)  # both past their imports, then go at once
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    cache = tmp_path / "cache"
     procs = [
-        subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path), str(local_source), start], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", RACE, str(cache), str(local_source), str(barrier)], stdout=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     results = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
     assert sorted(r["source"] for r in results) == ["disk-cache", "local"]
     assert results[0]["audio"] == results[1]["audio"]
-    assert len(diskcache.entries(tmp_path)) == 1
-    assert not list((tmp_path / "models").glob(".*incomplete"))
+    assert len(diskcache.entries(cache)) == 1
+    assert not list((cache / "models").glob(".*incomplete"))

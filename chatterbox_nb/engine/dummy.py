@@ -22,11 +22,17 @@ from . import fsutil
 from .specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
-FORMAT = 2  # 2: the marker records each file's sha256
+FORMAT = 3  # 2: the marker records each file's sha256; 3: reduced built-in voices are short
 SIZES = ("full", "reduced")
 # Reduced size keeps every class and shape but the T3 depth. Multilingual keeps 14
 # layers because its alignment analyzer spies on attention heads in layers 9, 12, 13.
 REDUCED_T3_LAYERS = {"english": 2, "turbo": 2, "multilingual": 14}
+# The built-in voice's reference length. At full size it is 6 s, like the official voice
+# (150 prompt tokens, which S3Gen re-reads on every call); reduced checkpoints use 2 s,
+# which makes each S3Gen call about 3x cheaper, except turbo, whose upstream asserts on
+# references of 5 s or less.
+BUILTIN_VOICE_S = {"full": {"english": 6.0, "turbo": 6.0, "multilingual": 6.0},
+                   "reduced": {"english": 2.0, "turbo": 6.0, "multilingual": 2.0}}
 
 _SPECIALS = ["[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]"]
 _CHARS = [chr(c) for c in range(33, 127)] + list("àâçéèêëîïôûùüÿñæœßäöå") + [chr(c) for c in range(0x300, 0x370)]
@@ -94,7 +100,8 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
         else:
             torch.save(state, folder / fname)
     _write_tokenizer(spec, folder)
-    _write_builtin_voice(spec, folder, ve.eval(), t3.eval(), s3gen.eval(), seed)
+    seconds = BUILTIN_VOICE_S[size][spec.name]
+    _write_builtin_voice(spec, folder, ve.eval(), t3.eval(), s3gen.eval(), seed, seconds)
     files = {p.name: fsutil.sha256_file(p) for p in sorted(folder.iterdir())}
     marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers, "files": files}
     (folder / MARKER).write_text(json.dumps(marker, indent=1))
@@ -112,7 +119,7 @@ def synthetic_voice(seconds: float = 6.0, sr: int = SAMPLE_RATE, seed: int = 0) 
     return (0.8 * wav / np.abs(wav).max()).astype(np.float32)
 
 
-def _write_builtin_voice(spec: ModelSpec, folder: Path, ve: Any, t3: Any, s3gen: Any, seed: int) -> None:
+def _write_builtin_voice(spec: ModelSpec, folder: Path, ve: Any, t3: Any, s3gen: Any, seed: int, seconds: float) -> None:
     import soundfile as sf
 
     from .checkpoint import make_tokenizer
@@ -121,7 +128,7 @@ def _write_builtin_voice(spec: ModelSpec, folder: Path, ve: Any, t3: Any, s3gen:
         tts = spec.tts_cls()(t3, s3gen, ve, make_tokenizer(spec, folder), "cpu")
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "reference.wav"
-        sf.write(ref, synthetic_voice(seed=seed), SAMPLE_RATE)
+        sf.write(ref, synthetic_voice(seconds, seed=seed), SAMPLE_RATE)
         tts.prepare_conditionals(str(ref))
     tts.conds.save(folder / "conds.pt")
 
