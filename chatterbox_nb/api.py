@@ -16,7 +16,7 @@ from typing import Any
 from . import config, loading, options, progressive, voices_api
 from ._state import STATE
 from .engine.specs import SAMPLE_RATE, SPECS
-from .engine.tasks import LoadTask
+from .tasks import LoadTask
 from .errors import InvalidOption, ModelNotLoaded, Stopped
 from .loading import LoadReport
 from .text import chunk_text

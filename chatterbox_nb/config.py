@@ -142,10 +142,9 @@ class Chatterbox(Configurable):
 
     @observe("idle_unload")
     def _idle_unload_changed(self, change: Any) -> None:
-        if change.new:  # the models already loaded get their timer now, not at their next use
-            from .engine import memory
-
-            memory.start_idle_timer()
+        hook = STATE.idle_unload_hook  # set by the engine's loader once it is imported
+        if change.new and hook is not None:  # the models already loaded get their timer now, not at their next use
+            hook()
 
 
 def _env_float(name: str) -> float | None:

@@ -239,7 +239,7 @@ class ChatterboxMagics(Magics):
         return api.say(" ".join(ns.text), **_say_kwargs(ns)).show()
 
     def _batch(self, ns: argparse.Namespace) -> Any:
-        from .batch_api import batch
+        from .batching.run import batch
 
         keys = ("engine", "workers", "address", "threads", "model", "device", "dtype", "weights", "lang", "voice")
         keys += ("exaggeration", "cfg", "temperature", "top_p", "min_p", "repetition_penalty", "max_tokens")
