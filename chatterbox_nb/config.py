@@ -16,9 +16,11 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, de
 from traitlets.config import Configurable
 
 from ._state import STATE
+from .engine.specs import SPECS
 from .errors import CacheError, InvalidOption
 
-MODELS = ("english", "turbo", "multilingual")
+#: one entry a spec (engine/specs.py): adding a model adds it here
+MODELS = tuple(SPECS)
 #: `auto` resolves per device at load time (engine/precision.py); `int8` is opt-in and lossy
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 WARMUP_LEVELS = ("off", "light", "full")

@@ -114,15 +114,15 @@ def check_text(text: Any) -> str:
 def check_language(model: str, lang: str | None) -> str | None:
     """Multilingual needs a supported code; the English-only models accept only `en`."""
     code = (lang or "en").strip().lower()
-    if model != "multilingual":
+    from .engine.specs import SPECS, languages
+
+    if not SPECS[model].takes_language:
         if code != "en":
             raise InvalidOption(f"The {model} model speaks English only; use -m multilingual for --lang {code}.")
         return None
-    from .engine.specs import languages
-
     known = languages()
     if code not in known:
-        raise InvalidOption(f"Unknown language {code!r} for multilingual: use one of {', '.join(sorted(known))}.")
+        raise InvalidOption(f"Unknown language {code!r} for {model}: use one of {', '.join(sorted(known))}.")
     return code
 
 

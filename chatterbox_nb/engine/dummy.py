@@ -24,9 +24,8 @@ from .specs import SAMPLE_RATE, SPECS, ModelSpec
 MARKER = "chatterbox_nb_dummy.json"
 FORMAT = 2  # 2: the marker records each file's sha256
 SIZES = ("full", "reduced")
-# Reduced size keeps every class and shape but the T3 depth. Multilingual keeps 14
-# layers because its alignment analyzer spies on attention heads in layers 9, 12, 13.
-REDUCED_T3_LAYERS = {"english": 2, "turbo": 2, "multilingual": 14}
+# Reduced size keeps every class and shape but the T3 depth (each spec says how many).
+REDUCED_T3_LAYERS = {name: spec.dummy_t3_layers for name, spec in SPECS.items()}
 
 _SPECIALS = ["[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]"]
 _CHARS = [chr(c) for c in range(33, 127)] + list("àâçéèêëîïôûùüÿñæœßäöå") + [chr(c) for c in range(0x300, 0x370)]
@@ -81,7 +80,7 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
 
     from .build import _S3GEN_OPTIONAL, build_random
 
-    n_layers = REDUCED_T3_LAYERS[spec.name] if size == "reduced" else None
+    n_layers = spec.dummy_t3_layers if size == "reduced" else None
     ve, t3, s3gen = build_random(spec, n_layers, seed)
     for fname, module, skip in (
         (spec.ve_file, ve, ()),
@@ -127,19 +126,22 @@ def _write_builtin_voice(spec: ModelSpec, folder: Path, ve: Any, t3: Any, s3gen:
 
 
 def _write_tokenizer(spec: ModelSpec, folder: Path) -> None:
-    if spec.name == "english":
-        vocab = _indexed(_SPECIALS, _CHARS, start_text_id=255)
-        _save_char_tokenizer(vocab, folder / "tokenizer.json")
-    elif spec.name == "multilingual":
-        from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
+    _TOKENIZER_WRITERS[spec.tokenizer](folder)
 
-        languages = [f"[{code}]" for code in SUPPORTED_LANGUAGES]
-        chars = [c for c in _CHARS if not c.isupper()]
-        vocab = _indexed(_SPECIALS + languages, chars, start_text_id=255)
-        _save_char_tokenizer(vocab, folder / "grapheme_mtl_merged_expanded_v1.json")
-        (folder / "Cangjie5_TC.json").write_text(json.dumps(["日\ta", "月\tb", "中\tl"]), "utf-8")
-    else:
-        _save_gpt2_tokenizer(folder)
+
+def _write_english_tokenizer(folder: Path) -> None:
+    vocab = _indexed(_SPECIALS, _CHARS, start_text_id=255)
+    _save_char_tokenizer(vocab, folder / "tokenizer.json")
+
+
+def _write_grapheme_tokenizer(folder: Path) -> None:
+    from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
+
+    languages = [f"[{code}]" for code in SUPPORTED_LANGUAGES]
+    chars = [c for c in _CHARS if not c.isupper()]
+    vocab = _indexed(_SPECIALS + languages, chars, start_text_id=255)
+    _save_char_tokenizer(vocab, folder / "grapheme_mtl_merged_expanded_v1.json")
+    (folder / "Cangjie5_TC.json").write_text(json.dumps(["日\ta", "月\tb", "中\tl"]), "utf-8")
 
 
 def _indexed(specials: list[str], chars: list[str], start_text_id: int) -> dict[str, int]:
@@ -177,3 +179,11 @@ def _save_gpt2_tokenizer(folder: Path) -> None:
     # GPT-2's classic files too, as in a hub snapshot (AutoTokenizer prefers tokenizer.json).
     (folder / "vocab.json").write_text(json.dumps(vocab), "utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n", "utf-8")
+
+
+#: a tokenizer for each kind a spec names (`ModelSpec.tokenizer`)
+_TOKENIZER_WRITERS = {
+    "english": _write_english_tokenizer,
+    "grapheme": _write_grapheme_tokenizer,
+    "gpt2": lambda folder: _save_gpt2_tokenizer(folder),
+}

@@ -73,7 +73,7 @@ def warm(
     if level == "off":
         return {"level": "off"}
     spec = loaded.spec
-    language = "en" if spec.name == "multilingual" else None
+    language = spec.default_language
     texts = _TEXTS if level == "full" else _TEXTS[:1]
     steps: list[tuple[str, Any]] = [(t, None) for t in texts[:1]]
     if level == "full":
@@ -153,7 +153,7 @@ def _synthetic_conds(loaded: Any) -> Any:
 
     from .dummy import synthetic_voice
 
-    seconds = 6.0 if loaded.spec.name == "turbo" else 2.0  # turbo refuses references under 5 s
+    seconds = max(2.0, loaded.spec.min_reference_s + 1.0)  # turbo refuses references under 5 s
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "warmup.wav"
         sf.write(ref, synthetic_voice(seconds, seed=1), SAMPLE_RATE)
