@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import fsutil
+from .layout import CacheLayout
 from .specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
@@ -32,7 +33,7 @@ _CHARS = [chr(c) for c in range(33, 127)] + list("àâçéèêëîïôûùüÿñ
 
 
 def dummy_dir(root: Path, model: str, size: str = "full", seed: int = 0) -> Path:
-    return root / "dummy" / f"{model}-{size}-seed{seed}"
+    return CacheLayout(root).dummy(model, size, seed)
 
 
 def is_dummy(folder: Path) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 from .._state import STATE
 from ..errors import AudioFileError
 from . import audio, diskcache, fsutil
+from .layout import CacheLayout
 
 # Bump when the way conditionals are computed or stored changes: old entries are then ignored.
 RECIPE = 1
@@ -44,7 +45,7 @@ class VoiceFile:
 
 
 def conds_root(root: Path) -> Path:
-    return root / "voices" / "conds"
+    return CacheLayout(root).conds
 
 
 def conds_dir(root: Path, loaded: Any) -> Path:
