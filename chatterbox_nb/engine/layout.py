@@ -11,37 +11,23 @@ or adding a folder is one change here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class CacheLayout:
-    root: Path
+    """The paths under one cache dir (nothing is created here)."""
 
-    @property
-    def models(self) -> Path:
-        """The disk-cache entries, one folder a model, dtype and source."""
-        return self.root / "models"
-
-    @property
-    def dummies(self) -> Path:
-        """Our own random-weight checkpoints, in the official layout."""
-        return self.root / "dummy"
-
-    @property
-    def voices(self) -> Path:
-        return self.root / "voices"
-
-    @property
-    def registry(self) -> Path:
-        """The registered voices (name -> audio files and their sha256)."""
-        return self.voices / "voices.json"
-
-    @property
-    def conds(self) -> Path:
-        """Voice conditionals, one folder a model and weight source."""
-        return self.voices / "conds"
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        #: the disk-cache entries, one folder a model, dtype and source
+        self.models = self.root / "models"
+        #: our own random-weight checkpoints, in the official layout
+        self.dummies = self.root / "dummy"
+        self.voices = self.root / "voices"
+        #: the registered voices (name -> audio files and their sha256)
+        self.registry = self.voices / "voices.json"
+        #: voice conditionals, one folder a model and weight source
+        self.conds = self.voices / "conds"
 
     def dummy(self, model: str, size: str = "full", seed: int = 0) -> Path:
         return self.dummies / f"{model}-{size}-seed{seed}"
