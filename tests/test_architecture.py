@@ -163,3 +163,25 @@ def test_model_names_are_compared_only_in_the_specs() -> None:
             if ops_ok and any(_is_name(side, names) for side in [node.left, *node.comparators]):
                 found.append(f"{path.relative_to(PKG.parent)}:{node.lineno}")
     assert len(found) <= MAX_MODEL_NAME_COMPARISONS, found
+
+
+def test_say_options_are_listed_once() -> None:
+    """`say`'s keywords, the magic's say parser and `options.SAY_OPTIONS` are one list."""
+    import inspect
+
+    from chatterbox_nb import api, magics, options
+
+    keywords = [p for p in inspect.signature(api.say).parameters if p != "text"]
+    assert sorted(keywords) == sorted(options.SAY_NAMES)
+    parsed = vars(magics._build_parsers()["say"].parse_args(["Hi"]))
+    assert sorted(parsed) == sorted([*options.SAY_NAMES, "text"])
+
+
+def test_magic_help_is_the_full_help() -> None:
+    """`%chatterbox?` shows the overview and every subcommand's options, from the parsers."""
+    from chatterbox_nb import magics
+
+    doc = magics.ChatterboxMagics.chatterbox.__doc__
+    for name, parser in magics._build_parsers().items():
+        assert parser.format_help() in doc, name
+    assert "--prompt-tokens" in doc and "--engine" in doc

@@ -5,12 +5,13 @@ number of torch threads, so a row's seed gives the same audio wherever it runs."
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .. import options, voices_api
-from ..engine.specs import SPECS
+from .. import voices_api
+from ..engine.request import ModelChoice, SayOptions
 from ..errors import ModelNotLoaded
 
 __all__ = ["BatchJob", "run_row", "torch_threads"]
@@ -18,28 +19,29 @@ __all__ = ["BatchJob", "run_row", "torch_threads"]
 
 @dataclass(frozen=True)
 class BatchJob:
-    """What every row of a batch shares; small and picklable, so Ray actors get it too."""
+    """What every row of a batch shares: the say options (every row has its own seed)
+    and the torch threads; small and picklable, so Ray actors get it too."""
 
-    choice: options.ModelChoice
-    language: str | None
-    cap: int
-    sampling: dict[str, float]
+    options: SayOptions
     threads: int
-    #: the opt-in lossy S3Gen knobs given (cfm_steps, prompt_tokens); none by default
-    knobs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def choice(self) -> ModelChoice:
+        return self.options.choice
 
     def params(self) -> dict[str, Any]:
-        c = self.choice
-        return {"model": c.model, "weights": c.weights, "device": c.device, "dtype": c.dtype, "lang": self.language,
-                "max_tokens": self.cap, "threads": self.threads, **self.sampling, **self.knobs}
+        """What each manifest entry records (a row is made again when they change)."""
+        o, c = self.options, self.options.choice
+        return {"model": c.model, "weights": c.weights, "device": c.device, "dtype": c.dtype, "lang": o.language,
+                "max_tokens": o.max_tokens, "threads": self.threads, **o.generate_kwargs, **o.knobs}
 
 
 def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.Resolved | None) -> tuple[Any, dict]:
     """One row on a loaded model, under `job.threads` torch threads: the voice's cached
-    conditionals and upstream's `generate` through `synth.generate`, as a one-sentence
-    `say` with this seed makes it (the engine calls, not `api`'s private helpers, so a
-    row does not change when say's text handling does)."""
-    from ..engine import synth
+    conditionals and the engine's `speak.pieces`, as a one-sentence `say` with this seed
+    makes it (the engine calls, not `api`'s private helpers, so a row does not change
+    when say's text handling does)."""
+    from ..engine.speak import pieces
 
     start = time.perf_counter()
     with loaded.use(user=True), torch_threads(job.threads):
@@ -47,10 +49,9 @@ def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.
             raise ModelNotLoaded(f"The {loaded.name} model was unloaded during the batch; run it again to resume.")
         conds, source = voices_api.voices.conditionals(loaded, voice)
         conditioning_s = time.perf_counter() - start
-        audio, stages = synth.generate(loaded.tts, SPECS[job.choice.model], text, conds=conds, language=job.language,
-                                       max_tokens=job.cap, seed=seed, sampling=job.sampling, renderable_only=loaded.is_dummy,
-                                       **job.knobs)
-    return audio, {"conditioning_s": conditioning_s, "voice_source": source, **stages, "row_s": time.perf_counter() - start}
+        (piece,) = pieces(loaded, dataclasses.replace(job.options, seed=seed), [text], conds)
+    timings = {"conditioning_s": conditioning_s, "voice_source": source, **piece.stages, "row_s": time.perf_counter() - start}
+    return piece.audio, timings
 
 
 @contextlib.contextmanager

@@ -12,7 +12,6 @@ float reductions, and so the sampled tokens, change with the thread count).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import os
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import options, voices_api
-from ..engine.specs import SAMPLE_RATE, SPECS
+from ..engine.specs import SAMPLE_RATE
 from ..errors import ChatterboxError, ModelNotLoaded
 from .job import BatchJob, run_row
 from .rows import BatchError, Manifest, Row, read_rows
@@ -106,12 +105,12 @@ def batch(
     Re-running skips the rows already complete. `seed` is the batch seed: a row
     without its own seed gets one derived from it and the row's id. `threads` torch
     threads run each row on either engine (and each Ray actor reserves that many CPUs)."""
+    given = dict(locals())
     start = time.perf_counter()
     engine, workers = _check_engine(engine, workers, address)
-    sampling = {"exaggeration": exaggeration, "cfg": cfg, "temperature": temperature, "top_p": top_p, "min_p": min_p,
-                "repetition_penalty": repetition_penalty}
-    job = _job(model, weights, device, dtype, lang, max_tokens, threads, sampling)
-    job = dataclasses.replace(job, knobs=options.check_knobs(cfm_steps, prompt_tokens))
+    # the say options every row shares, checked as `say` checks them (the voice and seed are per row)
+    shared = options.say_options(**{k: given[k] for k in options.SAY_NAMES if k in given and k not in ("voice", "seed")})
+    job = BatchJob(shared, options.check_int("threads", threads, 1, 1024))
     rows = read_rows(texts_or_path, options.check_int("seed", seed, 0, 2**63 - 1))
     out = _out_dir(out_dir)
     report = BatchReport(out, engine, workers, len(rows))
@@ -121,15 +120,6 @@ def batch(
     finally:
         report.elapsed_s = time.perf_counter() - start
     return report
-
-
-def _job(model: Any, weights: Any, device: Any, dtype: Any, lang: Any, max_tokens: Any, threads: Any,
-         sampling: dict[str, Any]) -> BatchJob:
-    """Every shared option checked, as `say` checks them."""
-    choice = options.choose_model(model, weights, device, dtype)
-    cap = options.check_max_tokens(max_tokens)
-    return BatchJob(choice, options.check_language(choice.model, lang), cap,
-                    options.sampling(SPECS[choice.model].defaults(), **sampling), options.check_int("threads", threads, 1, 1024))
 
 
 def _run(job: BatchJob, rows: list[Row], voice: str | None, report: BatchReport, address: str | None, progress: bool,

@@ -26,6 +26,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import synth
+from .request import SayOptions
+from .speak import pieces
 from .specs import SAMPLE_RATE
 
 _TEXTS = ("Hi.", "Warming up the model now.", "This longer sentence warms up the attention for longer inputs, too.")
@@ -72,8 +74,7 @@ def warm(
     compiling S3Gen's estimator in the background (`compiled.py`; not for float32)."""
     if level == "off":
         return {"level": "off"}
-    spec = loaded.spec
-    language = spec.default_language
+    opts = SayOptions.defaults(loaded.spec, max_tokens=_TOKENS, seed=0)
     texts = _TEXTS if level == "full" else _TEXTS[:1]
     steps: list[tuple[str, Any]] = [(t, None) for t in texts[:1]]
     if level == "full":
@@ -92,17 +93,8 @@ def warm(
             if text == "voice":
                 voice = _synthetic_conds(loaded)
             else:
-                synth.generate(
-                    loaded.tts,
-                    spec,
-                    text,
-                    conds=voice if conds else None,
-                    language=language,
-                    max_tokens=_TOKENS,
-                    seed=0,
-                    sampling=spec.defaults(),
-                    renderable_only=loaded.is_dummy,
-                )
+                for _piece in pieces(loaded, opts, [text], voice if conds else None):
+                    pass
         durations.append(time.perf_counter() - step_start)
     total = time.perf_counter() - start
     metrics = {
