@@ -186,5 +186,5 @@ def _save_gpt2_tokenizer(folder: Path) -> None:
 _TOKENIZER_WRITERS = {
     "english": _write_english_tokenizer,
     "grapheme": _write_grapheme_tokenizer,
-    "gpt2": lambda folder: _save_gpt2_tokenizer(folder),
+    "gpt2": _save_gpt2_tokenizer,
 }

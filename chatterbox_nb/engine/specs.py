@@ -20,6 +20,10 @@ SAMPLES_PER_TOKEN = SAMPLE_RATE // 25
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """Everything that differs between the models: files, classes, and how upstream drives
+    each one. The rest of the package reads these fields and never compares model names,
+    so adding a model is one entry in `SPECS` (plus its tests)."""
+
     name: str
     repo_id: str
     tts_class: str  # "module:Class"
@@ -50,6 +54,12 @@ class ModelSpec:
     dummy_t3_layers: int = 2
     #: upstream's `generate` does not drop the token ids S3Gen cannot render (random weights sample them)
     keeps_unrenderable_tokens: bool = False
+    #: what warm-up says, in `default_language`: short, medium, long (light warm-up: the first)
+    warmup_texts: tuple[str, ...] = (
+        "Hi.",
+        "Warming up the model now.",
+        "This longer sentence warms up the attention for longer inputs, too.",
+    )
 
     @property
     def weight_files(self) -> tuple[str, str, str]:

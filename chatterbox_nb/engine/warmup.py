@@ -30,7 +30,6 @@ from .request import SayOptions
 from .speak import pieces
 from .specs import SAMPLE_RATE
 
-_TEXTS = ("Hi.", "Warming up the model now.", "This longer sentence warms up the attention for longer inputs, too.")
 _TOKENS = 4
 
 
@@ -75,7 +74,7 @@ def warm(
     if level == "off":
         return {"level": "off"}
     opts = SayOptions.defaults(loaded.spec, max_tokens=_TOKENS, seed=0)
-    texts = _TEXTS if level == "full" else _TEXTS[:1]
+    texts = loaded.spec.warmup_texts if level == "full" else loaded.spec.warmup_texts[:1]
     steps: list[tuple[str, Any]] = [(t, None) for t in texts[:1]]
     if level == "full":
         steps += [("voice", None)] + [(t, "voice") for t in texts[1:]]
@@ -93,8 +92,7 @@ def warm(
             if text == "voice":
                 voice = _synthetic_conds(loaded)
             else:
-                for _piece in pieces(loaded, opts, [text], voice if conds else None):
-                    pass
+                list(pieces(loaded, opts, [text], voice if conds else None))  # made and dropped
         durations.append(time.perf_counter() - step_start)
     total = time.perf_counter() - start
     metrics = {
