@@ -42,8 +42,8 @@ _LAZY = {
     "voices": "voices_api",
     "Utterance": "utterance",
     "ChatterboxError": "errors",
-    "batch": "batch_api",
-    "BatchError": "batch_rows",
+    "batch": "batching.run",
+    "BatchError": "batching.rows",
 }
 
 if TYPE_CHECKING:  # pragma: no cover

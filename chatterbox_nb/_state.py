@@ -44,6 +44,9 @@ class KernelState:
         self.settings: Any = None
         #: the idle-unload timer (engine/memory.py), while one runs
         self.idle_timer: Any = None
+        #: what config calls when idle_unload is turned on (engine/loader.py sets it), so that
+        #: config, below the engine, need not import it
+        self.idle_unload_hook: Any = None
         #: bytes each model key held when last loaded, to make room before loading it again
         self.sizes: dict[Any, int] = {}
         #: models unloaded by the memory budget or idle unload: model -> (reason, when)

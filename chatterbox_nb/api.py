@@ -15,8 +15,8 @@ from typing import Any
 
 from . import config, loading, options, progressive, voices_api
 from ._state import STATE
-from .engine.specs import SAMPLE_RATE, SPECS
-from .engine.tasks import LoadTask
+from .engine.specs import SAMPLE_RATE
+from .tasks import LoadTask
 from .errors import InvalidOption, ModelNotLoaded, Stopped
 from .loading import LoadReport
 from .text import chunk_text
@@ -103,34 +103,18 @@ def say(
 
     `cfm_steps` (S3Gen's flow-matching steps) and `prompt_tokens` (S3Gen's reference
     prompt, cut to that many tokens) trade quality for speed; off by default."""
+    given = {k: v for k, v in locals().items() if k != "text"}  # the keywords, as options.SAY_OPTIONS names them
     start = time.perf_counter()
     text = options.check_text(text)
-    choice = options.choose_model(model, weights, device, dtype)
-    spec = SPECS[choice.model]
-    language = options.check_language(choice.model, lang)
-    sampling = options.sampling(
-        spec.defaults(),
-        exaggeration=exaggeration,
-        cfg=cfg,
-        temperature=temperature,
-        top_p=top_p,
-        min_p=min_p,
-        repetition_penalty=repetition_penalty,
-    )
-    cap = options.check_max_tokens(max_tokens)
-    seed = None if seed is None else options.check_int("seed", seed, 0, 2**63 - 1)
+    opts = options.say_options(**given)
+    choice = opts.choice
     resolved = voices_api.voices.resolve(voice)
-    out = options.check_out(out)
-    knobs = options.check_knobs(cfm_steps, prompt_tokens)
 
-    chunks = chunk_text(text, language)
+    chunks = chunk_text(text, opts.language)
 
-    voice_source: dict[str, str] = {}
-    prepare = _conditionals_for(resolved, voice_source)
-    speak = _speaker(spec, language, cap, seed, sampling, knobs)
-    loaded, timings, result, live = _generate_chunks(choice, text, chunks, prepare, speak)
+    loaded, timings, result, live = _generate_chunks(opts, text, chunks, resolved)
     audio = result.audio
-    timings.update(conditioning_s=result.conditioning_s, voice_source=voice_source.get("source", "built-in"))
+    timings.update(conditioning_s=result.conditioning_s, voice_source=result.voice_source)
     timings.update(dtype=loaded.dtype, s3gen_compiled=_is_compiled(loaded))
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
@@ -145,37 +129,38 @@ def say(
         "device": loaded.device,
         "dtype": loaded.dtype,
         "voice": None if resolved is None else resolved.label,
-        "lang": language,
-        "seed": seed,
-        "max_tokens": cap,
+        "lang": opts.language,
+        "seed": opts.seed,
+        "max_tokens": opts.max_tokens,
         "chunks": len(chunks),
-        **sampling,
-        **knobs,
+        **opts.generate_kwargs,
+        **opts.knobs,
     }
-    utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=autoplay)
+    utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=opts.autoplay)
     if live is not None:
         live.finish(timings, result.stopped)
         live.keep(utt)  # its saved copy, for the saved notebook
         utt.mark_shown()  # the live player is this cell's player: no second one for the same audio
     with STATE.lock:
         STATE.history.append(utt)
-    if out is not None:
-        utt.save(out)
+    if opts.out is not None:
+        utt.save(opts.out)
     return utt
 
 
 def _generate_chunks(
-    choice: options.ModelChoice, text: str, chunks: list[str], prepare: progressive.Prepare, speak: progressive.Speak
+    opts: options.SayOptions, text: str, chunks: list[str], voice: voices_api.Resolved | None
 ) -> tuple[Any, dict[str, Any], progressive.RunResult, Any]:
     """Get the model and run the chunks on it, feeding the live player (several
     chunks, in a kernel); a second time only if the model was evicted while we queued."""
     live = None
+    choice = opts.choice
     for _attempt in range(2):
         loaded, source, load_s, wait_s = loading.obtain(choice)
         timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
         if live is None and len(chunks) > 1:
             live = _show_live_player(text, len(chunks), loaded.is_dummy)
-        run = progressive.ChunkRun(loaded, chunks, prepare, speak, sample_rate=SAMPLE_RATE)
+        run = progressive.ChunkRun(loaded, chunks, opts, voice, sample_rate=SAMPLE_RATE)
         try:
             result = run.start().wait(None if live is None else lambda p: live.add(p.audio, p.stages["speech_tokens"]))
             if not result.pieces:
@@ -201,41 +186,6 @@ def _is_compiled(loaded: Any) -> bool:
 
     tts = loaded.tts
     return tts is not None and is_installed(tts)
-
-
-def _conditionals_for(voice: voices_api.Resolved | None, report: dict[str, str]) -> progressive.Prepare:
-    """The voice, obtained once per say by the run that holds the model (a cached voice
-    costs a lookup): every chunk speaks with it. `report["source"]` says where it came from."""
-
-    def prepare(loaded: Any) -> Any:
-        conds, report["source"] = voices_api.voices.conditionals(loaded, voice)
-        return conds
-
-    return prepare
-
-
-def _speaker(
-    spec: Any, language: str | None, cap: int, seed: int | None, sampling: dict[str, float], knobs: dict[str, int]
-) -> progressive.Speak:
-    """One chunk through upstream's `generate`; chunk `i` is seeded `seed + i`, so a
-    seeded say is reproducible and a one-chunk say is seeded exactly as given."""
-    from .engine import synth
-
-    def speak(loaded: Any, text: str, i: int, conds: Any) -> tuple[Any, dict[str, Any]]:
-        return synth.generate(
-            loaded.tts,
-            spec,
-            text,
-            conds=conds,
-            language=language,
-            max_tokens=cap,
-            seed=None if seed is None else (seed + i) % 2**63,
-            sampling=sampling,
-            renderable_only=loaded.is_dummy,
-            **knobs,
-        )
-
-    return speak
 
 
 def _show_live_player(text: str, total: int, dummy: bool) -> Any:

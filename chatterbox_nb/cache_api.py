@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 
 from . import config
+from .engine.layout import CacheLayout
 
 __all__ = ["Cache", "cache"]
 
@@ -22,13 +23,14 @@ class CacheInfo:
 
         self.root = root
         self.entries = [diskcache.describe(p) for p in diskcache.entries(root)]
-        dummy_root = root / "dummy"
+        layout = CacheLayout(root)
+        dummy_root = layout.dummies
         self.dummies = {
             p.name: sum(f.stat().st_size for f in p.iterdir())
             for p in (sorted(dummy_root.iterdir()) if dummy_root.is_dir() else [])
             if p.is_dir() and not p.name.startswith(".")
         }
-        conds_root = root / "voices" / "conds"
+        conds_root = layout.conds
         self.voice_bytes = sum(f.stat().st_size for f in conds_root.rglob("*.safetensors")) if conds_root.is_dir() else 0
 
     def __repr__(self) -> str:

@@ -16,9 +16,11 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, de
 from traitlets.config import Configurable
 
 from ._state import STATE
+from .engine.specs import SPECS
 from .errors import CacheError, InvalidOption
 
-MODELS = ("english", "turbo", "multilingual")
+#: one entry a spec (engine/specs.py): adding a model adds it here
+MODELS = tuple(SPECS)
 #: `auto` resolves per device at load time (engine/precision.py); `int8` is opt-in and lossy
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 WARMUP_LEVELS = ("off", "light", "full")
@@ -142,10 +144,9 @@ class Chatterbox(Configurable):
 
     @observe("idle_unload")
     def _idle_unload_changed(self, change: Any) -> None:
-        if change.new:  # the models already loaded get their timer now, not at their next use
-            from .engine import memory
-
-            memory.start_idle_timer()
+        hook = STATE.idle_unload_hook  # set by the engine's loader once it is imported
+        if change.new and hook is not None:  # the models already loaded get their timer now, not at their next use
+            hook()
 
 
 def _env_float(name: str) -> float | None:

@@ -17,7 +17,7 @@ from . import config, options
 from ._state import STATE
 from .engine.specs import SPECS
 from .engine import loader
-from .engine.tasks import Cancelled, LoadTask
+from .tasks import Cancelled, LoadTask
 
 TaskKey = tuple[str, str, str, str]
 

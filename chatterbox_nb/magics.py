@@ -15,10 +15,10 @@ from typing import Any, Callable
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from . import config
+from . import config, options
 from .errors import ChatterboxError
 
-HELP = """\
+HELP = f"""\
 %chatterbox SUBCOMMAND [options]     (%chatterbox SUBCOMMAND --help for its options)
 
   say TEXT [opts]    synthesize TEXT; shows a player and a timing widget; returns an Utterance
@@ -50,7 +50,7 @@ HELP = """\
                      the stop button (or cnb.stop()) ends it after the current sentence
                      and keeps what was made.
 
-Common options: -m/--model english|turbo|multilingual, --device auto|cpu|cuda[:N]|mps,
+Common options: -m/--model {"|".join(config.MODELS)}, --device auto|cpu|cuda[:N]|mps,
 --dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced|FOLDER.
 Speed (lossy, off by default): --cfm-steps N, --prompt-tokens N, --dtype int8.
 Settings: %config Chatterbox (model, device, dtype, threads, weights, warmup, autoload, cache_dir).
@@ -76,33 +76,18 @@ def _parser(name: str, description: str) -> _Parser:
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-m", "--model", choices=config.MODELS, help="which Chatterbox model")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--dtype", choices=config.DTYPES,
-                   help="auto (bfloat16 where native, else float32), float32 (upstream exactly), bfloat16, float16, "
-                   "int8 (CPU, lossy)")
-    p.add_argument("--weights", help="hub, dummy, dummy:reduced, or a local checkpoint folder")
+    options.add_arguments(p, options.MODEL_OPTIONS)
 
 
 def _say_options(p: argparse.ArgumentParser, text: bool = True) -> None:
+    """The say options, generated from `options.SAY_OPTIONS` (what `say` takes)."""
     if text:
         p.add_argument("text", nargs="*", help="what to say (quote it)")
-    _model_options(p)
-    _voice_and_sampling(p)
-    p.add_argument("-o", "--out", metavar="PATH", help="also write a WAV file")
-    p.add_argument("--autoplay", action="store_true", help="start playing at once")
+    options.add_arguments(p, options.SAY_OPTIONS)
 
 
 def _voice_and_sampling(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lang", help="language code for -m multilingual")
-    p.add_argument("-v", "--voice", help="a registered voice name, or an audio file (or folder) with the reference voice")
-    for name in ("exaggeration", "cfg", "temperature", "top-p", "min-p", "repetition-penalty"):
-        p.add_argument(f"--{name}", type=float, metavar="X")
-    p.add_argument("--seed", type=int, help="make the utterance reproducible")
-    p.add_argument("--max-tokens", type=int, metavar="N", help="cap on generated speech tokens")
-    p.add_argument("--cfm-steps", type=int, metavar="N", help="S3Gen flow-matching steps (faster, lossy; default 10, turbo 2)")
-    p.add_argument("--prompt-tokens", type=int, metavar="N",
-                   help="cut S3Gen's reference prompt to N tokens, 25 a second (faster, lossy; default all, up to 250)")
+    options.add_arguments(p, options.VOICE_AND_SAMPLING)
 
 
 def _build_parsers() -> dict[str, _Parser]:
@@ -171,9 +156,7 @@ def _batch_parser() -> _Parser:
 
 
 def _say_kwargs(ns: argparse.Namespace) -> dict[str, Any]:
-    keys = ("model", "device", "dtype", "weights", "lang", "voice", "exaggeration", "cfg", "temperature")
-    keys += ("top_p", "min_p", "repetition_penalty", "seed", "max_tokens", "out", "autoplay", "cfm_steps", "prompt_tokens")
-    return {k: getattr(ns, k) for k in keys}
+    return {k: getattr(ns, k) for k in options.SAY_NAMES}
 
 
 @magics_class
@@ -239,11 +222,10 @@ class ChatterboxMagics(Magics):
         return api.say(" ".join(ns.text), **_say_kwargs(ns)).show()
 
     def _batch(self, ns: argparse.Namespace) -> Any:
-        from .batch_api import batch
+        from .batching.run import batch
 
-        keys = ("engine", "workers", "address", "threads", "model", "device", "dtype", "weights", "lang", "voice")
-        keys += ("exaggeration", "cfg", "temperature", "top_p", "min_p", "repetition_penalty", "max_tokens")
-        keys += ("cfm_steps", "prompt_tokens")
+        keys = ("engine", "workers", "address", "threads")
+        keys += tuple(o.name for o in options.MODEL_OPTIONS + options.VOICE_AND_SAMPLING if o.name != "seed")
         seed = {} if ns.seed is None else {"seed": ns.seed}
         try:
             return batch(ns.path, ns.out, **{k: getattr(ns, k) for k in keys}, **seed)
@@ -334,3 +316,16 @@ class ChatterboxMagics(Magics):
 
     def _help(self, ns: argparse.Namespace | None) -> None:
         print(HELP)
+
+
+def full_help() -> str:
+    """The overview, then every subcommand's own `--help`: what `%chatterbox?` shows,
+    generated from the parsers the magic runs, so the two cannot drift."""
+    parts = [HELP]
+    for parser in _build_parsers().values():
+        parts.append(parser.format_help())
+    return "\n".join(parts)
+
+
+# `%chatterbox?` (and `help()` on the magic) show the full help, not one line
+ChatterboxMagics.chatterbox.__doc__ = full_help()

@@ -1,11 +1,14 @@
 """Checking user options before anything changes: each mistake is one sentence.
 
 Shared by the API and the magic (whose argparse already did the typing), so the
-rules live here once. Defaults come from the `Chatterbox` settings.
+rules live here once. Defaults come from the `Chatterbox` settings. The say options
+are listed once, in `SAY_OPTIONS`: the magic's argparse options are generated from
+it, and `say_options` turns them into one checked `SayOptions` value.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,23 +16,19 @@ from typing import Any, Callable
 
 from . import config
 from .engine.device import check_device_name
-from .engine.sources import check_weights
+from .engine.request import ModelChoice, SayOptions
 from .errors import InvalidOption
 
+__all__ = ["ModelChoice", "SayOptions", "Option", "SAY_OPTIONS", "say_options", "add_arguments", "choose_model"]
+
 MAX_TOKENS_LIMIT = 4096  # T3Config.max_speech_tokens: the learned position table ends there
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    model: str
-    weights: str
-    device: str
-    dtype: str
 
 
 def choose_model(
     model: str | None = None, weights: str | None = None, device: str | None = None, dtype: str | None = None
 ) -> ModelChoice:
+    from .engine.sources import check_weights  # numpy and safetensors: not at %load_ext
+
     s = config.settings()
     model = (model or s.model).strip().lower()
     if model not in config.MODELS:
@@ -114,15 +113,15 @@ def check_text(text: Any) -> str:
 def check_language(model: str, lang: str | None) -> str | None:
     """Multilingual needs a supported code; the English-only models accept only `en`."""
     code = (lang or "en").strip().lower()
-    if model != "multilingual":
+    from .engine.specs import SPECS, languages
+
+    if not SPECS[model].takes_language:
         if code != "en":
             raise InvalidOption(f"The {model} model speaks English only; use -m multilingual for --lang {code}.")
         return None
-    from .engine.specs import languages
-
     known = languages()
     if code not in known:
-        raise InvalidOption(f"Unknown language {code!r} for multilingual: use one of {', '.join(sorted(known))}.")
+        raise InvalidOption(f"Unknown language {code!r} for {model}: use one of {', '.join(sorted(known))}.")
     return code
 
 
@@ -136,3 +135,77 @@ def check_out(out: Any) -> Path | None:
     if not path.parent.is_dir():
         raise InvalidOption(f"--out {out}: the folder {path.parent} does not exist.")
     return path
+
+
+# -- the say options, listed once ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One say option: its API keyword (`name`), and how the magic spells and explains it."""
+
+    name: str
+    flags: tuple[str, ...]
+    help: str | None = None
+    type: Callable[[str], Any] | None = None
+    metavar: str | None = None
+    choices: tuple[str, ...] | None = None
+    switch: bool = False  # a flag without a value (store_true)
+
+
+MODEL_OPTIONS = (
+    Option("model", ("-m", "--model"), "which Chatterbox model", choices=config.MODELS),
+    Option("device", ("--device",), "auto, cpu, cuda, cuda:N or mps"),
+    Option("dtype", ("--dtype",), "auto (bfloat16 where native, else float32), float32 (upstream exactly), bfloat16, "
+           "float16, int8 (CPU, lossy)", choices=config.DTYPES),
+    Option("weights", ("--weights",), "hub, dummy, dummy:reduced, or a local checkpoint folder"),
+)
+VOICE_AND_SAMPLING = (
+    Option("lang", ("--lang",), "language code for -m multilingual"),
+    Option("voice", ("-v", "--voice"), "a registered voice name, or an audio file (or folder) with the reference voice"),
+    *(Option(name, (f"--{name.replace('_', '-')}",), type=float, metavar="X") for name in SAMPLING),
+    Option("seed", ("--seed",), "make the utterance reproducible", type=int),
+    Option("max_tokens", ("--max-tokens",), "cap on generated speech tokens", type=int, metavar="N"),
+    Option("cfm_steps", ("--cfm-steps",), "S3Gen flow-matching steps (faster, lossy; default 10, turbo 2)", type=int,
+           metavar="N"),
+    Option("prompt_tokens", ("--prompt-tokens",),
+           "cut S3Gen's reference prompt to N tokens, 25 a second (faster, lossy; default all, up to 250)", type=int,
+           metavar="N"),
+)
+OUTPUT_OPTIONS = (
+    Option("out", ("-o", "--out"), "also write a WAV file", metavar="PATH"),
+    Option("autoplay", ("--autoplay",), "start playing at once", switch=True),
+)
+#: every keyword of `say` but the text, in the order `%chatterbox say --help` lists them
+SAY_OPTIONS = MODEL_OPTIONS + VOICE_AND_SAMPLING + OUTPUT_OPTIONS
+SAY_NAMES = tuple(o.name for o in SAY_OPTIONS)
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
+    """The magic's argparse options, generated from the list above."""
+    for o in options:
+        if o.switch:
+            parser.add_argument(*o.flags, action="store_true", help=o.help)
+            continue
+        extra = {k: v for k, v in (("type", o.type), ("metavar", o.metavar), ("choices", o.choices)) if v is not None}
+        parser.add_argument(*o.flags, help=o.help, **extra)
+
+
+def say_options(**given: Any) -> SayOptions:
+    """Every say option checked, in one place; `given` takes the names in `SAY_OPTIONS`
+    (None or absent: the default). The voice stays a name: `voices_api` resolves it."""
+    unknown = set(given) - set(SAY_NAMES)
+    if unknown:
+        raise TypeError(f"say_options() got unexpected keyword(s): {', '.join(sorted(unknown))}")
+    g = {name: given.get(name) for name in SAY_NAMES}
+    choice = choose_model(g["model"], g["weights"], g["device"], g["dtype"])
+    from .engine.specs import SPECS
+
+    language = check_language(choice.model, g["lang"])
+    drawn = sampling(SPECS[choice.model].defaults(), **{name: g[name] for name in SAMPLING})
+    cap = check_max_tokens(g["max_tokens"])
+    seed = None if g["seed"] is None else check_int("seed", g["seed"], 0, 2**63 - 1)
+    out = check_out(g["out"])
+    knobs = check_knobs(g["cfm_steps"], g["prompt_tokens"])
+    return SayOptions(choice, language, g["voice"], tuple(drawn.items()), seed, cap, out=out,
+                      autoplay=bool(g["autoplay"]), **knobs)

@@ -17,6 +17,7 @@ second press cuts any chunk that way; a third stops waiting.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import queue
 import threading
 import time
@@ -26,33 +27,18 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ._state import STATE
+from .engine.request import SayOptions
+from .engine.speak import Piece, pieces, stage_totals
 from .errors import ChatterboxError
 
-__all__ = ["PAUSE_S", "Piece", "RunResult", "ChunkRun", "Evicted", "Prepare", "Speak", "running", "stop_all"]
+__all__ = ["PAUSE_S", "Piece", "RunResult", "ChunkRun", "Evicted", "running", "stop_all"]
 
 #: silence between chunks: a sentence break, and what the player and the final audio share
 PAUSE_S = 0.12
-STAGES = ("t3_s", "s3gen_s", "watermark_s")
-
-#: (model, chunk text, chunk index, conditionals) -> (audio, stage timings)
-Speak = Callable[[Any, str, int, Any], "tuple[np.ndarray, dict[str, Any]]"]
-#: (model) -> the conditionals every chunk uses (None: the model's built-in voice)
-Prepare = Callable[[Any], Any]
 
 
 class Evicted(ChatterboxError):
     """The model was unloaded while the run queued for it."""
-
-
-@dataclass
-class Piece:
-    """One chunk's audio, with the pause before it (none for the first), so the
-    pieces played back to back are exactly the final audio."""
-
-    index: int
-    text: str
-    audio: np.ndarray
-    stages: dict[str, Any]
 
 
 @dataclass
@@ -64,6 +50,8 @@ class RunResult:
     lock_wait_s: float
     first_piece_at: float | None = None  # perf_counter when the caller had the first piece
     stages: dict[str, Any] = field(default_factory=dict)
+    #: where the voice's conditionals came from ("built-in", "memory", "disk-cache", "computed")
+    voice_source: str = "built-in"
 
     @property
     def audio(self) -> np.ndarray:
@@ -71,22 +59,24 @@ class RunResult:
 
 
 class ChunkRun:
-    """Generate `chunks` in order on `loaded`, in a daemon thread."""
+    """Generate `chunks` in order on `loaded` with `opts` and `voice` (a `voices_api.Resolved`,
+    or None: the built-in voice), in a daemon thread, through the engine's `speak.pieces`."""
 
     def __init__(
         self,
         loaded: Any,
         chunks: list[str],
-        prepare: Prepare,
-        speak: Speak,
+        opts: SayOptions,
+        voice: Any = None,
         *,
         sample_rate: int,
         pause_s: float = PAUSE_S,
     ) -> None:
         self.loaded = loaded
         self.chunks = list(chunks)
-        self._prepare = prepare
-        self._speak = speak
+        self.opts = opts
+        self.voice = voice
+        self.voice_source = "built-in"
         self._pause = np.zeros(int(round(pause_s * sample_rate)), np.float32)
         self._stop = threading.Event()
         self._cut = threading.Event()  # end the chunk under way at T3's next token
@@ -116,16 +106,17 @@ class ChunkRun:
                 if self.loaded.tts is None or self.loaded.unloaded:
                     raise Evicted("The model was unloaded while this say waited; run it again.")
                 begin = time.perf_counter()
-                conds = self._prepare(self.loaded)
+                # the voice, obtained once per say by the run that holds the model (a cached voice
+                # costs a lookup): every chunk speaks with it
+                from .voices_api import voices
+
+                conds, self.voice_source = voices.conditionals(self.loaded, self.voice)
                 self.conditioning_s = time.perf_counter() - begin
-                for i, text in enumerate(self.chunks):
-                    if i and self._stop.is_set():
-                        break
-                    audio, stages = self._speak(self.loaded, text, i, conds)
-                    if i:
-                        audio = np.concatenate([self._pause, audio])
+                for piece in pieces(self.loaded, self.opts, self.chunks, conds, stopped=self._stop.is_set):
+                    if piece.index:
+                        piece = dataclasses.replace(piece, audio=np.concatenate([self._pause, piece.audio]))
                     self.done += 1
-                    self._events.put(Piece(i, text, audio, stages))
+                    self._events.put(piece)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost in the thread
             self._events.put(exc)
         finally:
@@ -176,7 +167,7 @@ class ChunkRun:
 
     def wait(self, on_piece: Callable[[Piece], None] | None = None) -> RunResult:
         """Block until the run ends (or is stopped); `on_piece` sees each piece first."""
-        pieces: list[Piece] = []
+        made: list[Piece] = []
         first_at = None
         try:
             for piece in self._pieces():
@@ -187,20 +178,19 @@ class ChunkRun:
                         self.stop()
                 if first_at is None:
                     first_at = time.perf_counter()
-                pieces.append(piece)
+                made.append(piece)
         except BaseException:
             self.stop()  # nobody takes the pieces any more: free the model after this chunk
             raise
-        stages: dict[str, Any] = {k: sum(p.stages.get(k, 0.0) for p in pieces) for k in STAGES}
-        stages["speech_tokens"] = sum(int(p.stages.get("speech_tokens", 0)) for p in pieces)
         return RunResult(
-            pieces,
+            made,
             total=len(self.chunks),
-            stopped=len(pieces) < len(self.chunks) or self._cut.is_set(),
+            stopped=len(made) < len(self.chunks) or self._cut.is_set(),
             conditioning_s=self.conditioning_s,
             lock_wait_s=self.lock_wait_s,
             first_piece_at=first_at,
-            stages=stages,
+            stages=stage_totals(made),
+            voice_source=self.voice_source,
         )
 
 

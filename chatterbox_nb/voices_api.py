@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from . import config
+from .engine.layout import CacheLayout
 from .errors import AudioFileError, CacheError, InvalidOption, UnknownVoice
 
 __all__ = ["Voice", "Voices", "VoiceTable", "voices"]
 
-REGISTRY = "voices.json"
 FORMAT = 1
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
 
@@ -78,7 +78,7 @@ class Resolved:
 class Registry:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.path = root / "voices" / REGISTRY
+        self.path = CacheLayout(root).registry
 
     def read(self, *, locked: bool = False) -> dict[str, Voice]:
         """The registered voices. A damaged registry (not JSON, or JSON of the wrong
@@ -101,7 +101,7 @@ class Registry:
                 _parse(json.loads(self.path.read_text("utf-8")))
                 return False
             except (ValueError, KeyError, TypeError, AttributeError):
-                self.path.replace(self.path.with_name(REGISTRY + ".damaged"))
+                self.path.replace(self.path.with_name(self.path.name + ".damaged"))
                 return True
             except OSError:
                 return False
@@ -113,7 +113,7 @@ class Registry:
         if moved:
             warnings.warn(
                 f"The voice registry {self.path} is damaged ({type(exc).__name__}: {exc}); it is set aside as "
-                f"{REGISTRY}.damaged, and voices must be added again.",
+                f"{self.path.name}.damaged, and voices must be added again.",
                 stacklevel=4,
             )
 

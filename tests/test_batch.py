@@ -25,7 +25,7 @@ import soundfile as sf
 from IPython.core.error import UsageError
 
 import chatterbox_nb as cnb
-from chatterbox_nb.batch_rows import BatchError, read_rows, row_seed
+from chatterbox_nb.batching.rows import BatchError, read_rows, row_seed
 from chatterbox_nb.engine import dummy
 
 from conftest import REDUCED

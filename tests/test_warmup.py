@@ -41,7 +41,7 @@ def test_background_failure_surfaces_on_next_say(tmp_path, shell):
 
 def test_unexpected_background_error_is_wrapped_with_its_message(monkeypatch):
     from chatterbox_nb import loading, options
-    from chatterbox_nb.engine.tasks import BackgroundError
+    from chatterbox_nb.tasks import BackgroundError
 
     def boom(*args, **kwargs):
         raise MemoryError("out of memory while mapping weights")

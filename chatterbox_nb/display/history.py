@@ -30,7 +30,7 @@ def _params(utt: Any) -> str:
 def row(index: int, utt: Any) -> tuple[str, ...]:
     """One row of the table, as strings (the text shortened to 40 characters)."""
     text = utt.text if len(utt.text) <= 40 else utt.text[:37] + "..."
-    model = utt.params.get("model", "?") + (f" ({utt.params['lang']})" if utt.params.get("model") == "multilingual" else "")
+    model = utt.params.get("model", "?") + (f" ({utt.params['lang']})" if utt.params.get("lang") else "")
     t = utt.timings
     return (
         str(index), text, model, utt.params.get("voice") or "built-in", _params(utt),

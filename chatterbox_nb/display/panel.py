@@ -137,7 +137,7 @@ class Panel:
     def _on_model(self, change: dict[str, Any]) -> None:
         """Language is a choice of the multilingual model only; the sliders take its defaults."""
         model = change["new"]
-        multi = model == "multilingual"
+        multi = SPECS[model].takes_language
         if multi and len(self.lang.options) < 2:
             from ..engine.specs import languages
 
@@ -158,7 +158,7 @@ class Panel:
         return {
             "model": self.model.value,
             "voice": None if self.voice.value == BUILT_IN else self.voice.value,
-            "lang": self.lang.value if self.model.value == "multilingual" else None,
+            "lang": self.lang.value if SPECS[self.model.value].takes_language else None,
             **{k: w.value for k, w in self.sliders.items()},
             "seed": int(seed) if seed else None,
             "max_tokens": self.max_tokens.value,

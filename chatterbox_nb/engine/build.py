@@ -147,7 +147,7 @@ def assemble(spec: ModelSpec, parts: checkpoint.Parts, device: str, dtype: str =
     assign(ve, parts.ve, spec.ve_file)
     assign(t3, parts.t3, spec.t3_file)
     assign(s3gen, parts.s3gen, spec.s3gen_file, optional=_S3GEN_OPTIONAL)
-    if spec.name == "turbo":
+    if spec.drops_backbone_embedding:
         del t3.tfmr.wte  # as upstream: turbo feeds its own speech embeddings to GPT-2
 
     t3_dtype = getattr(torch, dtype)

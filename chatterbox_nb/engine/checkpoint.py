@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError
-from .specs import ModelSpec, t3_layer_prefix
+from .specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def weight_keys(path: Path) -> list[str]:
 
 def count_t3_layers(spec: ModelSpec, keys: list[str]) -> int:
     """How many transformer blocks a T3 checkpoint has (reduced dummies have fewer)."""
-    prefix = t3_layer_prefix(spec)
+    prefix = spec.t3_layer_prefix
     layers = {key[len(prefix) :].split(".", 1)[0] for key in keys if key.startswith(prefix)}
     if not layers:
         raise CheckpointError(f"The T3 weights of the {spec.name} checkpoint have no '{prefix}*' tensors.")
@@ -137,18 +137,23 @@ def read_conditionals(spec: ModelSpec, folder: Path) -> Any:
 
 
 def make_tokenizer(spec: ModelSpec, folder: Path) -> Any:
-    if spec.name == "english":
-        from chatterbox.models.tokenizers import EnTokenizer
+    """The tokenizer of the kind the spec names, from the checkpoint folder."""
+    return _TOKENIZER_MAKERS[spec.tokenizer](folder)
 
-        return EnTokenizer(str(folder / "tokenizer.json"))
-    if spec.name == "turbo":
-        from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        return tokenizer
-    return _local_mtl_tokenizer(folder)
+def _english_tokenizer(folder: Path) -> Any:
+    from chatterbox.models.tokenizers import EnTokenizer
+
+    return EnTokenizer(str(folder / "tokenizer.json"))
+
+
+def _gpt2_tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def _local_mtl_tokenizer(folder: Path) -> Any:
@@ -189,3 +194,7 @@ def _local_mtl_tokenizer(folder: Path) -> Any:
             self.check_vocabset_sot_eot()
 
     return LocalMTLTokenizer(str(folder / "grapheme_mtl_merged_expanded_v1.json"))
+
+
+#: a tokenizer maker for each kind a spec names (`ModelSpec.tokenizer`)
+_TOKENIZER_MAKERS = {"english": _english_tokenizer, "gpt2": _gpt2_tokenizer, "grapheme": _local_mtl_tokenizer}

@@ -14,7 +14,8 @@ folder is copied, since it may be edited in place.
 Cheap checks (sizes, safetensors headers, manifest keys, versions, the sha256 of small
 files) run at every load; the weights are hashed in full once per entry, and again
 whenever a file's identity changes (see "full check" below), before a load uses them.
-A bad entry gets one `CacheWarning` and is rebuilt from its source.
+A bad entry gets one `CacheWarning` and is rebuilt from its source. The full check
+(sha256 of every file, and the stamp that spares it) is `integrity.py`.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ from typing import Any, Callable
 
 from ..errors import CheckpointError, SourceCorrupt
 from . import checkpoint, dummy, fsutil
+from .condsfile import load_conds, save_conds
+from .integrity import MANIFEST, STAMP, check_entry, identity, read_manifest, stamp, trusted, verify
+from .layout import CacheLayout
 from .sources import Source
 from .specs import ModelSpec
 
+__all__ = ["open_or_build", "entry_dir", "entries", "describe", "clear", "check_entry", "verify", "trusted", "stamp",
+           "identity", "read_manifest", "save_conds", "load_conds", "MANIFEST", "STAMP", "CacheWarning"]
+
 FORMAT = 1
-MANIFEST = "manifest.json"
-STAMP = "verified.json"
 WEIGHTS = {"ve": "ve.safetensors", "t3": "t3.safetensors", "s3gen": "s3gen.safetensors"}
 CONDS = "conds.safetensors"
 _SMALL_FILE = 64 * 2**20
@@ -52,7 +57,7 @@ class CacheWarning(UserWarning):
 
 
 def models_dir(root: Path) -> Path:
-    return root / "models"
+    return CacheLayout(root).models
 
 
 def entry_dir(root: Path, spec: ModelSpec, source: Source, dtype: str) -> Path:
@@ -72,10 +77,6 @@ def versions() -> dict[str, str]:
 
 
 # -- cheap checks ----------------------------------------------------------------------
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / MANIFEST).read_text("utf-8"))
 
 
 def problem(folder: Path, spec: ModelSpec, source: Source, dtype: str) -> str | None:
@@ -147,71 +148,6 @@ def _fmt_versions(v: dict[str, str]) -> str:
     return f"chatterbox-tts {v.get('chatterbox_tts')} / torch {v.get('torch')}"
 
 
-# -- full check ------------------------------------------------------------------------
-#
-# Every file of an entry is hashed once: by its builder, or by the first load that
-# finds the entry without a stamp. The stamp (`verified.json`) records each file's
-# identity (inode, size, mtime); while the identities match, later loads trust the
-# files without reading them. A file that is rewritten, replaced, truncated or copied
-# elsewhere has a new identity, so its entry is hashed again before it is used.
-
-
-def verify(folder: Path) -> list[str]:
-    """Every file against its recorded sha256 (the files in parallel); the problems found."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    try:
-        files = read_manifest(folder)["files"]
-        expected = {name: meta["sha256"] for name, meta in files.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        return [f"manifest unreadable: {exc}"]
-
-    def check(name: str) -> str | None:
-        try:
-            return None if fsutil.sha256_file(folder / name) == expected[name] else f"{name} fails its sha256 check"
-        except OSError as exc:
-            return f"{name}: {exc.strerror or exc}"
-
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        return [p for p in pool.map(check, sorted(expected)) if p is not None]
-
-
-def identity(folder: Path) -> dict[str, list[int]]:
-    """(inode, size, mtime_ns) of every file the manifest lists."""
-    out = {}
-    for name in read_manifest(folder)["files"]:
-        st = (folder / name).stat()
-        out[name] = [st.st_ino, st.st_size, st.st_mtime_ns]
-    return out
-
-
-def trusted(folder: Path) -> bool:
-    """Whether every file is the very file that was last hashed and found good."""
-    try:
-        stamp = json.loads((folder / STAMP).read_text("utf-8"))
-        return stamp == identity(folder)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-
-
-def check_entry(folder: Path) -> list[str]:
-    """The full check, under the entry's lock so that no rebuild can pass for damage:
-    a good entry is stamped, a bad one removed. Returns the problems found."""
-    with fsutil.lock_for(folder):
-        problems = verify(folder)
-        if problems:
-            fsutil.retire(folder)
-        else:
-            with contextlib.suppress(OSError):
-                stamp(folder)
-    return problems
-
-
-def stamp(folder: Path) -> None:
-    """Record that the entry's files, as they are now, passed their sha256 check."""
-    fsutil.write_atomic(folder / STAMP, json.dumps(identity(folder)).encode())
-
-
 # -- reading ---------------------------------------------------------------------------
 
 
@@ -223,57 +159,6 @@ def read_entry(spec: ModelSpec, folder: Path) -> checkpoint.Parts:
         conds=load_conds(spec, folder / CONDS),
         tokenizer_folder=folder,
     )
-
-
-def _digest(tensors: dict[str, Any]) -> str:
-    """sha256 over names and raw bytes: conditionals are small, so checking them at
-    every load from disk costs microseconds."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name in sorted(tensors):
-        tensor = tensors[name].contiguous()
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
-def save_conds(conds: Any, path: Path) -> None:
-    """Conditionals as safetensors (no pickle): tensors by dotted name, None-valued
-    fields and a digest of the tensors in the metadata."""
-    import torch
-    from safetensors.torch import save_file
-
-    tensors, nones = {}, []
-    for prefix, fields in (("t3", vars(conds.t3)), ("gen", conds.gen)):
-        for key, value in fields.items():
-            if value is None:
-                nones.append(f"{prefix}.{key}")
-            else:
-                tensors[f"{prefix}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous().clone()
-    save_file(tensors, path, metadata={"none": json.dumps(nones), "digest": _digest(tensors)})
-
-
-def load_conds(spec: ModelSpec, path: Path) -> Any:
-    """Raises `ValueError` when the tensors do not match the digest they were saved with."""
-    from chatterbox.models.t3.modules.cond_enc import T3Cond
-    from safetensors import safe_open
-
-    fields: dict[str, dict[str, Any]] = {"t3": {}, "gen": {}}
-    tensors = {}
-    with safe_open(path, framework="pt") as f:
-        metadata = f.metadata() or {}
-        for name in json.loads(metadata.get("none", "[]")):
-            prefix, _, key = name.partition(".")
-            fields[prefix][key] = None
-        for name in f.keys():
-            tensors[name] = f.get_tensor(name)
-    if "digest" in metadata and _digest(tensors) != metadata["digest"]:
-        raise ValueError(f"{path} does not match its digest")
-    for name, tensor in tensors.items():
-        prefix, _, key = name.partition(".")
-        fields[prefix][key] = tensor
-    return checkpoint.conditionals_class(spec)(T3Cond(**fields["t3"]), fields["gen"])
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -469,7 +354,7 @@ def clear(root: Path, model: str | None = None) -> list[str]:
     """Delete entries, dummy checkpoints and voice conditionals of `model`, or all;
     returns their names. The voice registry stays: conditionals are recomputed on use."""
     removed = []
-    for parent in (models_dir(root), root / "dummy", root / "voices" / "conds"):
+    for parent in CacheLayout(root).per_model():
         if not parent.is_dir():
             continue
         for path in sorted(parent.iterdir()):

@@ -19,27 +19,25 @@ from typing import Any
 import numpy as np
 
 from . import fsutil
+from .layout import CacheLayout
 from .specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
 FORMAT = 3  # 2: the marker records each file's sha256; 3: reduced built-in voices are short
 SIZES = ("full", "reduced")
-# Reduced size keeps every class and shape but the T3 depth. Multilingual keeps 14
-# layers because its alignment analyzer spies on attention heads in layers 9, 12, 13.
-REDUCED_T3_LAYERS = {"english": 2, "turbo": 2, "multilingual": 14}
+# Reduced size keeps every class and shape but the T3 depth (each spec says how many).
+REDUCED_T3_LAYERS = {name: spec.dummy_t3_layers for name, spec in SPECS.items()}
 # The built-in voice's reference length. At full size it is 6 s, like the official voice
 # (150 prompt tokens, which S3Gen re-reads on every call); reduced checkpoints use 2 s,
-# which makes each S3Gen call about 3x cheaper, except turbo, whose upstream asserts on
-# references of 5 s or less.
-BUILTIN_VOICE_S = {"full": {"english": 6.0, "turbo": 6.0, "multilingual": 6.0},
-                   "reduced": {"english": 2.0, "turbo": 6.0, "multilingual": 2.0}}
+# which makes each S3Gen call about 2.4x cheaper, unless the model needs a longer one.
+BUILTIN_VOICE_S = {"full": 6.0, "reduced": 2.0}
 
 _SPECIALS = ["[STOP]", "[UNK]", "[SPACE]", "[PAD]", "[SEP]", "[CLS]", "[MASK]"]
 _CHARS = [chr(c) for c in range(33, 127)] + list("àâçéèêëîïôûùüÿñæœßäöå") + [chr(c) for c in range(0x300, 0x370)]
 
 
 def dummy_dir(root: Path, model: str, size: str = "full", seed: int = 0) -> Path:
-    return root / "dummy" / f"{model}-{size}-seed{seed}"
+    return CacheLayout(root).dummy(model, size, seed)
 
 
 def is_dummy(folder: Path) -> bool:
@@ -87,7 +85,7 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
 
     from .build import _S3GEN_OPTIONAL, build_random
 
-    n_layers = REDUCED_T3_LAYERS[spec.name] if size == "reduced" else None
+    n_layers = spec.dummy_t3_layers if size == "reduced" else None
     ve, t3, s3gen = build_random(spec, n_layers, seed)
     for fname, module, skip in (
         (spec.ve_file, ve, ()),
@@ -100,7 +98,7 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
         else:
             torch.save(state, folder / fname)
     _write_tokenizer(spec, folder)
-    seconds = BUILTIN_VOICE_S[size][spec.name]
+    seconds = max(BUILTIN_VOICE_S[size], spec.min_reference_s + 1.0)
     _write_builtin_voice(spec, folder, ve.eval(), t3.eval(), s3gen.eval(), seed, seconds)
     files = {p.name: fsutil.sha256_file(p) for p in sorted(folder.iterdir())}
     marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers, "files": files}
@@ -134,19 +132,22 @@ def _write_builtin_voice(spec: ModelSpec, folder: Path, ve: Any, t3: Any, s3gen:
 
 
 def _write_tokenizer(spec: ModelSpec, folder: Path) -> None:
-    if spec.name == "english":
-        vocab = _indexed(_SPECIALS, _CHARS, start_text_id=255)
-        _save_char_tokenizer(vocab, folder / "tokenizer.json")
-    elif spec.name == "multilingual":
-        from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
+    _TOKENIZER_WRITERS[spec.tokenizer](folder)
 
-        languages = [f"[{code}]" for code in SUPPORTED_LANGUAGES]
-        chars = [c for c in _CHARS if not c.isupper()]
-        vocab = _indexed(_SPECIALS + languages, chars, start_text_id=255)
-        _save_char_tokenizer(vocab, folder / "grapheme_mtl_merged_expanded_v1.json")
-        (folder / "Cangjie5_TC.json").write_text(json.dumps(["日\ta", "月\tb", "中\tl"]), "utf-8")
-    else:
-        _save_gpt2_tokenizer(folder)
+
+def _write_english_tokenizer(folder: Path) -> None:
+    vocab = _indexed(_SPECIALS, _CHARS, start_text_id=255)
+    _save_char_tokenizer(vocab, folder / "tokenizer.json")
+
+
+def _write_grapheme_tokenizer(folder: Path) -> None:
+    from chatterbox.mtl_tts import SUPPORTED_LANGUAGES
+
+    languages = [f"[{code}]" for code in SUPPORTED_LANGUAGES]
+    chars = [c for c in _CHARS if not c.isupper()]
+    vocab = _indexed(_SPECIALS + languages, chars, start_text_id=255)
+    _save_char_tokenizer(vocab, folder / "grapheme_mtl_merged_expanded_v1.json")
+    (folder / "Cangjie5_TC.json").write_text(json.dumps(["日\ta", "月\tb", "中\tl"]), "utf-8")
 
 
 def _indexed(specials: list[str], chars: list[str], start_text_id: int) -> dict[str, int]:
@@ -184,3 +185,11 @@ def _save_gpt2_tokenizer(folder: Path) -> None:
     # GPT-2's classic files too, as in a hub snapshot (AutoTokenizer prefers tokenizer.json).
     (folder / "vocab.json").write_text(json.dumps(vocab), "utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n", "utf-8")
+
+
+#: a tokenizer for each kind a spec names (`ModelSpec.tokenizer`)
+_TOKENIZER_WRITERS = {
+    "english": _write_english_tokenizer,
+    "grapheme": _write_grapheme_tokenizer,
+    "gpt2": _save_gpt2_tokenizer,
+}

@@ -180,7 +180,7 @@ def get_or_load(
             STATE.sizes[key] = loaded.nbytes
             STATE.unloaded.pop(spec.name, None)
         memory.make_room(device, loaded.nbytes, key, drop_if_idle)  # when the estimate was short
-        memory.start_idle_timer()
+        start_idle_timer()
         return loaded, how
 
 
@@ -246,3 +246,11 @@ def drop(key: ModelKey, *, by_user: bool = False) -> LoadedModel | None:
             loaded.tts = None
         release_memory(key.device)
     return loaded
+
+
+def start_idle_timer() -> None:
+    """The idle-unload timer, with this module's way to drop an idle model."""
+    memory.start_idle_timer(drop_if_idle)
+
+
+STATE.idle_unload_hook = start_idle_timer  # config calls it when idle_unload is turned on

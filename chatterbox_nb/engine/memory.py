@@ -137,17 +137,16 @@ class IdleTimer:
             self.thread.join(join_s)
 
 
-def start_idle_timer() -> None:
-    """Start the timer when `idle_unload` is on and models are loaded (once)."""
-    from .loader import drop_if_idle
-
+def start_idle_timer(drop_idle: Callable[[Any], bool]) -> None:
+    """Start the timer when `idle_unload` is on and models are loaded (once). `drop_idle`
+    is the loader's (handed in: the loader imports this module, not the other way)."""
     with STATE.lock:
         if not config.settings().idle_unload or not STATE.models:
             return
         timer = STATE.idle_timer
         if timer is not None and timer.thread.is_alive() and not timer._stop.is_set():
             return
-        STATE.idle_timer = IdleTimer(drop_if_idle)
+        STATE.idle_timer = IdleTimer(drop_idle)
         STATE.idle_timer.thread.start()
 
 

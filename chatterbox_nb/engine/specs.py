@@ -20,6 +20,10 @@ SAMPLES_PER_TOKEN = SAMPLE_RATE // 25
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """Everything that differs between the models: files, classes, and how upstream drives
+    each one. The rest of the package reads these fields and never compares model names,
+    so adding a model is one entry in `SPECS` (plus its tests)."""
+
     name: str
     repo_id: str
     tts_class: str  # "module:Class"
@@ -31,6 +35,31 @@ class ModelSpec:
     meanflow: bool = False
     #: keyword defaults of the upstream `generate` (the ones we expose)
     generate_defaults: tuple[tuple[str, Any], ...] = ()
+    #: the T3 method upstream's `generate` calls, and the keyword that caps its tokens
+    t3_method: str = "inference"
+    t3_cap_keyword: str = "max_new_tokens"
+    #: tokens T3 samples before its capped loop (turbo samples one first)
+    t3_tokens_before_loop: int = 0
+    #: key prefix of T3's transformer blocks, used to count layers in a checkpoint
+    t3_layer_prefix: str = "tfmr.layers."
+    #: T3 feeds its own speech embeddings to its backbone, whose text embedding upstream deletes
+    drops_backbone_embedding: bool = False
+    #: `generate` takes a `language_id` (the others speak English only)
+    takes_language: bool = False
+    #: a reference voice must be longer than this many seconds (turbo refuses shorter ones)
+    min_reference_s: float = 0.0
+    #: how the tokenizer is made: "english" (EnTokenizer), "gpt2" (AutoTokenizer), "grapheme" (MTLTokenizer)
+    tokenizer: str = "english"
+    #: T3 layers of the reduced-size dummy checkpoint (`--weights dummy:reduced`)
+    dummy_t3_layers: int = 2
+    #: upstream's `generate` does not drop the token ids S3Gen cannot render (random weights sample them)
+    keeps_unrenderable_tokens: bool = False
+    #: what warm-up says, in `default_language`: short, medium, long (light warm-up: the first)
+    warmup_texts: tuple[str, ...] = (
+        "Hi.",
+        "Warming up the model now.",
+        "This longer sentence warms up the attention for longer inputs, too.",
+    )
 
     @property
     def weight_files(self) -> tuple[str, str, str]:
@@ -46,6 +75,11 @@ class ModelSpec:
 
     def defaults(self) -> dict[str, Any]:
         return dict(self.generate_defaults)
+
+    @property
+    def default_language(self) -> str | None:
+        """The language warm-up speaks in (None: the model takes none)."""
+        return "en" if self.takes_language else None
 
 
 _ENGLISH_DEFAULTS = (
@@ -79,6 +113,13 @@ SPECS: dict[str, ModelSpec] = {
         tokenizer_files=("tokenizer_config.json",),  # plus vocab.json/merges.txt or tokenizer.json
         hub_patterns=("*.safetensors", "*.json", "*.txt", "*.pt", "*.model"),
         meanflow=True,
+        t3_method="inference_turbo",
+        t3_cap_keyword="max_gen_len",
+        t3_tokens_before_loop=1,
+        t3_layer_prefix="tfmr.h.",
+        drops_backbone_embedding=True,
+        min_reference_s=5.0,
+        tokenizer="gpt2",
         generate_defaults=(
             ("exaggeration", 0.0),
             ("cfg_weight", 0.0),
@@ -105,6 +146,11 @@ SPECS: dict[str, ModelSpec] = {
             "Cangjie5_TC.json",
         ),
         generate_defaults=(*_ENGLISH_DEFAULTS[:-1], ("repetition_penalty", 2.0)),
+        takes_language=True,
+        tokenizer="grapheme",
+        # its alignment analyzer spies on attention heads in layers 9, 12 and 13
+        dummy_t3_layers=14,
+        keeps_unrenderable_tokens=True,
     ),
 }
 
@@ -146,8 +192,3 @@ def t3_config(spec: ModelSpec, n_layers: int | None = None) -> Any:
         LLAMA_CONFIGS.setdefault(name, {**base, layers_key: n_layers})
         hp.llama_config_name = name
     return hp
-
-
-def t3_layer_prefix(spec: ModelSpec) -> str:
-    """Key prefix of T3's transformer blocks, used to count layers in a checkpoint."""
-    return "tfmr.h." if spec.name == "turbo" else "tfmr.layers."

@@ -123,16 +123,12 @@ def instrument(
     cfm_steps: int | None = None,
 ) -> Iterator[None]:
     def cap(args: tuple, kwargs: dict) -> None:
-        if spec.name == "turbo":
-            # inference_turbo samples one token before its loop of max_gen_len more.
-            kwargs["max_gen_len"] = max(0, max_tokens - 1)
-        else:
-            kwargs["max_new_tokens"] = max_tokens
+        # inference_turbo samples one token before its loop of max_gen_len more.
+        kwargs[spec.t3_cap_keyword] = max(0, max_tokens - spec.t3_tokens_before_loop)
 
-    t3_method = "inference_turbo" if spec.name == "turbo" else "inference"
     with contextlib.ExitStack() as stack:
-        post = _renderable if renderable_only and spec.name == "multilingual" else None
-        stack.enter_context(_timed(tts.t3, t3_method, timings, "t3_s", cap, post))
+        post = _renderable if renderable_only and spec.keeps_unrenderable_tokens else None
+        stack.enter_context(_timed(tts.t3, spec.t3_method, timings, "t3_s", cap, post))
         stack.enter_context(_shadow(tts.s3gen, "inference", _silence_when_too_short))
         stack.enter_context(_shadow(tts.watermarker, "apply_watermark", _skip_empty))
         count = _with_cfm_steps(cfm_steps, _count_tokens(timings, "speech_tokens"))
@@ -258,7 +254,7 @@ def generate(
     quiet_upstream_progress()
     timings: dict[str, Any] = {"t3_s": 0.0, "s3gen_s": 0.0, "watermark_s": 0.0, "speech_tokens": 0}
     kwargs = dict(sampling)
-    if spec.name == "multilingual":
+    if spec.takes_language:
         kwargs["language_id"] = language
     builtin = tts.conds
     t3_dtype = precision.t3_dtype(tts)

@@ -29,13 +29,12 @@ from typing import Any
 from .._state import STATE
 from ..errors import AudioFileError
 from . import audio, diskcache, fsutil
+from .layout import CacheLayout
 
 # Bump when the way conditionals are computed or stored changes: old entries are then ignored.
 RECIPE = 1
 MEMORY_ENTRIES = 64
 ABOUT = "about.json"
-# Upstream's turbo asserts on shorter references.
-TURBO_MIN_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +45,7 @@ class VoiceFile:
 
 
 def conds_root(root: Path) -> Path:
-    return root / "voices" / "conds"
+    return CacheLayout(root).conds
 
 
 def conds_dir(root: Path, loaded: Any) -> Path:
@@ -114,10 +113,11 @@ def _file_conds(loaded: Any, vf: VoiceFile, folder: Path) -> tuple[Any, str, aud
 def _compute(loaded: Any, ref: audio.Reference, folder: Path) -> tuple[Any, str, audio.Reference]:
     from .synth import compute_conditionals
 
-    if loaded.name == "turbo" and ref.duration_s <= TURBO_MIN_SECONDS:
+    shortest = loaded.spec.min_reference_s
+    if shortest and ref.duration_s <= shortest:
         raise AudioFileError(
-            f"{ref.path} is {ref.duration_s:.1f} s long; the turbo model needs a reference longer than "
-            f"{TURBO_MIN_SECONDS:g} s."
+            f"{ref.path} is {ref.duration_s:.1f} s long; the {loaded.name} model needs a reference longer than "
+            f"{shortest:g} s."
         )
     with tempfile.TemporaryDirectory(prefix="chatterbox-voice-") as tmp:
         conds = compute_conditionals(loaded.tts, loaded.spec, str(audio.write_wav(ref, Path(tmp))), 0.5)

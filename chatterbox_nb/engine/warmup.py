@@ -26,9 +26,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import synth
+from .request import SayOptions
+from .speak import pieces
 from .specs import SAMPLE_RATE
 
-_TEXTS = ("Hi.", "Warming up the model now.", "This longer sentence warms up the attention for longer inputs, too.")
 _TOKENS = 4
 
 
@@ -72,9 +73,8 @@ def warm(
     compiling S3Gen's estimator in the background (`compiled.py`; not for float32)."""
     if level == "off":
         return {"level": "off"}
-    spec = loaded.spec
-    language = "en" if spec.name == "multilingual" else None
-    texts = _TEXTS if level == "full" else _TEXTS[:1]
+    opts = SayOptions.defaults(loaded.spec, max_tokens=_TOKENS, seed=0)
+    texts = loaded.spec.warmup_texts if level == "full" else loaded.spec.warmup_texts[:1]
     steps: list[tuple[str, Any]] = [(t, None) for t in texts[:1]]
     if level == "full":
         steps += [("voice", None)] + [(t, "voice") for t in texts[1:]]
@@ -92,17 +92,7 @@ def warm(
             if text == "voice":
                 voice = _synthetic_conds(loaded)
             else:
-                synth.generate(
-                    loaded.tts,
-                    spec,
-                    text,
-                    conds=voice if conds else None,
-                    language=language,
-                    max_tokens=_TOKENS,
-                    seed=0,
-                    sampling=spec.defaults(),
-                    renderable_only=loaded.is_dummy,
-                )
+                list(pieces(loaded, opts, [text], voice if conds else None))  # made and dropped
         durations.append(time.perf_counter() - step_start)
     total = time.perf_counter() - start
     metrics = {
@@ -153,7 +143,7 @@ def _synthetic_conds(loaded: Any) -> Any:
 
     from .dummy import synthetic_voice
 
-    seconds = 6.0 if loaded.spec.name == "turbo" else 2.0  # turbo refuses references under 5 s
+    seconds = max(2.0, loaded.spec.min_reference_s + 1.0)  # turbo refuses references under 5 s
     with tempfile.TemporaryDirectory() as tmp:
         ref = Path(tmp) / "warmup.wav"
         sf.write(ref, synthetic_voice(seconds, seed=1), SAMPLE_RATE)

@@ -13,8 +13,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from ..display.once import ShownOncePerCell
-from ..errors import ChatterboxError
+from .display.once import ShownOncePerCell
+from .errors import ChatterboxError
 
 Listener = Callable[["LoadTask"], None]
 
@@ -164,6 +164,6 @@ class LoadTask(ShownOncePerCell):
         return f"<LoadTask {self.summary()}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        from ..display.progress import task_bundle
+        from .display.progress import task_bundle
 
         return task_bundle(self)

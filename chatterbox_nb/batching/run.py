@@ -12,7 +12,6 @@ float reductions, and so the sampled tokens, change with the thread count).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
 import os
 import time
@@ -20,65 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from . import options, voices_api
-from .batch_rows import BatchError, Manifest, Row, read_rows
-from .engine.specs import SAMPLE_RATE, SPECS
-from .errors import ChatterboxError, ModelNotLoaded
+from .. import options, voices_api
+from ..engine.specs import SAMPLE_RATE
+from ..errors import ChatterboxError, ModelNotLoaded
+from .job import BatchJob, run_row
+from .rows import BatchError, Manifest, Row, read_rows
 
 __all__ = ["batch", "BatchReport", "BatchError", "BatchJob", "run_row"]
 
 ENGINES = ("local", "ray")
 BUILT_IN = "built-in"
-
-
-@dataclass(frozen=True)
-class BatchJob:
-    """What every row of a batch shares; small and picklable, so Ray actors get it too."""
-
-    choice: options.ModelChoice
-    language: str | None
-    cap: int
-    sampling: dict[str, float]
-    threads: int
-    #: the opt-in lossy S3Gen knobs given (cfm_steps, prompt_tokens); none by default
-    knobs: dict[str, int] = field(default_factory=dict)
-
-    def params(self) -> dict[str, Any]:
-        c = self.choice
-        return {"model": c.model, "weights": c.weights, "device": c.device, "dtype": c.dtype, "lang": self.language,
-                "max_tokens": self.cap, "threads": self.threads, **self.sampling, **self.knobs}
-
-
-def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.Resolved | None) -> tuple[Any, dict]:
-    """One row on a loaded model, under `job.threads` torch threads: the voice's cached
-    conditionals and upstream's `generate` through `synth.generate`, as a one-sentence
-    `say` with this seed makes it (the engine calls, not `api`'s private helpers, so a
-    row does not change when say's text handling does)."""
-    from .engine import synth
-
-    start = time.perf_counter()
-    with loaded.use(user=True), torch_threads(job.threads):
-        if loaded.tts is None:
-            raise ModelNotLoaded(f"The {loaded.name} model was unloaded during the batch; run it again to resume.")
-        conds, source = voices_api.voices.conditionals(loaded, voice)
-        conditioning_s = time.perf_counter() - start
-        audio, stages = synth.generate(loaded.tts, SPECS[job.choice.model], text, conds=conds, language=job.language,
-                                       max_tokens=job.cap, seed=seed, sampling=job.sampling, renderable_only=loaded.is_dummy,
-                                       **job.knobs)
-    return audio, {"conditioning_s": conditioning_s, "voice_source": source, **stages, "row_s": time.perf_counter() - start}
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run with `n` intra-op torch threads, then put the kernel's setting back."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @dataclass
@@ -155,12 +105,12 @@ def batch(
     Re-running skips the rows already complete. `seed` is the batch seed: a row
     without its own seed gets one derived from it and the row's id. `threads` torch
     threads run each row on either engine (and each Ray actor reserves that many CPUs)."""
+    given = dict(locals())
     start = time.perf_counter()
     engine, workers = _check_engine(engine, workers, address)
-    sampling = {"exaggeration": exaggeration, "cfg": cfg, "temperature": temperature, "top_p": top_p, "min_p": min_p,
-                "repetition_penalty": repetition_penalty}
-    job = _job(model, weights, device, dtype, lang, max_tokens, threads, sampling)
-    job = dataclasses.replace(job, knobs=options.check_knobs(cfm_steps, prompt_tokens))
+    # the say options every row shares, checked as `say` checks them (the voice and seed are per row)
+    shared = options.say_options(**{k: given[k] for k in options.SAY_NAMES if k in given and k not in ("voice", "seed")})
+    job = BatchJob(shared, options.check_int("threads", threads, 1, 1024))
     rows = read_rows(texts_or_path, options.check_int("seed", seed, 0, 2**63 - 1))
     out = _out_dir(out_dir)
     report = BatchReport(out, engine, workers, len(rows))
@@ -172,20 +122,11 @@ def batch(
     return report
 
 
-def _job(model: Any, weights: Any, device: Any, dtype: Any, lang: Any, max_tokens: Any, threads: Any,
-         sampling: dict[str, Any]) -> BatchJob:
-    """Every shared option checked, as `say` checks them."""
-    choice = options.choose_model(model, weights, device, dtype)
-    cap = options.check_max_tokens(max_tokens)
-    return BatchJob(choice, options.check_language(choice.model, lang), cap,
-                    options.sampling(SPECS[choice.model].defaults(), **sampling), options.check_int("threads", threads, 1, 1024))
-
-
 def _run(job: BatchJob, rows: list[Row], voice: str | None, report: BatchReport, address: str | None, progress: bool,
          start: float) -> None:
     """Skip the complete rows, record the bad ones, make the rest; the caller holds the folder."""
-    from .display.batch_progress import BatchProgress
-    from .engine import fsutil
+    from ..display.batch_progress import BatchProgress
+    from ..engine import fsutil
 
     out = report.out_dir
     fsutil.clean_stale(out, max_age_s=0)  # temporaries of a killed run
@@ -216,9 +157,9 @@ def _run(job: BatchJob, rows: list[Row], voice: str | None, report: BatchReport,
         if runnable and report.engine == "local":
             _run_local(job, runnable, record, ready)
         elif runnable:
-            from .engine import batch_ray
+            from . import ray as ray_engine
 
-            report.actors = batch_ray.run(job, runnable, record, ready, workers=report.workers, address=address)
+            report.actors = ray_engine.run(job, runnable, record, ready, workers=report.workers, address=address)
     finally:
         manifest.compact([row.id for row in rows])
         bar.close()
@@ -259,7 +200,7 @@ def _exclusive(out: Path) -> Iterator[None]:
     """One batch per output folder at a time (the OS drops the lock of a killed run)."""
     from filelock import Timeout
 
-    from .engine.fsutil import lock_for
+    from ..engine.fsutil import lock_for
 
     lock = lock_for(out / "manifest.jsonl")
     try:
@@ -307,7 +248,7 @@ Record = Callable[..., None]
 
 def _recorder(out: Path, manifest: Manifest, wanted: dict, report: BatchReport, bar: Any, engine: str) -> Record:
     """The one place a row's outcome lands: WAV (atomic), then its manifest line, counters, bar."""
-    from .engine.fsutil import write_atomic
+    from ..engine.fsutil import write_atomic
 
     def record(row: Row, audio: Any, info: dict[str, Any]) -> None:
         entry: dict[str, Any] = {"id": row.id, "row": row.index, **wanted[row.id], "engine": engine,
@@ -330,7 +271,7 @@ def _recorder(out: Path, manifest: Manifest, wanted: dict, report: BatchReport, 
 
 def _run_local(job: BatchJob, rows: list[tuple[Row, Any]], record: Record, ready: Callable[[], None]) -> None:
     """This kernel's model, loaded (or waited for) as `say` does."""
-    from . import loading
+    from .. import loading
 
     loaded = loading.obtain(job.choice)[0]
     ready()

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import config
-from ..batch_rows import BatchError
 from ..errors import ChatterboxError
+from .rows import BatchError
 
 #: rows queued per actor, so an actor never waits for the driver between rows
 IN_FLIGHT = 2
@@ -36,7 +36,7 @@ class BatchActor:
         import torch
 
         from .. import loading
-        from .specs import SPECS
+        from ..engine.specs import SPECS
 
         SPECS[job.choice.model].tts_cls()  # torch, chatterbox: timed apart from the load
         imports_s = time.perf_counter() - start
@@ -51,8 +51,8 @@ class BatchActor:
 
     def prepare(self, voices: list[tuple[str, Any]]) -> dict[str, str]:
         """Conditionals of each voice into the disk cache; the problems by voice label."""
-        from ..batch_api import torch_threads
-        from . import voices as voice_engine
+        from ..engine import voices as voice_engine
+        from .job import torch_threads
 
         problems = {}
         for label, resolved in voices:
@@ -64,7 +64,7 @@ class BatchActor:
         return problems
 
     def run(self, text: str, seed: int, voice: Any) -> tuple[Any, dict[str, Any]]:
-        from ..batch_api import run_row
+        from .job import run_row
 
         worker = f"ray:{os.getpid()}"
         try:

@@ -1,0 +1,38 @@
+"""Where everything lives in the cache dir; the one place its folder names are spelled.
+
+    <cache_dir>/models/<model>-<dtype>-<key>/   disk-cache entries (diskcache.py)
+    <cache_dir>/dummy/<model>-<size>-seed<n>/   dummy checkpoints (dummy.py)
+    <cache_dir>/voices/voices.json              the voice registry (voices_api.py)
+    <cache_dir>/voices/conds/<model>-<key>/     voice conditionals (voices.py)
+
+Every module that touches the cache dir asks a `CacheLayout` for its paths, so moving
+or adding a folder is one change here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class CacheLayout:
+    """The paths under one cache dir (nothing is created here)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        #: the disk-cache entries, one folder a model, dtype and source
+        self.models = self.root / "models"
+        #: our own random-weight checkpoints, in the official layout
+        self.dummies = self.root / "dummy"
+        self.voices = self.root / "voices"
+        #: the registered voices (name -> audio files and their sha256)
+        self.registry = self.voices / "voices.json"
+        #: voice conditionals, one folder a model and weight source
+        self.conds = self.voices / "conds"
+
+    def dummy(self, model: str, size: str = "full", seed: int = 0) -> Path:
+        return self.dummies / f"{model}-{size}-seed{seed}"
+
+    def per_model(self) -> tuple[Path, ...]:
+        """The folders whose subfolders are named `<model>-...` (what `cache clear` removes);
+        the registry is not among them: conditionals are recomputed on use, voices are not."""
+        return (self.models, self.dummies, self.conds)
