@@ -238,7 +238,7 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
     dropped = []
     for loaded in loader.loaded_models():
         if all or loaded.name == model:
-            loader.drop(loaded.key, by_user=True)
+            loader.drop(loaded.key)
             dropped.append(f"{loaded.name} ({loaded.device}, {loaded.dtype})")
     return dropped
 

@@ -234,13 +234,11 @@ def drop_if_idle(loaded: LoadedModel) -> bool:
     return True
 
 
-def drop(key: ModelKey, *, by_user: bool = False) -> LoadedModel | None:
-    """Forget the model and free its memory once its running generation ends.
-    `by_user`: an explicit unload, which a say queued for the model must respect."""
+def drop(key: ModelKey) -> LoadedModel | None:
+    """Forget the model and free its memory once its running generation ends. (An
+    explicit unload marks the model `unloaded` itself, before it stops the running says.)"""
     with STATE.lock:
         loaded = STATE.models.pop(key, None)
-        if loaded is not None and by_user:
-            loaded.unloaded = True  # before the lock: a say queued for it must see this first
     if loaded is not None:
         with loaded.lock:  # let a running generation finish first
             loaded.tts = None
