@@ -160,7 +160,10 @@ def test_cell_in_a_kernel_shows_one_progressive_player(kernel):
     assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
     assert shown[0]["data"]["text/plain"].startswith("Progressive player: 3 chunks")
     assert kernel.value("(_.timings['chunks_done'], _.timings['stopped'])") == (3, False)
-    assert kernel.value("_.timings['first_audio_s'] < _.timings['total_s'] / 2") is True
+    # the first of three chunks is playable before half the generation is done (this first
+    # say also loads the model, which both figures include)
+    first, total, loading = kernel.value("[_.timings[k] for k in ('first_audio_s', 'total_s', 'load_s')]")
+    assert first - loading < (total - loading) / 2, (first, total, loading)
 
 
 @pytest.mark.slow
