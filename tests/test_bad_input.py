@@ -142,7 +142,7 @@ def test_interrupted_say_keeps_kernel_model_and_history(kernel):
     ok(kernel.execute("%load_ext chatterbox_nb"))
     ok(kernel.execute(f"%chatterbox load {MODEL} --warmup off --wait"))
     history = kernel.value("len(__import__('chatterbox_nb').history)")
-    ok(kernel.execute(f'u = %chatterbox say "This will be stopped." {MODEL} --max-tokens 600', interrupt_after=6))
+    ok(kernel.execute(f'u = %chatterbox say "This will be stopped." {MODEL} --max-tokens 600', interrupt_after=3))
     assert kernel.value("u.timings['stopped']") is True
     assert 0 < kernel.value("u.timings['speech_tokens']") < 600 and kernel.value("len(u.audio) > 0")
     assert kernel.value("len(__import__('chatterbox_nb').history)") == history + 1
