@@ -43,6 +43,9 @@ class SayOptions:
     prompt_tokens: int | None = None
     out: Path | None = None
     autoplay: bool = False
+    #: render each chunk in pieces while T3 samples (engine/streaming.py); None: where it
+    #: pays, which is where a player takes the pieces as they come (the API decides)
+    stream: bool | None = None
 
     @classmethod
     def defaults(cls, spec: ModelSpec, **given: Any) -> "SayOptions":

@@ -54,6 +54,15 @@ class ModelSpec:
     dummy_t3_layers: int = 2
     #: upstream's `generate` does not drop the token ids S3Gen cannot render (random weights sample them)
     keeps_unrenderable_tokens: bool = False
+    #: token streaming (engine/streaming.py): the first piece's tokens (small: the first sound
+    #: comes early), the earlier tokens S3Gen re-renders before each later piece for a
+    #: seamless join, and the share of the time spent on a piece's tokens that what a
+    #: render costs beyond them (the reference prompt, re-read on every call, the context)
+    #: may add; later pieces grow until they fit it. English's S3Gen (10 CFM steps over
+    #: prompt + tokens) is expensive per call; turbo's meanflow S3Gen (2 steps) ~10x cheaper.
+    stream_first_tokens: int = 12
+    stream_context_tokens: int = 8
+    stream_overhead: float = 0.1
     #: what warm-up says, in `default_language`: short, medium, long (light warm-up: the first)
     warmup_texts: tuple[str, ...] = (
         "Hi.",
@@ -120,6 +129,9 @@ SPECS: dict[str, ModelSpec] = {
         drops_backbone_embedding=True,
         min_reference_s=5.0,
         tokenizer="gpt2",
+        stream_first_tokens=8,
+        stream_context_tokens=10,
+        stream_overhead=0.3,
         generate_defaults=(
             ("exaggeration", 0.0),
             ("cfg_weight", 0.0),
