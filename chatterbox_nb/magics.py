@@ -152,6 +152,7 @@ def _batch_parser() -> _Parser:
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per row, on every engine (default 1)")
     _model_options(p)
     _voice_and_sampling(p)
+    options.add_arguments(p, (options.STREAM_OPTION,))
     return p
 
 
@@ -224,7 +225,7 @@ class ChatterboxMagics(Magics):
     def _batch(self, ns: argparse.Namespace) -> Any:
         from .batching.run import batch
 
-        keys = ("engine", "workers", "address", "threads")
+        keys = ("engine", "workers", "address", "threads", "stream")
         keys += tuple(o.name for o in options.MODEL_OPTIONS + options.VOICE_AND_SAMPLING if o.name != "seed")
         seed = {} if ns.seed is None else {"seed": ns.seed}
         try:

@@ -180,11 +180,12 @@ VOICE_AND_SAMPLING = (
            "cut S3Gen's reference prompt to N tokens, 25 a second (faster, lossy; default all, up to 250)", type=int,
            metavar="N"),
 )
+STREAM_OPTION = Option("stream", ("--stream",), "play each sentence in pieces while it is made (default: on where "
+                       "a player takes them, in a notebook; batch takes it, but its rows never stream)", negatable=True)
 OUTPUT_OPTIONS = (
     Option("out", ("-o", "--out"), "also write a WAV file", metavar="PATH"),
     Option("autoplay", ("--autoplay",), "start playing at once", switch=True),
-    Option("stream", ("--stream",), "play each sentence in pieces while it is made (default: on where a player takes "
-           "them, in a notebook; batch rows never stream)", negatable=True),
+    STREAM_OPTION,
 )
 #: every keyword of `say` but the text, in the order `%chatterbox say --help` lists them
 SAY_OPTIONS = MODEL_OPTIONS + VOICE_AND_SAMPLING + OUTPUT_OPTIONS

@@ -198,7 +198,7 @@ class ChunkRun:
             conditioning_s=self.conditioning_s,
             lock_wait_s=self.lock_wait_s,
             first_piece_at=first_at,
-            stages=stage_totals(made),
+            stages=stage_totals(p for p in made if p.index in {q.index for q in made if q.last}),  # chunks kept
             voice_source=self.voice_source,
         )
 
