@@ -32,7 +32,7 @@ function pcmToBuffer(ctx, view, rate) {
 
 function render({ model, el }) {
   const t0 = performance.now();
-  const rec = { received: 0, arrivals: [], scheduled: 0, firstScheduledAt: null,
+  const rec = { received: 0, arrivals: [], scheduled: 0, samples: 0, firstScheduledAt: null,
                 firstScheduledReceived: null, total: model.get("total"), done: false, state: "idle" };
   (window.chatterboxNbPlayers = window.chatterboxNbPlayers || []).push(rec);
   const root = document.createElement("div");
@@ -62,6 +62,7 @@ function render({ model, el }) {
       while (sources.length < chunks.length) {
         const src = ctx.createBufferSource();
         src.buffer = pcmToBuffer(ctx, chunks[sources.length], rate);
+        rec.samples += chunks[sources.length].byteLength / 2;  // what was scheduled, for the tests
         src.connect(ctx.destination);
         const when = Math.max(next, ctx.currentTime + 0.05);
         src.start(when);
