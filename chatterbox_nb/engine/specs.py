@@ -16,6 +16,8 @@ DEFAULT_MAX_TOKENS = 1000
 SAMPLE_RATE = 24_000
 # S3 speech tokens run at 25 Hz and S3Gen renders 24 kHz audio: 960 samples a token.
 SAMPLES_PER_TOKEN = SAMPLE_RATE // 25
+# S3 speech token ids S3Gen renders; T3's head also has start/stop and unused ids
+SPEECH_VOCAB_SIZE = 6561
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import stopping
-from .specs import SAMPLES_PER_TOKEN, ModelSpec
+from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 log = logging.getLogger(__name__)
 
-SPEECH_VOCAB_SIZE = 6561  # ids S3Gen renders; T3's head also has start/stop and unused ids
 #: tokens at the end of a non-final render whose sound waits for the next one (S3Gen's lookahead)
 HOLD = 3
 #: the cross-fade at each seam: 20 ms

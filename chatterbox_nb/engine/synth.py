@@ -19,9 +19,7 @@ import numpy as np
 
 from . import precision, stopping, streaming
 from .build import quiet_upstream_warnings
-from .specs import SAMPLES_PER_TOKEN, ModelSpec
-
-SPEECH_VOCAB_SIZE = 6561  # S3 speech tokens; T3's head also has start/stop and unused ids
+from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 
 @contextlib.contextmanager
