@@ -48,10 +48,11 @@ HELP = f"""\
 %%chatterbox [say opts]   the cell body is the text. Long text is said sentence by sentence:
                      a progressive player starts on the first while the rest is made;
                      the stop button (or cnb.stop()) ends it after the current sentence
-                     and keeps what was made.
+                     and keeps what was made. Each sentence plays in pieces while it is
+                     made (--stream, on in a notebook; --no-stream: whole sentences).
 
 Common options: -m/--model {"|".join(config.MODELS)}, --device auto|cpu|cuda[:N]|mps,
---dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced|FOLDER.
+--dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced[-stopping]|FOLDER.
 Speed (lossy, off by default): --cfm-steps N, --prompt-tokens N, --dtype int8.
 Settings: %config Chatterbox (model, device, dtype, threads, weights, warmup, autoload, cache_dir).
 """
