@@ -108,7 +108,7 @@ def say(
 
     `stream`: each sentence is rendered and played in pieces while T3 samples it, so
     the first sound comes after its first tokens (engine/streaming.py). None (default):
-    where a player takes the pieces as they come, in a notebook; True/False force it.
+    where it pays, in a notebook (turbo, or any model on an accelerator); True/False force it.
     The same seed samples the same tokens either way."""
     given = {k: v for k, v in locals().items() if k != "text"}  # the keywords, as options.SAY_OPTIONS names them
     start = time.perf_counter()
@@ -167,10 +167,10 @@ def _generate_chunks(
     for _attempt in range(2):
         loaded, source, load_s, wait_s = loading.obtain(choice)
         timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
-        if live is None and (len(chunks) > 1 or opts.stream is not False):
+        if opts.stream is None:
+            opts = dataclasses.replace(opts, stream=_stream_pays(loaded))
+        if live is None and (len(chunks) > 1 or opts.stream):
             live = _show_live_player(text, len(chunks), loaded.is_dummy)
-        if opts.stream is None:  # where it pays: a player takes the pieces as they come
-            opts = dataclasses.replace(opts, stream=live is not None)
         run = progressive.ChunkRun(loaded, chunks, opts, voice, sample_rate=SAMPLE_RATE)
         try:
             result = run.start().wait(
@@ -200,6 +200,14 @@ def _is_compiled(loaded: Any) -> bool:
 
     tts = loaded.tts
     return tts is not None and is_installed(tts)
+
+
+def _stream_pays(loaded: Any) -> bool:
+    """Streaming by default: where a player takes the pieces as they come (in a kernel),
+    on an accelerator, or on a CPU for the models whose S3Gen calls are cheap (turbo)."""
+    from .display.player import _in_kernel
+
+    return _in_kernel() and (loaded.device != "cpu" or loaded.spec.stream_pays_on_cpu)
 
 
 def _show_live_player(text: str, total: int, dummy: bool) -> Any:

@@ -49,7 +49,7 @@ HELP = f"""\
                      a progressive player starts on the first while the rest is made;
                      the stop button (or cnb.stop()) ends it after the current sentence
                      and keeps what was made. Each sentence plays in pieces while it is
-                     made (--stream, on in a notebook; --no-stream: whole sentences).
+                     made (--stream; by default where it pays: turbo, any model on a GPU).
 
 Common options: -m/--model {"|".join(config.MODELS)}, --device auto|cpu|cuda[:N]|mps,
 --dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced[-stopping]|FOLDER.

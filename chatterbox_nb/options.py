@@ -108,7 +108,7 @@ def check_stream(stream: Any) -> bool | None:
     """`stream`: True, False, or None (where it pays)."""
     if stream is None or isinstance(stream, bool):
         return stream
-    raise InvalidOption(f"--stream must be True, False or None (on where a player takes the pieces), not {stream!r}.")
+    raise InvalidOption(f"--stream must be True, False or None (where it pays), not {stream!r}.")
 
 
 def check_text(text: Any) -> str:
@@ -180,8 +180,8 @@ VOICE_AND_SAMPLING = (
            "cut S3Gen's reference prompt to N tokens, 25 a second (faster, lossy; default all, up to 250)", type=int,
            metavar="N"),
 )
-STREAM_OPTION = Option("stream", ("--stream",), "play each sentence in pieces while it is made (default: on where "
-                       "a player takes them, in a notebook; batch takes it, but its rows never stream)", negatable=True)
+STREAM_OPTION = Option("stream", ("--stream",), "play each sentence in pieces while it is made (default: where it "
+                       "pays, in a notebook: turbo, or any model on a GPU; batch rows never stream)", negatable=True)
 OUTPUT_OPTIONS = (
     Option("out", ("-o", "--out"), "also write a WAV file", metavar="PATH"),
     Option("autoplay", ("--autoplay",), "start playing at once", switch=True),

@@ -181,7 +181,7 @@ def test_one_sentence_streams_and_no_piece_is_lost_or_played_twice(lab, tmp_path
     the player scheduled exactly the samples the kept audio has, each piece once."""
     _notebook(tmp_path / "root" / "stream.ipynb", [
         "%load_ext chatterbox_nb",
-        f'u = %chatterbox say "{ONE_SENTENCE}" --max-tokens 60 --seed 2',
+        f'u = %chatterbox say "{ONE_SENTENCE}" --max-tokens 60 --seed 2 --stream',  # english on a CPU: asked for
         'print("KEPT", len(u.audio), u.timings["pieces"], u.timings["first_audio_s"] < u.timings["total_s"])',
     ])
     done = "() => (window.chatterboxNbPlayers || []).some(r => r.done && r.scheduled === r.received)"

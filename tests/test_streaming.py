@@ -133,7 +133,7 @@ def test_stop_button_keeps_what_was_made(reduced):
 
 
 def test_bad_stream_values_are_one_sentence(shell):
-    with pytest.raises(InvalidOption, match=r"^--stream must be True, False or None .*'yes'\.$"):
+    with pytest.raises(InvalidOption, match=r"^--stream must be True, False or None \(where it pays\), not 'yes'\.$"):
         cnb.say("Hi", stream="yes")
     with pytest.raises(UsageError, match="--stream"):
         shell.run_line_magic("chatterbox", 'say --stream=maybe "Hi"')
@@ -150,3 +150,20 @@ def test_timings_show_first_audio_and_pieces():
 
     html = timings_html({"total_s": 10.0, "first_audio_s": 3.0, "chunks_done": 1, "pieces": 3})
     assert "first audio after 3.00 s" in html and "1 chunk in 3 pieces" in html
+
+
+def test_streaming_is_on_by_default_where_it_pays(monkeypatch):
+    from types import SimpleNamespace
+
+    from chatterbox_nb import api
+    from chatterbox_nb.display import player
+    from chatterbox_nb.engine.specs import SPECS
+
+    def pays(model: str, device: str) -> bool:
+        return api._stream_pays(SimpleNamespace(device=device, spec=SPECS[model]))
+
+    monkeypatch.setattr(player, "_in_kernel", lambda: True)
+    assert pays("turbo", "cpu") and pays("english", "cuda") and pays("multilingual", "cuda:1")
+    assert not pays("english", "cpu") and not pays("multilingual", "cpu")  # S3Gen calls too dear there
+    monkeypatch.setattr(player, "_in_kernel", lambda: False)  # no player takes the pieces
+    assert not pays("turbo", "cuda")

@@ -93,7 +93,7 @@ class Panel:
         }
         knobs_note = widgets.HTML('<span style="font:11px sans-serif;color:#666">speed knobs, lossy: 0 = '
                                   "upstream's (10 CFM steps, 2 for turbo; the whole prompt)</span>")
-        # token streaming: auto plays a sentence in pieces where a player takes them (here: always)
+        # token streaming: auto plays a sentence in pieces where it pays (turbo; any model on a GPU)
         self.stream = widgets.Dropdown(options=[("auto", None), ("on", True), ("off", False)],
                                        value=defaults.pop("stream", None), description="stream", style=style)
         seed = defaults.pop("seed", None)

@@ -44,7 +44,7 @@ class SayOptions:
     out: Path | None = None
     autoplay: bool = False
     #: render each chunk in pieces while T3 samples (engine/streaming.py); None: where it
-    #: pays, which is where a player takes the pieces as they come (the API decides)
+    #: pays (the API decides: in a notebook, and see `ModelSpec.stream_pays_on_cpu`)
     stream: bool | None = None
 
     @classmethod

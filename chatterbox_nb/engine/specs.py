@@ -65,6 +65,10 @@ class ModelSpec:
     stream_first_tokens: int = 12
     stream_context_tokens: int = 8
     stream_overhead: float = 0.1
+    #: streaming is on by default on a CPU (on an accelerator it always is): english's first
+    #: extra S3Gen call re-reads the whole prompt, +40 % on a one-sentence say on 2 cores
+    #: (benchmarks/bench_streaming.py), so there it streams only when asked (`--stream`)
+    stream_pays_on_cpu: bool = True
     #: what warm-up says, in `default_language`: short, medium, long (light warm-up: the first)
     warmup_texts: tuple[str, ...] = (
         "Hi.",
@@ -113,6 +117,7 @@ SPECS: dict[str, ModelSpec] = {
         tokenizer_files=("tokenizer.json",),
         hub_patterns=("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt"),
         generate_defaults=_ENGLISH_DEFAULTS,
+        stream_pays_on_cpu=False,
     ),
     "turbo": ModelSpec(
         name="turbo",
@@ -165,6 +170,7 @@ SPECS: dict[str, ModelSpec] = {
         # its alignment analyzer spies on attention heads in layers 9, 12 and 13
         dummy_t3_layers=14,
         keeps_unrenderable_tokens=True,
+        stream_pays_on_cpu=False,
     ),
 }
 
