@@ -9,6 +9,7 @@ player as they come when there are several, wrap the audio in an `Utterance`.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,7 @@ def say(
     weights: str | None = None,
     cfm_steps: int | None = None,
     prompt_tokens: int | None = None,
+    stream: bool | None = None,
 ) -> Utterance:
     """Synthesize `text`; the result renders as a player plus timings in a notebook.
 
@@ -102,7 +104,12 @@ def say(
     after the current chunk when stopped (the stop button, `stop()`).
 
     `cfm_steps` (S3Gen's flow-matching steps) and `prompt_tokens` (S3Gen's reference
-    prompt, cut to that many tokens) trade quality for speed; off by default."""
+    prompt, cut to that many tokens) trade quality for speed; off by default.
+
+    `stream`: each sentence is rendered and played in pieces while T3 samples it, so
+    the first sound comes after its first tokens (engine/streaming.py). None (default):
+    where it pays, in a notebook (turbo, or any model on an accelerator); True/False force it.
+    The same seed samples the same tokens either way."""
     given = {k: v for k, v in locals().items() if k != "text"}  # the keywords, as options.SAY_OPTIONS names them
     start = time.perf_counter()
     text = options.check_text(text)
@@ -119,9 +126,10 @@ def say(
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
-    if len(chunks) > 1:  # playable once the first chunk reached the player
+    if len(result.pieces) > 1:  # playable once the first piece reached the player
         timings["first_audio_s"] = result.first_piece_at - start
-    timings["chunks_done"], timings["stopped"] = len(result.pieces), result.stopped
+    timings["chunks_done"], timings["stopped"] = result.chunks_done, result.stopped
+    timings["pieces"] = len(result.pieces)
 
     params = {
         "model": choice.model,
@@ -133,6 +141,7 @@ def say(
         "seed": opts.seed,
         "max_tokens": opts.max_tokens,
         "chunks": len(chunks),
+        "stream": timings.pop("streamed"),
         **opts.generate_kwargs,
         **opts.knobs,
     }
@@ -158,12 +167,16 @@ def _generate_chunks(
     for _attempt in range(2):
         loaded, source, load_s, wait_s = loading.obtain(choice)
         timings: dict[str, Any] = {"model_source": source, "load_s": load_s}
-        if live is None and len(chunks) > 1:
+        if opts.stream is None:
+            opts = dataclasses.replace(opts, stream=_stream_pays(loaded))
+        if live is None and (len(chunks) > 1 or opts.stream):
             live = _show_live_player(text, len(chunks), loaded.is_dummy)
         run = progressive.ChunkRun(loaded, chunks, opts, voice, sample_rate=SAMPLE_RATE)
         try:
-            result = run.start().wait(None if live is None else lambda p: live.add(p.audio, p.stages["speech_tokens"]))
-            if not result.pieces:
+            result = run.start().wait(
+                None if live is None else lambda p: live.add(p.audio, p.stages["speech_tokens"], p.last)
+            )
+            if not result.chunks_done:
                 raise Stopped("Stopped before the first sentence was ready; nothing was made.")
         except progressive.Evicted:
             if loaded.unloaded:  # the user unloaded it: only the user loads it again
@@ -174,6 +187,7 @@ def _generate_chunks(
                 live.fail(exc)
             raise
         timings["wait_s"] = wait_s + result.lock_wait_s
+        timings["streamed"] = bool(opts.stream)
         return loaded, timings, result, live
     error = ModelNotLoaded(f"The {choice.model} model was unloaded while this say waited; run it again.")
     if live is not None:
@@ -186,6 +200,14 @@ def _is_compiled(loaded: Any) -> bool:
 
     tts = loaded.tts
     return tts is not None and is_installed(tts)
+
+
+def _stream_pays(loaded: Any) -> bool:
+    """Streaming by default: where a player takes the pieces as they come (in a kernel),
+    on an accelerator, or on a CPU for the models whose S3Gen calls are cheap (turbo)."""
+    from .display.player import _in_kernel
+
+    return _in_kernel() and (loaded.device != "cpu" or loaded.spec.stream_pays_on_cpu)
 
 
 def _show_live_player(text: str, total: int, dummy: bool) -> Any:

@@ -48,10 +48,11 @@ HELP = f"""\
 %%chatterbox [say opts]   the cell body is the text. Long text is said sentence by sentence:
                      a progressive player starts on the first while the rest is made;
                      the stop button (or cnb.stop()) ends it after the current sentence
-                     and keeps what was made.
+                     and keeps what was made. Each sentence plays in pieces while it is
+                     made (--stream; by default where it pays: turbo, any model on a GPU).
 
 Common options: -m/--model {"|".join(config.MODELS)}, --device auto|cpu|cuda[:N]|mps,
---dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced|FOLDER.
+--dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced[-stopping]|FOLDER.
 Speed (lossy, off by default): --cfm-steps N, --prompt-tokens N, --dtype int8.
 Settings: %config Chatterbox (model, device, dtype, threads, weights, warmup, autoload, cache_dir).
 """
@@ -152,6 +153,7 @@ def _batch_parser() -> _Parser:
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per row, on every engine (default 1)")
     _model_options(p)
     _voice_and_sampling(p)
+    options.add_arguments(p, (options.STREAM_OPTION,))
     return p
 
 
@@ -224,7 +226,7 @@ class ChatterboxMagics(Magics):
     def _batch(self, ns: argparse.Namespace) -> Any:
         from .batching.run import batch
 
-        keys = ("engine", "workers", "address", "threads")
+        keys = ("engine", "workers", "address", "threads", "stream")
         keys += tuple(o.name for o in options.MODEL_OPTIONS + options.VOICE_AND_SAMPLING if o.name != "seed")
         seed = {} if ns.seed is None else {"seed": ns.seed}
         try:

@@ -104,6 +104,13 @@ def check_knobs(cfm_steps: Any = None, prompt_tokens: Any = None) -> dict[str, i
     return {name: check_int(name, value, *KNOBS[name]) for name, value in given.items() if value is not None}
 
 
+def check_stream(stream: Any) -> bool | None:
+    """`stream`: True, False, or None (where it pays)."""
+    if stream is None or isinstance(stream, bool):
+        return stream
+    raise InvalidOption(f"--stream must be True, False or None (where it pays), not {stream!r}.")
+
+
 def check_text(text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         raise InvalidOption('Nothing to say: give some text, e.g. %chatterbox say "Hello there".')
@@ -151,6 +158,7 @@ class Option:
     metavar: str | None = None
     choices: tuple[str, ...] | None = None
     switch: bool = False  # a flag without a value (store_true)
+    negatable: bool = False  # --NAME / --no-NAME; neither: None (the default)
 
 
 MODEL_OPTIONS = (
@@ -172,9 +180,12 @@ VOICE_AND_SAMPLING = (
            "cut S3Gen's reference prompt to N tokens, 25 a second (faster, lossy; default all, up to 250)", type=int,
            metavar="N"),
 )
+STREAM_OPTION = Option("stream", ("--stream",), "play each sentence in pieces while it is made (default: where it "
+                       "pays, in a notebook: turbo, or any model on a GPU; batch rows never stream)", negatable=True)
 OUTPUT_OPTIONS = (
     Option("out", ("-o", "--out"), "also write a WAV file", metavar="PATH"),
     Option("autoplay", ("--autoplay",), "start playing at once", switch=True),
+    STREAM_OPTION,
 )
 #: every keyword of `say` but the text, in the order `%chatterbox say --help` lists them
 SAY_OPTIONS = MODEL_OPTIONS + VOICE_AND_SAMPLING + OUTPUT_OPTIONS
@@ -186,6 +197,9 @@ def add_arguments(parser: argparse.ArgumentParser, options: tuple[Option, ...]) 
     for o in options:
         if o.switch:
             parser.add_argument(*o.flags, action="store_true", help=o.help)
+            continue
+        if o.negatable:
+            parser.add_argument(*o.flags, action=argparse.BooleanOptionalAction, default=None, help=o.help)
             continue
         extra = {k: v for k, v in (("type", o.type), ("metavar", o.metavar), ("choices", o.choices)) if v is not None}
         parser.add_argument(*o.flags, help=o.help, **extra)
@@ -207,5 +221,6 @@ def say_options(**given: Any) -> SayOptions:
     seed = None if g["seed"] is None else check_int("seed", g["seed"], 0, 2**63 - 1)
     out = check_out(g["out"])
     knobs = check_knobs(g["cfm_steps"], g["prompt_tokens"])
+    stream = check_stream(g["stream"])
     return SayOptions(choice, language, g["voice"], tuple(drawn.items()), seed, cap, out=out,
-                      autoplay=bool(g["autoplay"]), **knobs)
+                      autoplay=bool(g["autoplay"]), stream=stream, **knobs)

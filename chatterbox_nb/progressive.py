@@ -54,8 +54,15 @@ class RunResult:
     voice_source: str = "built-in"
 
     @property
+    def chunks_done(self) -> int:
+        return sum(p.last for p in self.pieces)
+
+    @property
     def audio(self) -> np.ndarray:
-        return np.concatenate([p.audio for p in self.pieces]) if self.pieces else np.zeros(0, np.float32)
+        """The chunks made, as kept (a streamed chunk: its pieces joined, watermarked whole;
+        a chunk whose pieces stopped coming when the caller stopped waiting is left out)."""
+        kept = [p.chunk_audio for p in self.pieces if p.last]
+        return np.concatenate(kept) if kept else np.zeros(0, np.float32)
 
 
 class ChunkRun:
@@ -113,9 +120,11 @@ class ChunkRun:
                 conds, self.voice_source = voices.conditionals(self.loaded, self.voice)
                 self.conditioning_s = time.perf_counter() - begin
                 for piece in pieces(self.loaded, self.opts, self.chunks, conds, stopped=self._stop.is_set):
-                    if piece.index:
+                    if piece.index and piece.part == 0:
                         piece = dataclasses.replace(piece, audio=np.concatenate([self._pause, piece.audio]))
-                    self.done += 1
+                    if piece.index and piece.kept is not None:
+                        piece = dataclasses.replace(piece, kept=np.concatenate([self._pause, piece.kept]))
+                    self.done += piece.last
                     self._events.put(piece)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost in the thread
             self._events.put(exc)
@@ -185,11 +194,11 @@ class ChunkRun:
         return RunResult(
             made,
             total=len(self.chunks),
-            stopped=len(made) < len(self.chunks) or self._cut.is_set(),
+            stopped=sum(p.last for p in made) < len(self.chunks) or self._cut.is_set(),
             conditioning_s=self.conditioning_s,
             lock_wait_s=self.lock_wait_s,
             first_piece_at=first_at,
-            stages=stage_totals(made),
+            stages=stage_totals(p for p in made if p.index in {q.index for q in made if q.last}),  # chunks kept
             voice_source=self.voice_source,
         )
 

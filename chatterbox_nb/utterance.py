@@ -25,6 +25,7 @@ TIMING_KEYS = (
     "audio_s",
     "rtf",
     "first_audio_s",
+    "pieces",
 )
 
 

@@ -38,8 +38,8 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _notebook(path: Path) -> None:
-    cells = ["%load_ext chatterbox_nb", f"%%chatterbox --max-tokens 8 --seed 1\n{TEXT}"]
+def _notebook(path: Path, cells: list[str] | None = None) -> None:
+    cells = cells or ["%load_ext chatterbox_nb", f"%%chatterbox --max-tokens 8 --seed 1\n{TEXT}"]
     nb = {
         "cells": [
             {"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None} for c in cells
@@ -139,7 +139,9 @@ def open_notebook(page, url: str) -> None:
         time.sleep(0.5)
 
 
-def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
+@contextlib.contextmanager
+def running(lab: str, tmp_path: Path, notebook: str, done_js: str):
+    """Chromium on JupyterLab: `notebook` opened, all its cells run, and `done_js` true; yields the page."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -148,18 +150,20 @@ def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
         )
         try:
             page = context.new_page()
-            open_notebook(page, f"{lab}/lab/tree/live.ipynb")
+            open_notebook(page, f"{lab}/lab/tree/{notebook}")
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            page.wait_for_function(
-                "() => (window.chatterboxNbPlayers || []).some(r => r.done && r.received === r.total)",
-                timeout=900_000,
-                polling=500,
-            )
-            (rec,) = page.evaluate("() => window.chatterboxNbPlayers")
-            state = page.eval_on_selector(".cnb-live", "el => ({...el.dataset})")
-            page.screenshot(path=str(tmp_path / "player.png"))  # kept with a failed test's tmp_path
+            page.wait_for_function(done_js, timeout=900_000, polling=500)
+            yield page
         finally:
             context.close()
+
+
+def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
+    done = "() => (window.chatterboxNbPlayers || []).some(r => r.done && r.received === r.total)"
+    with running(lab, tmp_path, "live.ipynb", done) as page:
+        (rec,) = page.evaluate("() => window.chatterboxNbPlayers")
+        state = page.eval_on_selector(".cnb-live", "el => ({...el.dataset})")
+        page.screenshot(path=str(tmp_path / "player.png"))  # kept with a failed test's tmp_path
 
     assert rec["total"] == 4 and rec["received"] == 4
     assert rec["scheduled"] == 4  # every chunk decoded into a Web Audio buffer and scheduled
@@ -167,3 +171,27 @@ def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
     assert rec["firstScheduledAt"] < rec["arrivals"][-1] - 1000  # seconds before the last chunk existed
     assert rec["state"] == "running"  # the AudioContext really plays
     assert state["scheduled"] == "4" and state["done"] == "true"
+
+
+ONE_SENTENCE = "This one sentence is played in pieces while it is still being made."
+
+
+def test_one_sentence_streams_and_no_piece_is_lost_or_played_twice(lab, tmp_path):
+    """Token streaming: one sentence (one chunk), its pieces played while T3 still samples;
+    the player scheduled exactly the samples the kept audio has, each piece once."""
+    _notebook(tmp_path / "root" / "stream.ipynb", [
+        "%load_ext chatterbox_nb",
+        f'u = %chatterbox say "{ONE_SENTENCE}" --max-tokens 60 --seed 2 --stream',  # english on a CPU: asked for
+        'print("KEPT", len(u.audio), u.timings["pieces"], u.timings["first_audio_s"] < u.timings["total_s"])',
+    ])
+    done = "() => (window.chatterboxNbPlayers || []).some(r => r.done && r.scheduled === r.received)"
+    with running(lab, tmp_path, "stream.ipynb", done) as page:
+        page.wait_for_selector("text=KEPT", timeout=120_000)
+        (rec,) = page.evaluate("() => window.chatterboxNbPlayers")
+        kept = page.inner_text(".jp-OutputArea-output:has-text('KEPT')").split()
+
+    samples, pieces, early = int(kept[1]), int(kept[2]), kept[3] == "True"
+    assert rec["total"] == 1 and rec["received"] == pieces >= 2  # one chunk, several pieces
+    assert rec["scheduled"] == pieces and rec["samples"] == samples  # every piece once: the kept audio's length
+    assert rec["firstScheduledReceived"] == 1 and rec["firstScheduledAt"] < rec["arrivals"][-1]  # before the end
+    assert early and rec["state"] == "running"

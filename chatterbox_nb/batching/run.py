@@ -11,6 +11,8 @@ float reductions, and so the sampled tokens, change with the thread count).
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import io
 import os
@@ -98,18 +100,22 @@ def batch(
     weights: str | None = None,
     cfm_steps: int | None = None,
     prompt_tokens: int | None = None,
+    stream: bool | None = None,
     progress: bool = True,
 ) -> BatchReport:
     """Synthesize every row into `<out_dir>/<id>.wav` and `<out_dir>/manifest.jsonl`.
 
     Re-running skips the rows already complete. `seed` is the batch seed: a row
     without its own seed gets one derived from it and the row's id. `threads` torch
-    threads run each row on either engine (and each Ray actor reserves that many CPUs)."""
+    threads run each row on either engine (and each Ray actor reserves that many CPUs).
+    `stream` is accepted as `say` takes it and checked, but rows never stream: nobody
+    plays a row while it is made, and streaming only adds S3Gen calls."""
     given = dict(locals())
     start = time.perf_counter()
     engine, workers = _check_engine(engine, workers, address)
     # the say options every row shares, checked as `say` checks them (the voice and seed are per row)
     shared = options.say_options(**{k: given[k] for k in options.SAY_NAMES if k in given and k not in ("voice", "seed")})
+    shared = dataclasses.replace(shared, stream=False)
     job = BatchJob(shared, options.check_int("threads", threads, 1, 1024))
     rows = read_rows(texts_or_path, options.check_int("seed", seed, 0, 2**63 - 1))
     out = _out_dir(out_dir)

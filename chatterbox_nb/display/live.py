@@ -1,5 +1,5 @@
-"""The progressive player: starts on the first chunk and plays the rest back to back
-as they arrive, with a live progress line; the timings appear when the say ends.
+"""The progressive player: starts on the first piece and plays the rest back to back
+as they arrive (a piece: a chunk of text, or, streamed, part of one), with a live progress line; the timings appear when the say ends.
 
 An anywidget: Python appends each chunk (16-bit PCM, sent as a binary buffer) to a
 synced list, and the browser decodes it into a Web Audio buffer scheduled right
@@ -32,7 +32,7 @@ function pcmToBuffer(ctx, view, rate) {
 
 function render({ model, el }) {
   const t0 = performance.now();
-  const rec = { received: 0, arrivals: [], scheduled: 0, firstScheduledAt: null,
+  const rec = { received: 0, arrivals: [], scheduled: 0, samples: 0, firstScheduledAt: null,
                 firstScheduledReceived: null, total: model.get("total"), done: false, state: "idle" };
   (window.chatterboxNbPlayers = window.chatterboxNbPlayers || []).push(rec);
   const root = document.createElement("div");
@@ -62,6 +62,7 @@ function render({ model, el }) {
       while (sources.length < chunks.length) {
         const src = ctx.createBufferSource();
         src.buffer = pcmToBuffer(ctx, chunks[sources.length], rate);
+        rec.samples += chunks[sources.length].byteLength / 2;  // what was scheduled, for the tests
         src.connect(ctx.destination);
         const when = Math.max(next, ctx.currentTime + 0.05);
         src.start(when);
@@ -143,6 +144,7 @@ class LivePlayer:
 
         self.total = total
         self.tokens = 0
+        self.done = 0  # chunks whose last piece came
         self.seconds = 0.0
         self.sample_rate = sample_rate
         #: shown by `display` in the cell (not inside a panel): it leaves a saved copy there
@@ -154,21 +156,27 @@ class LivePlayer:
         head.append(widgets.HTML(f'<div style="font:12px sans-serif;{TEXT}">&#8220;{html.escape(shown)}&#8221;</div>'))
         self.box = widgets.VBox([*head, self.player, self.timings])
 
-    def add(self, audio: np.ndarray, tokens: int) -> None:
-        """One more chunk: to the browser now, and the progress line moves on."""
+    def add(self, audio: np.ndarray, tokens: int, last: bool = True) -> None:
+        """One more piece (`last`: its chunk's last): to the browser now, and the progress
+        line moves on. A streamed chunk comes in several pieces."""
         self.tokens += tokens
         self.seconds += len(audio) / self.sample_rate
+        self.done += last
         self.player.chunks = [*self.player.chunks, _pcm16(audio)]
-        n = len(self.player.chunks)
-        after = f" \u00b7 generating chunk {n + 1}/{self.total}\u2026" if n < self.total else ""
-        self.player.status = f"chunk {n}/{self.total} \u00b7 {self.tokens} tokens \u00b7 {duration_label(self.seconds)}{after}"
+        pieces = len(self.player.chunks)
+        made = f"chunk {self.done}/{self.total}" if self.total > 1 else ""
+        if pieces > self.done or not made:
+            made = f"{made} \u00b7 piece {pieces}" if made else f"piece {pieces}"
+        after = f" \u00b7 generating chunk {self.done + 1}/{self.total}\u2026" if self.done < self.total else ""
+        self.player.status = f"{made} \u00b7 {self.tokens} tokens \u00b7 {duration_label(self.seconds)}{after}"
 
     def finish(self, timings: dict[str, Any], stopped: bool) -> None:
         n = len(self.player.chunks)
         length = duration_label(self.seconds)
+        pieces = f" in {n} pieces" if n > self.done else ""
         self.player.status = (
-            f"stopped after chunk {n}/{self.total} \u00b7 {length}" if stopped
-            else f"{n} chunks, {self.tokens} tokens \u00b7 {length}"
+            f"stopped after chunk {self.done}/{self.total} \u00b7 {length}" if stopped
+            else f"{self.done} chunk{'s' if self.done != 1 else ''}{pieces}, {self.tokens} tokens \u00b7 {length}"
         )
         self.player.done = True
         self.timings.value = timings_html(timings)
@@ -183,7 +191,7 @@ class LivePlayer:
 
     def fail(self, exc: BaseException) -> None:
         what = "stopped" if isinstance(exc, KeyboardInterrupt) else f"failed: {exc}"
-        self.player.status = f"{what} (after chunk {len(self.player.chunks)}/{self.total})"
+        self.player.status = f"{what} (after chunk {self.done}/{self.total})"
         self.player.done = True
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

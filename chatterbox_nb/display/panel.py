@@ -93,6 +93,9 @@ class Panel:
         }
         knobs_note = widgets.HTML('<span style="font:11px sans-serif;color:#666">speed knobs, lossy: 0 = '
                                   "upstream's (10 CFM steps, 2 for turbo; the whole prompt)</span>")
+        # token streaming: auto plays a sentence in pieces where it pays (turbo; any model on a GPU)
+        self.stream = widgets.Dropdown(options=[("auto", None), ("on", True), ("off", False)],
+                                       value=defaults.pop("stream", None), description="stream", style=style)
         seed = defaults.pop("seed", None)
         self.seed = widgets.Text(value="" if seed is None else str(seed), placeholder="none", description="seed", style=style)
         self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
@@ -104,7 +107,7 @@ class Panel:
         self.result.add_class("cnb-ui-result")
         self.models = widgets.HTML(self._models_html())
         advanced = widgets.Accordion([widgets.VBox([self.sliders[k] for k, *_r, adv in _SLIDERS if adv]
-                                                 + [self.max_tokens, *self.knobs.values(), knobs_note])])
+                                                 + [self.max_tokens, self.stream, *self.knobs.values(), knobs_note])])
         advanced.set_title(0, "advanced")
         advanced.selected_index = None
         self.box = widgets.VBox([
@@ -162,6 +165,7 @@ class Panel:
             **{k: w.value for k, w in self.sliders.items()},
             "seed": int(seed) if seed else None,
             "max_tokens": self.max_tokens.value,
+            "stream": self.stream.value,
             **{k: w.value for k, w in self.knobs.items() if w.value},
             **{k: v for k, v in self.fixed.items() if v is not None},
         }

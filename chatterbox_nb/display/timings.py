@@ -40,8 +40,9 @@ def timings_html(timings: dict[str, Any]) -> str:
     rate = f" ({tokens / t3_s:.1f} tok/s)" if t3_s > 0 and tokens else ""
     chunks = ""
     if timings.get("stopped") or timings.get("first_audio_s", total) < total:
-        done = timings.get("chunks_done", 0)
-        chunks = f" · first audio after {_fmt(float(timings['first_audio_s']))} · {done} chunks"
+        done, pieces = timings.get("chunks_done", 0), timings.get("pieces", 0)
+        chunks = f" · first audio after {_fmt(float(timings['first_audio_s']))} · {done} chunk{'s' if done != 1 else ''}"
+        chunks += f" in {pieces} pieces" if pieces > done else ""
         chunks += " (stopped)" if timings.get("stopped") else ""
     summary = (
         f"<b>total {_fmt(total)}</b>{chunks} · audio {float(timings.get('audio_s') or 0):.2f} s · "

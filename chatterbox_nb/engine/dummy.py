@@ -4,7 +4,10 @@ Like vLLM's `--load-format dummy`, they let the whole pipeline (loading, caches,
 warm-up, widgets) run offline. Files use the official names, layout and — at full
 size — byte sizes; a tokenizer and a built-in voice (`conds.pt`, computed by
 upstream's own `prepare_conditionals` from a synthetic reference) are made offline.
-Random weights never sample the stop token, so cap tokens when you generate.
+Random weights never sample the stop token, so cap tokens when you generate, or use
+a `-stopping` variant (`dummy:reduced-stopping`): its T3 leans toward the stop token,
+so each utterance ends after a seeded, varying number of tokens (the end-of-speech
+paths, for tests).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from .specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
 FORMAT = 3  # 2: the marker records each file's sha256; 3: reduced built-in voices are short
-SIZES = ("full", "reduced")
+SIZES = ("full", "reduced", "full-stopping", "reduced-stopping")
+STOPPING = "-stopping"
 # Reduced size keeps every class and shape but the T3 depth (each spec says how many).
 REDUCED_T3_LAYERS = {name: spec.dummy_t3_layers for name, spec in SPECS.items()}
 # The built-in voice's reference length. At full size it is 6 s, like the official voice
@@ -85,8 +89,11 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
 
     from .build import _S3GEN_OPTIONAL, build_random
 
-    n_layers = spec.dummy_t3_layers if size == "reduced" else None
+    base = size.removesuffix(STOPPING)
+    n_layers = spec.dummy_t3_layers if base == "reduced" else None
     ve, t3, s3gen = build_random(spec, n_layers, seed)
+    if size.endswith(STOPPING):
+        lean_to_stop(t3)
     for fname, module, skip in (
         (spec.ve_file, ve, ()),
         (spec.t3_file, t3, ()),
@@ -98,11 +105,32 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
         else:
             torch.save(state, folder / fname)
     _write_tokenizer(spec, folder)
-    seconds = max(BUILTIN_VOICE_S[size], spec.min_reference_s + 1.0)
+    seconds = max(BUILTIN_VOICE_S[base], spec.min_reference_s + 1.0)
     _write_builtin_voice(spec, folder, ve.eval(), t3.eval(), s3gen.eval(), seed, seconds)
     files = {p.name: fsutil.sha256_file(p) for p in sorted(folder.iterdir())}
     marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers, "files": files}
     (folder / MARKER).write_text(json.dumps(marker, indent=1))
+
+
+# One channel of every speech embedding is raised by LEAN_OFFSET (the embeddings are
+# N(0, 1)); it rides T3's residual stream to the speech head, whose stop-token row reads
+# that channel alone, with weight LEAN_WEIGHT. The stop logit then sits near the top of
+# the others and, with min_p, wins now and then: on the reduced english dummy, seeds
+# 0-5 stop after 41, 8, 76, 13, 22 and 32 tokens (bfloat16 T3). Shapes are untouched.
+LEAN_CHANNEL, LEAN_OFFSET, LEAN_WEIGHT = 0, 3.0, 0.8
+
+
+def lean_to_stop(t3: Any) -> None:
+    """Make a randomly initialised T3 end its utterances (see LEAN_* above)."""
+    import torch
+
+    with torch.no_grad():
+        t3.speech_emb.weight[:, LEAN_CHANNEL] += LEAN_OFFSET
+        row = t3.speech_head.weight[t3.hp.stop_speech_token]
+        row.zero_()
+        row[LEAN_CHANNEL] = LEAN_WEIGHT
+        if t3.speech_head.bias is not None:
+            t3.speech_head.bias[t3.hp.stop_speech_token] = 0.0
 
 
 def synthetic_voice(seconds: float = 6.0, sr: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:

@@ -62,7 +62,8 @@ def weights_kind(weights: str) -> str:
 
 
 def check_weights(weights: str) -> str:
-    """Syntax check that needs no torch: hub, dummy, dummy:full, dummy:reduced, or a folder."""
+    """Syntax check that needs no torch: hub, dummy, dummy:full, dummy:reduced (either with
+    `-stopping`: a T3 that ends its utterances), or a folder."""
     weights = weights.strip()
     if weights.startswith("dummy"):
         size = weights.partition(":")[2] or "full"

@@ -16,6 +16,8 @@ DEFAULT_MAX_TOKENS = 1000
 SAMPLE_RATE = 24_000
 # S3 speech tokens run at 25 Hz and S3Gen renders 24 kHz audio: 960 samples a token.
 SAMPLES_PER_TOKEN = SAMPLE_RATE // 25
+# S3 speech token ids S3Gen renders; T3's head also has start/stop and unused ids
+SPEECH_VOCAB_SIZE = 6561
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,19 @@ class ModelSpec:
     dummy_t3_layers: int = 2
     #: upstream's `generate` does not drop the token ids S3Gen cannot render (random weights sample them)
     keeps_unrenderable_tokens: bool = False
+    #: token streaming (engine/streaming.py): the first piece's tokens (small: the first sound
+    #: comes early), the earlier tokens S3Gen re-renders before each later piece for a
+    #: seamless join, and the share of the time spent on a piece's tokens that what a
+    #: render costs beyond them (the reference prompt, re-read on every call, the context)
+    #: may add; later pieces grow until they fit it. English's S3Gen (10 CFM steps over
+    #: prompt + tokens) is expensive per call; turbo's meanflow S3Gen (2 steps) ~10x cheaper.
+    stream_first_tokens: int = 12
+    stream_context_tokens: int = 8
+    stream_overhead: float = 0.1
+    #: streaming is on by default on a CPU (on an accelerator it always is): english's first
+    #: extra S3Gen call re-reads the whole prompt, +40 % on a one-sentence say on 2 cores
+    #: (benchmarks/bench_streaming.py), so there it streams only when asked (`--stream`)
+    stream_pays_on_cpu: bool = True
     #: what warm-up says, in `default_language`: short, medium, long (light warm-up: the first)
     warmup_texts: tuple[str, ...] = (
         "Hi.",
@@ -102,6 +117,7 @@ SPECS: dict[str, ModelSpec] = {
         tokenizer_files=("tokenizer.json",),
         hub_patterns=("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json", "conds.pt"),
         generate_defaults=_ENGLISH_DEFAULTS,
+        stream_pays_on_cpu=False,
     ),
     "turbo": ModelSpec(
         name="turbo",
@@ -120,6 +136,9 @@ SPECS: dict[str, ModelSpec] = {
         drops_backbone_embedding=True,
         min_reference_s=5.0,
         tokenizer="gpt2",
+        stream_first_tokens=8,
+        stream_context_tokens=10,
+        stream_overhead=0.3,
         generate_defaults=(
             ("exaggeration", 0.0),
             ("cfg_weight", 0.0),
@@ -151,6 +170,7 @@ SPECS: dict[str, ModelSpec] = {
         # its alignment analyzer spies on attention heads in layers 9, 12 and 13
         dummy_t3_layers=14,
         keeps_unrenderable_tokens=True,
+        stream_pays_on_cpu=False,
     ),
 }
 

@@ -15,6 +15,10 @@ from typing import Any, Callable, Iterable, Iterator
 
 _CUT: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("chatterbox_nb_cut", default=None)
 #: `progress(stage, tokens)`: ("tokens", n) after each sampled token, ("vocoder", n) when T3 is done
+#: `tick()` between two sampled tokens: where a streamed say renders its pieces (engine/streaming.py)
+_EACH_TOKEN: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "chatterbox_nb_each_token", default=None
+)
 _PROGRESS: contextvars.ContextVar[Callable[[str, int], None] | None] = contextvars.ContextVar(
     "chatterbox_nb_progress", default=None
 )
@@ -23,12 +27,14 @@ _PROGRESS: contextvars.ContextVar[Callable[[str, int], None] | None] = contextva
 def token_loop(iterable: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
     """Upstream's per-token tqdm, replaced; always yields the first item, so at least
     one token is sampled and upstream's concatenation after the loop has something."""
-    cut, progress = _CUT.get(), _PROGRESS.get()
+    cut, progress, tick = _CUT.get(), _PROGRESS.get(), _EACH_TOKEN.get()
     sampled = 0
     try:
         for n, item in enumerate(iterable):
             if n and cut is not None and cut():
                 return
+            if tick is not None:
+                tick()
             sampled = n + 1
             if progress is not None:
                 progress("tokens", sampled)
@@ -36,6 +42,11 @@ def token_loop(iterable: Iterable[Any], *args: Any, **kwargs: Any) -> Iterator[A
     finally:
         if progress is not None:
             progress("vocoder", sampled)
+
+
+def current_cut() -> Callable[[], bool] | None:
+    """The stop request T3 sees in this thread (None: nothing can cut it)."""
+    return _CUT.get()
 
 
 @contextlib.contextmanager
@@ -46,6 +57,16 @@ def cuttable(cut: Callable[[], bool]) -> Iterator[None]:
         yield
     finally:
         _CUT.reset(token)
+
+
+@contextlib.contextmanager
+def each_token(tick: Callable[[], None]) -> Iterator[None]:
+    """Within this block (in this thread), T3's token loop calls `tick()` before each step."""
+    token = _EACH_TOKEN.set(tick)
+    try:
+        yield
+    finally:
+        _EACH_TOKEN.reset(token)
 
 
 @contextlib.contextmanager

@@ -17,11 +17,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import precision, stopping
+from . import precision, stopping, streaming
 from .build import quiet_upstream_warnings
-from .specs import SAMPLES_PER_TOKEN, ModelSpec
-
-SPEECH_VOCAB_SIZE = 6561  # S3 speech tokens; T3's head also has start/stop and unused ids
+from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 
 @contextlib.contextmanager
@@ -245,10 +243,13 @@ def generate(
     renderable_only: bool = False,
     cfm_steps: int | None = None,
     prompt_tokens: int | None = None,
+    deliver: streaming.Deliver | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Audio (1-D float32) and measured stage timings for one utterance.
 
-    `cfm_steps` and `prompt_tokens` are the opt-in lossy S3Gen knobs (None: upstream's)."""
+    `cfm_steps` and `prompt_tokens` are the opt-in lossy S3Gen knobs (None: upstream's).
+    With `deliver`, the audio is streamed to it in pieces while T3 samples (see
+    streaming.py); what is returned is then those pieces joined, watermarked whole."""
     import torch
 
     quiet_upstream_progress()
@@ -267,7 +268,9 @@ def generate(
         # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
         # and turbo's generate has none of its own.
         with instrument(tts, spec, timings, max_tokens, renderable_only, cfm_steps), torch.inference_mode(), \
-                quiet_upstream_warnings():
+                quiet_upstream_warnings(), contextlib.ExitStack() as stack:
+            if deliver is not None:
+                stack.enter_context(streaming.streamed(tts, spec, timings, deliver))
             wav = tts.generate(text, **kwargs)
     finally:
         tts.conds = builtin

@@ -1,0 +1,224 @@
+"""Token-level streaming: S3Gen renders the speech tokens in pieces while T3 still samples.
+
+Upstream's `generate` still runs unchanged (synth.py); three hooks make it stream:
+
+- T3's module sees `SamplingTorch` as its `torch`: the same module in every attribute,
+  but `multinomial` also hands each sampled token to the running `Streamer`. The call
+  and its random numbers are upstream's own, so a seeded say samples the same tokens
+  streamed or not.
+- `stopping.token_loop` calls `Streamer.tick` once per sampled token. When enough new
+  tokens have come, S3Gen renders them there and then, in the same thread (T3 waits;
+  on 2 cores a parallel thread would only steal its time), under `torch.random.fork_rng`
+  so T3's random stream does not see S3Gen's noise. The new audio goes to the caller
+  (the player) at once.
+- Upstream's final `s3gen.inference` (all the tokens, after T3 stops: the stop token,
+  the cap or the stop button) renders only what is left and returns every piece
+  joined, which upstream then watermarks as a whole: the kept audio is upstream's
+  watermark over the pieces joined. The pieces played live carry none.
+
+Seams. Each later render starts `context` tokens before the last cut, so S3Gen sees
+the earlier speech, and the audio before the cut is thrown away. A render that is not
+the last holds its last `HOLD` tokens back (S3Gen's flow looks 3 tokens ahead; without
+them their sound is provisional) and its last `FADE` samples before the cut: the next
+piece starts with those, cross-faded (raised cosine, weights summing to one) into
+its own render. So the pieces played back to back are exactly the audio kept (before
+the watermark): nothing doubled or dropped, and as long as upstream's.
+
+Piece sizes come from measured costs: the first is `ModelSpec.stream_first_tokens`;
+after each render the next is made big enough that what a render costs beyond its new
+tokens (S3Gen re-reads the reference prompt, the context and the held-back tokens
+each time) stays under `ModelSpec.stream_overhead` of the time those tokens take.
+Expensive renders (english on a CPU) get few, large pieces; cheap ones many.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import math
+import time
+import types
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from . import stopping
+from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
+
+log = logging.getLogger(__name__)
+
+#: tokens at the end of a non-final render whose sound waits for the next one (S3Gen's lookahead)
+HOLD = 3
+#: the cross-fade at each seam: 20 ms
+FADE = 480
+
+#: `deliver(audio, tokens, last)`: one more piece of the utterance, in order
+Deliver = Callable[[np.ndarray, int, bool], None]
+
+_RECORD: contextvars.ContextVar[Callable[[Any], None] | None] = contextvars.ContextVar(
+    "chatterbox_nb_record", default=None
+)
+
+
+class SamplingTorch(types.ModuleType):
+    """`torch`, as T3's module sees it: every attribute is torch's own, and `multinomial`
+    (how T3 samples each speech token) also reports its result to the streamer running
+    in this thread, if any."""
+
+    def __init__(self) -> None:
+        super().__init__("torch")
+
+    def __getattr__(self, name: str) -> Any:
+        import torch
+
+        return getattr(torch, name)
+
+    @staticmethod
+    def multinomial(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        sampled = torch.multinomial(*args, **kwargs)
+        record = _RECORD.get()
+        if record is not None:
+            record(sampled)
+        return sampled
+
+
+def install() -> None:
+    """T3's module samples through `SamplingTorch` (idempotent; changes nothing else)."""
+    import chatterbox.models.t3.t3 as t3_module
+
+    if not isinstance(t3_module.torch, SamplingTorch):
+        t3_module.torch = SamplingTorch()
+
+
+def _crossfade(tail: np.ndarray, head: np.ndarray) -> np.ndarray:
+    ramp = np.sin(0.5 * np.pi * (np.arange(len(tail)) + 0.5) / len(tail)) ** 2
+    return (tail * (1.0 - ramp) + head * ramp).astype(np.float32)
+
+
+class Streamer:
+    """One utterance's pieces: records T3's tokens, renders and delivers them."""
+
+    def __init__(self, tts: Any, spec: ModelSpec, deliver: Deliver, render: Callable[..., Any]) -> None:
+        self.tts = tts
+        self.deliver = deliver
+        self.render_call = render  # s3gen.inference as upstream's generate sees it (timed, counted)
+        self.first = spec.stream_first_tokens
+        self.context = max(spec.stream_context_tokens, 3)  # at least S3Gen's 40 ms trim fade plus a seam
+        self.budget = spec.stream_overhead
+        self.want = self.first
+        self.ids: list[int] = []  # the renderable tokens sampled so far
+        self.cut = 0  # tokens whose sound was delivered (up to the held-back fade)
+        self.sent = 0  # samples delivered
+        self.tail: np.ndarray | None = None  # the last render's samples after `sent`, to cross-fade
+        self.parts: list[np.ndarray] = []
+        self.loop_render_s = 0.0  # S3Gen time spent inside T3's loop
+        self.sampled = 0
+        self.started = time.perf_counter()
+
+    # -- T3's side ---------------------------------------------------------------------------
+
+    def record(self, sampled: Any) -> None:
+        self.sampled += 1
+        token = int(sampled.reshape(-1)[0])
+        if token < SPEECH_VOCAB_SIZE:
+            self.ids.append(token)
+
+    def tick(self) -> None:
+        """Between two tokens: render the new ones when there are enough."""
+        if len(self.ids) - self.cut < self.want + HOLD:
+            return
+        import torch
+
+        begin = time.perf_counter()
+        device = torch.device(self.tts.device)
+        accelerator = [] if device.type == "cpu" else [device.index or 0]  # the CPU generator is always kept
+        with torch.random.fork_rng(devices=accelerator, device_type="cuda" if device.type == "cpu" else device.type):
+            made = self._piece(self.ids, last=False)
+        spent = time.perf_counter() - begin
+        self.loop_render_s += spent
+        self._plan(made, spent)
+
+    def _plan(self, made: tuple[int, int], spent: float) -> None:
+        """The next piece's size, from what this render cost and how fast T3 samples."""
+        rendered, context = made
+        prompt = int(self.tts.conds.gen["prompt_token"].shape[1])
+        per_token = spent / max(1, prompt + rendered)
+        t3_per_token = max(0.0, time.perf_counter() - self.started - self.loop_render_s) / max(1, self.sampled)
+        extra = per_token * (prompt + context + HOLD)
+        need = extra / max(1e-9, self.budget * (t3_per_token + per_token))
+        self.want = max(self.first, math.ceil(need))
+
+    # -- S3Gen's side ------------------------------------------------------------------------
+
+    def _render(self, tokens: list[int], **kwargs: Any) -> np.ndarray:
+        import torch
+
+        t = torch.tensor(tokens, dtype=torch.long, device=self.tts.device)
+        wav, _ = self.render_call(speech_tokens=t, ref_dict=self.tts.conds.gen, **kwargs)
+        return wav.reshape(-1).float().cpu().numpy()
+
+    def _piece(self, tokens: list[int], last: bool, **kwargs: Any) -> tuple[int, int]:
+        """Render from `context` tokens before the cut to the end of `tokens`; deliver the
+        new sound (all of it if `last`, else up to the held-back tokens and fade)."""
+        start_token = max(0, self.cut - self.context) if self.parts else 0
+        wav = self._render(tokens[start_token:], **kwargs)
+        origin = start_token * SAMPLES_PER_TOKEN  # the absolute sample of wav[0]
+        cut = len(tokens) if last else len(tokens) - HOLD
+        end = origin + len(wav) if last else cut * SAMPLES_PER_TOKEN - FADE
+        audio = wav[max(0, self.sent - origin): max(0, end - origin)].astype(np.float32)
+        if self.tail is not None:
+            n = min(len(self.tail), len(audio))
+            audio[:n] = _crossfade(self.tail[:n], audio[:n])
+        self.tail = None if last else wav[end - origin: end - origin + FADE].copy()
+        new_tokens = cut - self.cut
+        self.cut, self.sent = cut, self.sent + len(audio)
+        self.parts.append(audio)
+        self.deliver(audio, new_tokens, last)
+        return len(tokens) - start_token, self.cut - new_tokens - start_token
+
+    def finish(self, speech_tokens: Any, **kwargs: Any) -> tuple[Any, None]:
+        """Upstream's own S3Gen call, with every token: the rest rendered, the whole returned."""
+        import torch
+
+        final = [int(t) for t in speech_tokens.reshape(-1)]
+        if final[: len(self.ids)] != self.ids[: len(final)]:
+            # (multilingual drops what precedes a start-of-speech token; trained models never sample one)
+            log.warning("The final speech tokens differ from those streamed; the seam may click.")
+        kwargs.pop("ref_dict", None)
+        if final and len(final) < self.cut:
+            final = final + self.ids[len(final): self.cut]
+        self._piece(final, last=True, **kwargs)
+        joined = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
+        return torch.from_numpy(joined).unsqueeze(0), None
+
+
+@contextlib.contextmanager
+def streamed(tts: Any, spec: ModelSpec, timings: dict, deliver: Deliver) -> Iterator[Streamer]:
+    """Within this block (in this thread), upstream's `generate` on `tts` streams its pieces
+    to `deliver`. Enter it after `synth.instrument`, so the final S3Gen call it catches is
+    the timed one; T3's time then excludes the renders made inside its loop."""
+    install()
+    shadowed = vars(tts.s3gen).get("inference")  # synth.instrument's timed wrapper
+    streamer = Streamer(tts, spec, deliver, tts.s3gen.inference)
+
+    def inference(*args: Any, **kwargs: Any) -> Any:
+        tokens = kwargs.pop("speech_tokens", args[0] if args else None)
+        return streamer.finish(tokens, **kwargs)
+
+    tts.s3gen.inference = inference
+    record = _RECORD.set(streamer.record)
+    try:
+        with stopping.each_token(streamer.tick):
+            yield streamer
+    finally:
+        _RECORD.reset(record)
+        if shadowed is None:
+            vars(tts.s3gen).pop("inference", None)
+        else:
+            tts.s3gen.inference = shadowed
+        timings["t3_s"] = max(0.0, timings.get("t3_s", 0.0) - streamer.loop_render_s)
+        timings["speech_tokens"] = streamer.cut
+        timings["pieces"] = len(streamer.parts)

@@ -1,0 +1,169 @@
+"""Token-level streaming (engine/streaming.py): pieces while T3 samples, on the reduced dummies.
+
+What must hold: the same seed samples the same tokens streamed or not; the pieces played
+back to back are the kept audio (before upstream's watermark over the whole), as long as
+the unstreamed audio; the stop token and the stop button end a streamed say with the
+last piece flushed; `--no-stream` is the old path, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+import chatterbox_nb as cnb
+from chatterbox_nb import progressive
+from chatterbox_nb.engine import loader, streaming
+from chatterbox_nb.engine.request import SayOptions
+from chatterbox_nb.engine.specs import SAMPLE_RATE, SAMPLES_PER_TOKEN
+from chatterbox_nb.engine.speak import pieces
+from chatterbox_nb.errors import InvalidOption
+
+REDUCED = "dummy:reduced"
+STOPPING = "dummy:reduced-stopping"
+TEXT = "Hello there, this is one sentence."
+
+
+def _loaded(weights: str):
+    cnb.load("english", weights=weights, device="cpu", warmup="off", wait=True)
+    (found,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.fingerprint.split(":")[2]
+                == weights.partition(":")[2]]
+    return found
+
+
+@pytest.fixture(scope="module")
+def reduced():
+    return _loaded(REDUCED)
+
+
+@pytest.fixture(scope="module")
+def stopping():
+    return _loaded(STOPPING)
+
+
+@pytest.fixture
+def t3_outputs(monkeypatch, reduced):
+    """What T3 returned, say by say (the raw tokens, stop token included)."""
+    seen: list[list[int]] = []
+    cls = type(reduced.tts.t3)
+    original = cls.inference
+
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        seen.append([int(t) for t in out.reshape(-1)])
+        return out
+
+    monkeypatch.setattr(cls, "inference", spy)
+    return seen
+
+
+def _say(weights: str, **kw):
+    return cnb.say(TEXT, model="english", weights=weights, device="cpu", **kw)
+
+
+def _streamed_pieces(loaded, **kw):
+    opts = SayOptions.defaults(loaded.spec, stream=True, **kw)
+    with loaded.use(user=True):
+        return list(pieces(loaded, opts, [TEXT]))
+
+
+def _watermarked(loaded, audio: np.ndarray) -> np.ndarray:
+    return np.asarray(loaded.tts.watermarker.apply_watermark(audio, sample_rate=SAMPLE_RATE), np.float32)
+
+
+def test_same_seed_same_tokens_and_length(reduced, t3_outputs):
+    plain = _say(REDUCED, seed=7, max_tokens=40, stream=False)
+    streamed = _say(REDUCED, seed=7, max_tokens=40, stream=True)
+    assert len(t3_outputs) == 2 and t3_outputs[0] == t3_outputs[1]
+    assert abs(len(streamed.audio) - len(plain.audio)) <= streaming.FADE
+    assert len(streamed.audio) == streamed.timings["speech_tokens"] * SAMPLES_PER_TOKEN
+    t = streamed.timings
+    assert t["pieces"] >= 2 and plain.timings["pieces"] == 1
+    assert 0 < t["first_audio_s"] < t["total_s"]  # one sentence, heard before it is all made
+    assert plain.timings["first_audio_s"] == plain.timings["total_s"]
+    assert streamed.params["stream"] is True and plain.params["stream"] is False
+
+
+def test_pieces_joined_are_the_kept_audio(reduced):
+    made = _streamed_pieces(reduced, seed=3, max_tokens=40)
+    assert len(made) >= 2 and [p.part for p in made] == list(range(len(made)))
+    assert [p.last for p in made] == [False] * (len(made) - 1) + [True]
+    joined = np.concatenate([p.audio for p in made])
+    tokens = sum(p.stages["speech_tokens"] for p in made)
+    assert len(joined) == tokens * SAMPLES_PER_TOKEN  # nothing dropped or doubled at the seams
+    # what is kept is upstream's watermark over the pieces joined; the pieces carry none
+    np.testing.assert_array_equal(made[-1].kept, _watermarked(reduced, joined))
+    assert made[0].kept is None and made[-1].stages["t3_s"] > 0
+
+
+def test_no_stream_is_the_old_path_bit_for_bit(reduced):
+    from chatterbox_nb.engine import synth
+
+    default = _say(REDUCED, seed=11, max_tokens=20)  # outside a notebook: no player, no streaming
+    off = _say(REDUCED, seed=11, max_tokens=20, stream=False)
+    with reduced.use(user=True):
+        direct, _ = synth.generate(reduced.tts, reduced.spec, TEXT, max_tokens=20, seed=11,
+                                   sampling=reduced.spec.defaults(), renderable_only=True)
+    np.testing.assert_array_equal(off.audio, direct)
+    np.testing.assert_array_equal(default.audio, direct)
+
+
+def test_stop_token_ends_a_streamed_say_cleanly(stopping):
+    # seed 2 of the stopping dummy stops after some tens of tokens, well under the cap
+    made = _streamed_pieces(stopping, seed=2, max_tokens=200)
+    plain = _say(STOPPING, seed=2, max_tokens=200, stream=False)
+    tokens = sum(p.stages["speech_tokens"] for p in made)
+    assert tokens == plain.timings["speech_tokens"] < 150  # the stop token ended it, not the cap
+    assert len(made) >= 2 and made[-1].last and len(made[-1].audio) > 0  # the last piece flushed
+    joined = np.concatenate([p.audio for p in made])
+    assert len(joined) == len(plain.audio) == tokens * SAMPLES_PER_TOKEN
+    np.testing.assert_array_equal(made[-1].kept, _watermarked(stopping, joined))
+
+
+def test_stop_button_keeps_what_was_made(reduced):
+    opts = SayOptions.defaults(reduced.spec, stream=True, seed=5, max_tokens=300)
+    run = progressive.ChunkRun(reduced, [TEXT], opts, sample_rate=SAMPLE_RATE).start()
+    result = run.wait(lambda p: run.stop() if not p.last else None)  # pressed when the first piece plays
+    assert result.stopped and result.chunks_done == 1 and len(result.pieces) >= 2
+    joined = np.concatenate([p.audio for p in result.pieces])
+    assert 0 < result.stages["speech_tokens"] < 250  # cut at the next token, long before the cap
+    assert len(joined) == result.stages["speech_tokens"] * SAMPLES_PER_TOKEN
+    np.testing.assert_array_equal(result.audio, _watermarked(reduced, joined))
+
+
+def test_bad_stream_values_are_one_sentence(shell):
+    with pytest.raises(InvalidOption, match=r"^--stream must be True, False or None \(where it pays\), not 'yes'\.$"):
+        cnb.say("Hi", stream="yes")
+    with pytest.raises(UsageError, match="--stream"):
+        shell.run_line_magic("chatterbox", 'say --stream=maybe "Hi"')
+    from chatterbox_nb import magics
+
+    parser = magics._build_parsers()["say"]
+    assert parser.parse_args(["Hi"]).stream is None
+    assert parser.parse_args(["--stream", "Hi"]).stream is True
+    assert parser.parse_args(["--no-stream", "Hi"]).stream is False
+
+
+def test_timings_show_first_audio_and_pieces():
+    from chatterbox_nb.display.timings import timings_html
+
+    html = timings_html({"total_s": 10.0, "first_audio_s": 3.0, "chunks_done": 1, "pieces": 3})
+    assert "first audio after 3.00 s" in html and "1 chunk in 3 pieces" in html
+
+
+def test_streaming_is_on_by_default_where_it_pays(monkeypatch):
+    from types import SimpleNamespace
+
+    from chatterbox_nb import api
+    from chatterbox_nb.display import player
+    from chatterbox_nb.engine.specs import SPECS
+
+    def pays(model: str, device: str) -> bool:
+        return api._stream_pays(SimpleNamespace(device=device, spec=SPECS[model]))
+
+    monkeypatch.setattr(player, "_in_kernel", lambda: True)
+    assert pays("turbo", "cpu") and pays("english", "cuda") and pays("multilingual", "cuda:1")
+    assert not pays("english", "cpu") and not pays("multilingual", "cpu")  # S3Gen calls too dear there
+    monkeypatch.setattr(player, "_in_kernel", lambda: False)  # no player takes the pieces
+    assert not pays("turbo", "cuda")
