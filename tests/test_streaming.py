@@ -39,7 +39,10 @@ def reduced():
 
 @pytest.fixture(scope="module")
 def stopping():
-    return _loaded(STOPPING)
+    """A second english model: dropped afterwards, so later tests see only the session's."""
+    found = _loaded(STOPPING)
+    yield found
+    loader.drop(found.key)
 
 
 @pytest.fixture
