@@ -19,11 +19,12 @@ SETTLE = 20
 BOUND_MIB = 64
 
 LOOP = """
-import psutil, chatterbox_nb as cnb
+import gc, psutil, chatterbox_nb as cnb
 _rss = {{}}
 for _i in range({says}):
     _u = cnb.say("Soak number %d." % _i, voice="soak", weights="{weights}", device="cpu", max_tokens={tokens}, seed=_i, cfm_steps=2)
     if _i + 1 in ({settle}, {says}):
+        gc.collect()  # garbage not yet collected is not a leak; what survives this is
         _rss[_i + 1] = psutil.Process().memory_info().rss
 _u = None
 """
