@@ -11,20 +11,20 @@ _ok = Kernel.ok
 pytestmark = pytest.mark.slow
 
 
-def test_kernel_answers_while_a_full_size_model_loads(kernel):
+def test_kernel_answers_while_a_model_loads(kernel):
     _ok(kernel.execute("%load_ext chatterbox_nb"))
-    started = _ok(kernel.execute("t = %chatterbox load --weights dummy --device cpu --warmup light"))
+    started = _ok(kernel.execute("t = %chatterbox load --weights dummy:reduced --device cpu --warmup light"))
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in started["outputs"])
     trivial = _ok(kernel.execute("print(1 + 1, t.done)"))
     assert kernel.text(trivial).split() == ["2", "False"]  # answered before the load finished
     assert kernel.value("'torch' in __import__('sys').modules") is True  # the thread imports it
 
-    _ok(kernel.execute('u = %chatterbox say "After loading" --weights dummy --device cpu --max-tokens 4 --seed 2'))
+    _ok(kernel.execute('u = %chatterbox say "After loading" --weights dummy:reduced --device cpu --max-tokens 4 --seed 2'))
     # issued while the load ran (its imports alone take seconds): the say waited for it,
     # said so, and reports where the load took the model from
     assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache")
     assert kernel.value("u.timings['wait_s']") > 0.0
-    # the default dtype (auto) on the full-size model: what ran is what params and timings show
+    # the default dtype (auto): what ran is what params and timings show
     auto = kernel.value("__import__('chatterbox_nb.engine.precision').engine.precision.resolve_dtype('auto', 'cpu')")
     assert kernel.value("u.params['dtype']") == kernel.value("u.timings['dtype']") == auto
     assert kernel.value("t.wait().warmed") == "light"
@@ -33,7 +33,7 @@ def test_kernel_answers_while_a_full_size_model_loads(kernel):
 def test_stop_button_during_wait_keeps_kernel_and_load(kernel):
     _ok(kernel.execute("%chatterbox unload --all"))
     result = kernel.execute(
-        "r = %chatterbox load --weights dummy --device cpu --warmup full --wait", interrupt_after=3.0
+        "r = %chatterbox load --weights dummy:reduced --device cpu --warmup full --wait", interrupt_after=3.0
     )
     assert result["status"] == "ok", result["reply"]
     assert "Stopped waiting" in kernel.text(result)
@@ -48,7 +48,7 @@ def test_stop_button_during_wait_keeps_kernel_and_load(kernel):
 
 
 def test_unload_ext_stops_background_work(kernel):
-    _ok(kernel.execute("t2 = %chatterbox load --weights dummy --device cpu --warmup full"))
+    _ok(kernel.execute("t2 = %chatterbox load --weights dummy:reduced --device cpu --warmup full"))
     _ok(kernel.execute("%unload_ext chatterbox_nb"))
     assert kernel.value("t2.done") is True
     assert kernel.value("t2.stage") in ("cancelled", "ready")

@@ -108,14 +108,21 @@ def serve(root: Path, tmp: Path, cache_dir: Path) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture
-def lab(tmp_path, cache_dir):
-    """A JupyterLab server in a temporary root folder holding live.ipynb."""
-    root = tmp_path / "root"
+@pytest.fixture(scope="module")
+def lab_root(tmp_path_factory, cache_dir):
+    """One JupyterLab server for this module, serving a temporary root folder holding live.ipynb;
+    yields (url, root)."""
+    tmp = tmp_path_factory.mktemp("lab")
+    root = tmp / "root"
     root.mkdir()
     _notebook(root / "live.ipynb")
-    with serve(root, tmp_path, cache_dir) as url:
-        yield url
+    with serve(root, tmp, cache_dir) as url:
+        yield url, root
+
+
+@pytest.fixture
+def lab(lab_root):
+    return lab_root[0]
 
 
 _READY = """async () => {
@@ -150,7 +157,7 @@ def running(lab: str, tmp_path: Path, notebook: str, done_js: str):
         )
         try:
             page = context.new_page()
-            open_notebook(page, f"{lab}/lab/tree/{notebook}")
+            open_notebook(page, f"{lab}/lab/tree/{notebook}?reset")  # ?reset: not an earlier test's open tabs
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             page.wait_for_function(done_js, timeout=900_000, polling=500)
             yield page
@@ -176,10 +183,11 @@ def test_first_chunk_plays_before_the_last_is_made(lab, tmp_path):
 ONE_SENTENCE = "This one sentence is played in pieces while it is still being made."
 
 
-def test_one_sentence_streams_and_no_piece_is_lost_or_played_twice(lab, tmp_path):
+def test_one_sentence_streams_and_no_piece_is_lost_or_played_twice(lab_root, tmp_path):
     """Token streaming: one sentence (one chunk), its pieces played while T3 still samples;
     the player scheduled exactly the samples the kept audio has, each piece once."""
-    _notebook(tmp_path / "root" / "stream.ipynb", [
+    lab, root = lab_root
+    _notebook(root / "stream.ipynb", [
         "%load_ext chatterbox_nb",
         f'u = %chatterbox say "{ONE_SENTENCE}" --max-tokens 60 --seed 2 --stream',  # english on a CPU: asked for
         'print("KEPT", len(u.audio), u.timings["pieces"], u.timings["first_audio_s"] < u.timings["total_s"])',

@@ -19,12 +19,16 @@ SETTLE = 20
 BOUND_MIB = 64
 
 LOOP = """
-import gc, psutil, chatterbox_nb as cnb
+import ctypes, gc, psutil, chatterbox_nb as cnb
 _rss = {{}}
+# glibc keeps freed heap pages (per-thread arenas) resident; trimming hands them back, so
+# what RSS still counts is live memory, and a leak is what stays
+_trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
 for _i in range({says}):
     _u = cnb.say("Soak number %d." % _i, voice="soak", weights="{weights}", device="cpu", max_tokens={tokens}, seed=_i, cfm_steps=2)
     if _i + 1 in ({settle}, {says}):
         gc.collect()  # garbage not yet collected is not a leak; what survives this is
+        _trim and _trim(0)
         _rss[_i + 1] = psutil.Process().memory_info().rss
 _u = None
 """

@@ -31,17 +31,21 @@ log = logging.getLogger(__name__)
 _S3GEN_OPTIONAL = ("tokenizer._mel_filters", "tokenizer.window")
 
 
-def _construct(spec: ModelSpec, n_layers: int | None) -> tuple[Any, Any, Any]:
+def _construct(spec: ModelSpec, n_layers: int | None, mid_blocks: int | None) -> tuple[Any, Any, Any]:
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from chatterbox.models.voice_encoder import VoiceEncoder
 
     with quiet_upstream_warnings():
-        return VoiceEncoder(), T3(t3_config(spec, n_layers)), S3Gen(meanflow=True) if spec.meanflow else S3Gen()
+        ve, t3, s3gen = VoiceEncoder(), T3(t3_config(spec, n_layers)), S3Gen(meanflow=True) if spec.meanflow else S3Gen()
+    if mid_blocks is not None:  # a reduced dummy: the same U-Net with fewer middle blocks
+        del s3gen.flow.decoder.estimator.mid_blocks[mid_blocks:]
+    return ve, t3, s3gen
 
 
-def build_empty(spec: ModelSpec, n_layers: int | None = None) -> tuple[Any, Any, Any]:
-    """VoiceEncoder, T3 and S3Gen with parameters on `meta` and real buffers."""
+def build_empty(spec: ModelSpec, n_layers: int | None = None, mid_blocks: int | None = None) -> tuple[Any, Any, Any]:
+    """VoiceEncoder, T3 and S3Gen with parameters on `meta` and real buffers
+    (`n_layers` T3 blocks and `mid_blocks` S3Gen middle blocks where a checkpoint has fewer)."""
     from accelerate import init_empty_weights
     from transformers.initialization import no_init_weights
 
@@ -49,7 +53,7 @@ def build_empty(spec: ModelSpec, n_layers: int | None = None) -> tuple[Any, Any,
     # (0.6 s of Python overhead for S3Gen alone). It swaps torch.nn.init functions
     # process-wide for the build's duration, as transformers does in from_pretrained.
     with init_empty_weights(include_buffers=False), no_init_weights(), _meta_safe_time_mixer():
-        return _construct(spec, n_layers)
+        return _construct(spec, n_layers, mid_blocks)
 
 
 @contextlib.contextmanager
@@ -69,12 +73,14 @@ def _meta_safe_time_mixer() -> Iterator[None]:
         yield
 
 
-def build_random(spec: ModelSpec, n_layers: int | None = None, seed: int = 0) -> tuple[Any, Any, Any]:
+def build_random(
+    spec: ModelSpec, n_layers: int | None = None, seed: int = 0, mid_blocks: int | None = None
+) -> tuple[Any, Any, Any]:
     """The same modules with their constructors' own random init, seeded (dummy weights)."""
     import torch
 
     torch.manual_seed(seed)
-    return _construct(spec, n_layers)
+    return _construct(spec, n_layers, mid_blocks)
 
 
 @contextlib.contextmanager
@@ -143,7 +149,7 @@ def assemble(spec: ModelSpec, parts: checkpoint.Parts, device: str, dtype: str =
     import torch
 
     n_layers = checkpoint.count_t3_layers(spec, list(parts.t3))
-    ve, t3, s3gen = build_empty(spec, n_layers)
+    ve, t3, s3gen = build_empty(spec, n_layers, checkpoint.count_mid_blocks(list(parts.s3gen)))
     assign(ve, parts.ve, spec.ve_file)
     assign(t3, parts.t3, spec.t3_file)
     assign(s3gen, parts.s3gen, spec.s3gen_file, optional=_S3GEN_OPTIONAL)

@@ -122,6 +122,19 @@ def count_t3_layers(spec: ModelSpec, keys: list[str]) -> int:
     return len(layers)
 
 
+#: upstream's `S3Gen` builds its estimator with `num_mid_blocks=12`
+OFFICIAL_MID_BLOCKS = 12
+#: the CFM estimator's middle blocks in S3Gen's state dict
+_MID_BLOCKS_PREFIX = "flow.decoder.estimator.mid_blocks."
+
+
+def count_mid_blocks(keys: list[str]) -> int | None:
+    """How many middle blocks S3Gen's estimator has where a checkpoint has fewer than
+    upstream builds (reduced dummies); None for the official count."""
+    blocks = {key[len(_MID_BLOCKS_PREFIX) :].split(".", 1)[0] for key in keys if key.startswith(_MID_BLOCKS_PREFIX)}
+    return len(blocks) if 0 < len(blocks) < OFFICIAL_MID_BLOCKS else None
+
+
 def conditionals_class(spec: ModelSpec) -> type:
     module = importlib.import_module(spec.tts_class.partition(":")[0])
     return module.Conditionals

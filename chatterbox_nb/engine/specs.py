@@ -54,6 +54,9 @@ class ModelSpec:
     tokenizer: str = "english"
     #: T3 layers of the reduced-size dummy checkpoint (`--weights dummy:reduced`)
     dummy_t3_layers: int = 2
+    #: S3Gen estimator middle blocks of the reduced dummy (upstream: 12): the same U-Net,
+    #: about a fifth of the work, so a reduced say's S3Gen is short (tests)
+    dummy_s3gen_mid_blocks: int = 1
     #: upstream's `generate` does not drop the token ids S3Gen cannot render (random weights sample them)
     keeps_unrenderable_tokens: bool = False
     #: token streaming (engine/streaming.py): the first piece's tokens (small: the first sound
