@@ -72,19 +72,34 @@ def _row(label: str, loaded, args, load_s: float) -> tuple[dict, object]:
 
 
 def _from_local(spec, folder: Path, device: str):
-    """Upstream's `from_local`; for a reduced dummy, its T3 gets the checkpoint's layer count."""
+    """Upstream's `from_local`; for a reduced dummy, its T3 gets the checkpoint's layer count
+    and S3Gen's estimator its number of middle blocks (built as our loader builds them)."""
     from unittest import mock
 
+    import torch
+    from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from safetensors import safe_open
 
-    from chatterbox_nb.engine.checkpoint import count_t3_layers
+    from chatterbox_nb.engine.checkpoint import count_mid_blocks, count_t3_layers
     from chatterbox_nb.engine.specs import t3_config
 
     with safe_open(str(folder / spec.t3_file), "pt") as f:
         layers = count_t3_layers(spec, list(f.keys()))
+    if spec.s3gen_file.endswith(".safetensors"):
+        with safe_open(str(folder / spec.s3gen_file), "pt") as f:
+            mid_blocks = count_mid_blocks(list(f.keys()))
+    else:
+        mid_blocks = count_mid_blocks(list(torch.load(folder / spec.s3gen_file, mmap=True, weights_only=True)))
+
+    def s3gen(*args, **kwargs):
+        module = S3Gen(*args, **kwargs)
+        if mid_blocks is not None:
+            del module.flow.decoder.estimator.mid_blocks[mid_blocks:]
+        return module
+
     module = spec.tts_class.partition(":")[0]
-    with mock.patch(f"{module}.T3", lambda *a, **k: T3(t3_config(spec, layers))):
+    with mock.patch(f"{module}.T3", lambda *a, **k: T3(t3_config(spec, layers))), mock.patch(f"{module}.S3Gen", s3gen):
         return spec.tts_cls().from_local(folder, device)
 
 

@@ -151,6 +151,8 @@ def test_cell_in_a_kernel_shows_one_progressive_player(kernel):
     from kernel_utils import Kernel
 
     Kernel.ok(kernel.execute("%load_ext chatterbox_nb"))
+    # warm, so that the first chunk does not also carry the first call's one-off costs
+    Kernel.ok(kernel.execute("%chatterbox load --weights dummy:reduced --device cpu --warmup light --wait"))
     text = "One sentence comes first here. Another sentence follows it. A third one ends it."
     result = Kernel.ok(kernel.execute(_CELL + text))
     shown = [o for o in result["outputs"] if o["type"] in ("display_data", "execute_result")]
@@ -160,10 +162,9 @@ def test_cell_in_a_kernel_shows_one_progressive_player(kernel):
     assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
     assert shown[0]["data"]["text/plain"].startswith("Progressive player: 3 chunks")
     assert kernel.value("(_.timings['chunks_done'], _.timings['stopped'])") == (3, False)
-    # the first of three chunks is playable before half the generation is done (this first
-    # say also loads the model, which both figures include)
-    first, total, loading = kernel.value("[_.timings[k] for k in ('first_audio_s', 'total_s', 'load_s')]")
-    assert first - loading < (total - loading) / 2, (first, total, loading)
+    # the first of three chunks is playable before half the generation is done
+    first, total = kernel.value("[_.timings[k] for k in ('first_audio_s', 'total_s')]")
+    assert first < total / 2, (first, total)
 
 
 @pytest.mark.slow

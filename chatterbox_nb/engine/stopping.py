@@ -50,31 +50,26 @@ def current_cut() -> Callable[[], bool] | None:
 
 
 @contextlib.contextmanager
-def cuttable(cut: Callable[[], bool]) -> Iterator[None]:
+def _bound(var: contextvars.ContextVar, value: Any) -> Iterator[None]:
+    """`var` is `value` within this block (in this thread), as it was after."""
+    token = var.set(value)
+    try:
+        yield
+    finally:
+        var.reset(token)
+
+
+def cuttable(cut: Callable[[], bool]) -> contextlib.AbstractContextManager[None]:
     """Within this block (in this thread), T3 stops sampling as soon as `cut()` is true."""
-    token = _CUT.set(cut)
-    try:
-        yield
-    finally:
-        _CUT.reset(token)
+    return _bound(_CUT, cut)
 
 
-@contextlib.contextmanager
-def each_token(tick: Callable[[], None]) -> Iterator[None]:
+def each_token(tick: Callable[[], None]) -> contextlib.AbstractContextManager[None]:
     """Within this block (in this thread), T3's token loop calls `tick()` before each step."""
-    token = _EACH_TOKEN.set(tick)
-    try:
-        yield
-    finally:
-        _EACH_TOKEN.reset(token)
+    return _bound(_EACH_TOKEN, tick)
 
 
-@contextlib.contextmanager
-def watching(progress: Callable[[str, int], None]) -> Iterator[None]:
+def watching(progress: Callable[[str, int], None]) -> contextlib.AbstractContextManager[None]:
     """Within this block (and the say threads started in it), T3's token loop reports to
     `progress`; a display uses it for a moving status line. It must be cheap."""
-    token = _PROGRESS.set(progress)
-    try:
-        yield
-    finally:
-        _PROGRESS.reset(token)
+    return _bound(_PROGRESS, progress)
