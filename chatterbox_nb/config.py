@@ -64,8 +64,8 @@ class Chatterbox(Configurable):
         help="torch CPU threads for generation; 0 = every core torch sees (env CHATTERBOX_NB_THREADS)."
     ).tag(config=True)
     compile = Bool(
-        help="torch.compile S3Gen in the background during full warm-up (not float32; kept in the "
-        "cache dir for later kernels; env CHATTERBOX_NB_COMPILE)."
+        help="Compile S3Gen (AOTInductor) in the background during full warm-up (not float32; the "
+        "package is kept in the cache dir and loaded by later kernels; env CHATTERBOX_NB_COMPILE)."
     ).tag(config=True)
     weights = Unicode(help="hub, dummy, or a local checkpoint folder (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True

@@ -1,17 +1,21 @@
-"""`torch.compile` of S3Gen's CFM estimator, done in the background, kept on disk.
+"""S3Gen's CFM estimator compiled ahead of time (AOTInductor), built once and kept on disk.
 
 The estimator (a U-Net of convolutions and transformer blocks) runs 10 times per
 utterance on a batch of two (CFG) over prompt + new mel frames: most of S3Gen's time.
-It is compiled with `dynamic=True` (one graph for every length). Compiling happens
-in a warm-up step *without* holding the model: the first call of the compiled
-function (which is what compiles) runs on sample inputs of its own while says go on
-eagerly; the compiled forward is installed between two says.
+A full warm-up exports it (`torch.export`, one graph for every length) and compiles
+that into a package (`.pt2`: a shared library with the weights inside) under
+`<cache_dir>/compiled/torch-<version>/`. Any later kernel loads the package in about a
+second at any warm-up level: `torch.compile` re-traced the estimator in every process
+(~47 s of CPU), a package is code ready to run.
 
-Inductor's caches (FX graph cache, generated C++/Triton kernels) live under
-`<cache_dir>/compiled/torch-<version>/`, so a fresh kernel finds the compiled code
-instead of generating it again; only dynamo's tracing runs again. A marker file per
-(model, device, dtype) records that compilation succeeded there, so later kernels
-compile at any warm-up level, cheaply, from the cache.
+The package bakes in the weights and the number of CPU threads its kernels use, so it
+is keyed by model, weights fingerprint, device, dtype and threads. Exporting holds the
+model (it traces the estimator itself); compiling and loading do not, so says go on
+eagerly meanwhile, and the packaged forward is swapped in between two says. Inputs it
+was not built for (another batch size, a length out of range) run eagerly.
+
+Upstream's chunk mask asks `.item()` whether a row is all masked (data-dependent
+control flow, which export refuses): export runs with a branch-free equivalent.
 
 float32 is never compiled: it stays bit-identical to upstream. (On the CPU the
 estimator computes in float32 under every dtype, so compiling it changes only the
@@ -20,18 +24,17 @@ order of float32 operations.)
 
 from __future__ import annotations
 
-import json
-import logging
+import contextlib
+import hashlib
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
-log = logging.getLogger(__name__)
-
-#: dynamo recompiles a function per distinct `self`; the estimator's transformer
-#: blocks are 56 distinct objects sharing code, which overflowed the default 8.
-_CACHE_SIZE_LIMIT = 256
+#: the lengths (mel frames, prompt included) the package covers; others run eagerly
+MIN_FRAMES, MAX_FRAMES = 8, 8192
 
 
 def cache_root(root: Path) -> Path:
@@ -40,39 +43,16 @@ def cache_root(root: Path) -> Path:
     return root / "compiled" / f"torch-{torch.__version__}"
 
 
-def use_disk_cache(root: Path) -> Path:
-    """Point inductor at the cache dir (before the first compilation of the process;
-    a TORCHINDUCTOR_CACHE_DIR the user set wins)."""
-    import torch._dynamo
-    import torch._functorch.config
-    import torch._inductor.config as inductor_config
-
-    path = cache_root(root)
-    path.mkdir(parents=True, exist_ok=True)
-    # upstream's chunk mask calls .item(): dynamo warns of the graph break at every compile
-    logging.getLogger("torch._dynamo").setLevel(logging.ERROR)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(path / "inductor"))
-    inductor_config.fx_graph_cache = True
-    torch._functorch.config.enable_autograd_cache = True  # AOT autograd's result too (off by default in 2.6)
-    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, _CACHE_SIZE_LIMIT)
-    torch._dynamo.config.accumulated_cache_size_limit = max(
-        torch._dynamo.config.accumulated_cache_size_limit, _CACHE_SIZE_LIMIT
-    )
-    return path
-
-
 def wanted(dtype: str) -> bool:
     """float32 is never compiled: it is upstream, bit for bit. The others are."""
     return dtype != "float32"
 
 
-def _marker(root: Path, model: str, device: str, dtype: str) -> Path:
-    return cache_root(root) / f"estimator-{model}-{device.replace(':', '_')}-{dtype}.json"
-
-
-def compiled_before(root: Path, model: str, device: str, dtype: str) -> bool:
-    """Whether an earlier kernel compiled this estimator into the cache dir."""
-    return _marker(root, model, device, dtype).is_file()
+def package_path(root: Path, model: str, fingerprint: str, device: str, dtype: str, threads: int) -> Path:
+    """Where the package for these weights lives. The weights are baked in, hence the
+    fingerprint; so is the thread count of the generated CPU kernels."""
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    return cache_root(root) / f"estimator-{model}-{digest}-{device.replace(':', '_')}-{dtype}-t{threads}.pt2"
 
 
 def estimator(tts: Any) -> Any:
@@ -85,8 +65,7 @@ def is_installed(tts: Any) -> bool:
 
 def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[str, Any]:
     """Inputs shaped as upstream calls the estimator, in its dtype: a CFG batch of two
-    (`solve_euler`), or for meanflow (turbo, no CFG) a batch of one with `r`. A batch
-    size dynamo has not seen would mean a recompile at a say."""
+    (`solve_euler`), or for meanflow (turbo, no CFG) a batch of one with `r`."""
     import torch
 
     est = estimator(tts)
@@ -108,33 +87,124 @@ def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[s
     }
 
 
-def compile_estimator(tts: Any, meanflow: bool = False, mode: str | None = None) -> tuple[Any, float]:
-    """The compiled estimator forward, compiled now (two lengths, so the dynamic graph
-    is the one later says hit), and the seconds it took. Does not install it."""
+def _branch_free_chunk_mask(xs: Any, masks: Any, use_dynamic_chunk: bool, use_dynamic_left_chunk: bool,
+                            decoding_chunk_size: int, static_chunk_size: int, num_decoding_left_chunks: int,
+                            enable_full_context: bool = True) -> Any:
+    """Upstream's `add_optional_chunk_mask` as the estimator calls it (no chunking): an
+    all-masked row becomes all True, without asking `.item()` whether there is one."""
+    if use_dynamic_chunk or static_chunk_size > 0:
+        raise NotImplementedError("chunked attention masks are not exported")
+    return masks | (masks.sum(dim=-1, keepdim=True) == 0)
+
+
+@contextlib.contextmanager
+def _exportable_decoder() -> Iterator[None]:
+    from chatterbox.models.s3gen import decoder
+
+    original = decoder.add_optional_chunk_mask
+    decoder.add_optional_chunk_mask = _branch_free_chunk_mask
+    try:
+        yield
+    finally:
+        decoder.add_optional_chunk_mask = original
+
+
+def _order(meanflow: bool) -> tuple[str, ...]:
+    return ("x", "mask", "mu", "t", "spks", "cond") + (("r",) if meanflow else ())
+
+
+def export_estimator(tts: Any, meanflow: bool = False) -> Any:
+    """The estimator's plain forward (not a CPU autocast wrapper) as an ExportedProgram,
+    the frame count dynamic, the batch static. The caller holds the model."""
     import torch
 
     est = estimator(tts)
-    eager = type(est).forward.__get__(est)  # the plain forward, not a CPU autocast wrapper (slower compiled)
-    compiled = torch.compile(eager, dynamic=True, mode=mode)
-    start = time.perf_counter()
-    with torch.inference_mode():
-        for frames in (160, 240):
-            compiled(**sample_inputs(tts, frames, meanflow))
-    return compiled, time.perf_counter() - start
+
+    class Plain(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.est = est
+
+        def forward(self, *args: Any) -> Any:
+            return type(self.est).forward(self.est, *args)
+
+    inputs = sample_inputs(tts, 160, meanflow)
+    names = _order(meanflow)
+    frames = torch.export.Dim("frames", min=MIN_FRAMES, max=MAX_FRAMES)
+    dims = tuple({2: frames} if inputs[n].dim() == 3 else None for n in names)
+    with _exportable_decoder(), torch.no_grad():
+        exported = torch.export.export(Plain().eval(), tuple(inputs[n] for n in names),
+                                       dynamic_shapes=(dims,), strict=False)
+    # Our weights are views of one mapped file; inductor serialises a constant's whole
+    # storage, so each would carry the whole file. Own copies, one per weight.
+    for name, value in list(exported.state_dict.items()):
+        exported.state_dict[name] = type(value)(value.detach().clone(), requires_grad=False) \
+            if isinstance(value, torch.nn.Parameter) else value.clone()
+    for name, value in list(exported.constants.items()):
+        if isinstance(value, torch.Tensor):
+            exported.constants[name] = value.clone()
+    return exported
 
 
-def install(tts: Any, compiled: Any) -> None:
-    """The estimator's forward becomes the compiled one (upstream calls `.forward` directly).
-    Inputs the compiled code does not cover run eagerly: a say never waits for a
-    recompilation (torch.compiler stance `eager_on_recompile`)."""
+def build_package(exported: Any, path: Path) -> None:
+    """Compile `exported` into the package at `path` (written whole or not at all).
+    Inductor's intermediate files go to a scratch folder beside it, removed after."""
+    import torch
+    from torch._inductor.utils import fresh_inductor_cache
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent))
+    try:
+        with fresh_inductor_cache(dir=str(scratch), delete=False):
+            tmp = scratch / path.name
+            torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., Any]:
+    """The packaged estimator as a forward: inputs it covers go to the package, others
+    (another batch, a length out of range, another dtype or device) to the eager forward
+    installed before it."""
     import torch
 
+    package = torch._inductor.aoti_load_package(str(path))
+    est = estimator(tts)
+    expected = {n: v.shape for n, v in sample_inputs(tts, MIN_FRAMES, meanflow).items() if v is not None}
+    names = _order(meanflow)
+
+    def covered(args: dict[str, Any]) -> bool:
+        if any(args.get(n) is None for n in names) or (not meanflow and args.get("r") is not None):
+            return False
+        for n in names:
+            v, shape = args[n], expected[n]
+            if v.dtype != est.dtype or v.device != est.final_proj.weight.device or v.dim() != len(shape):
+                return False
+            if v.dim() == 3:
+                if v.shape[:2] != shape[:2] or not MIN_FRAMES <= v.shape[2] <= MAX_FRAMES:
+                    return False
+            elif v.shape != shape:
+                return False
+        return len({args[n].shape[2] for n in names if args[n].dim() == 3}) == 1
+
+    def forward(x: Any, mask: Any, mu: Any, t: Any, spks: Any = None, cond: Any = None, r: Any = None) -> Any:
+        args = {"x": x, "mask": mask, "mu": mu, "t": t, "spks": spks, "cond": cond, "r": r}
+        if covered(args):
+            return package(*(args[n].contiguous() for n in names))
+        return forward.eager(x, mask, mu, t, spks, cond, r)  # type: ignore[attr-defined]
+
+    forward.eager = vars(est).get("forward") or type(est).forward.__get__(est)  # type: ignore[attr-defined]
+    return forward
+
+
+def install(tts: Any, compiled: Callable[..., Any]) -> None:
+    """The estimator's forward becomes the compiled one (upstream calls `.forward` directly)."""
     est = estimator(tts)
     previous = vars(est).get("forward")
 
     def forward(*args: Any, **kwargs: Any) -> Any:
-        with torch.compiler.set_stance("eager_on_recompile"):
-            return compiled(*args, **kwargs)
+        return compiled(*args, **kwargs)
 
     forward.compiled = True  # type: ignore[attr-defined]
     forward.previous = previous  # type: ignore[attr-defined]
@@ -152,8 +222,6 @@ def uninstall(tts: Any) -> None:
             est.forward = current.previous
 
 
-def record(root: Path, model: str, device: str, dtype: str, seconds: float) -> None:
-    marker = _marker(root, model, device, dtype)
-    tmp = marker.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"compile_s": seconds, "at": time.time()}))
-    os.replace(tmp, marker)
+def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    return fn(*args), time.perf_counter() - start

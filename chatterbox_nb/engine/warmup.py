@@ -69,8 +69,9 @@ def warm(
 
     `cold_s` is the first step (the model's first call if nothing ran before);
     with `measure`, the first step is repeated at the end to give `warm_s`. With a
-    `cache_root`, `full` (or any level, once a kernel compiled there before) ends by
-    compiling S3Gen's estimator in the background (`compiled.py`; not for float32)."""
+    `cache_root`, `full` (or any level, once a kernel built the package there) ends by
+    installing S3Gen's compiled estimator, built in the background if need be (`compiled.py`;
+    not for float32)."""
     if level == "off":
         return {"level": "off"}
     opts = SayOptions.defaults(loaded.spec, max_tokens=_TOKENS, seed=0)
@@ -112,30 +113,53 @@ def warm(
 
 
 def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None]) -> dict[str, Any]:
-    """Compile the estimator without holding the model (says run eagerly meanwhile),
-    then install it between two says. A failure (no C++ compiler, say) leaves the
-    model eager and is reported in the figures, not raised."""
-    import warnings
+    """Install S3Gen's compiled estimator: load its package from the cache dir, or at
+    `full` build the package first (export holding the model, then compile without
+    it: says run eagerly meanwhile). The forward is swapped in between two says. A
+    failure (no C++ compiler, an export error) leaves the model eager and is reported
+    in the figures, not raised; a package that fails to load is removed."""
+    import torch
 
     from . import compiled
 
     tts = loaded.tts
     if tts is None or not compiled.wanted(loaded.dtype) or compiled.is_installed(tts):
         return {}
-    if level != "full" and not compiled.compiled_before(root, loaded.name, loaded.device, loaded.dtype):
-        return {}
-    report("compiling S3Gen (says run meanwhile)")
+    meanflow = loaded.spec.meanflow
+    path = compiled.package_path(root, loaded.name, loaded.source.fingerprint, loaded.device, loaded.dtype,
+                                 torch.get_num_threads())
+    metrics: dict[str, Any] = {}
+    if not path.is_file():
+        if level != "full":
+            return {}
+        report("compiling S3Gen (says run meanwhile)")
+        try:
+            start = time.perf_counter()
+            with loaded.use(user=False):  # the export traces the estimator itself
+                if loaded.tts is not tts:
+                    return {}
+                exported = compiled.export_estimator(tts, meanflow)
+            compiled.build_package(exported, path)
+            del exported
+            metrics["compile_s"] = time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001 - compilation is an optimisation, never a failure
+            return _stays_eager("compiling", exc)
     try:
-        compiled.use_disk_cache(root)
-        fn, seconds = compiled.compile_estimator(tts, loaded.spec.meanflow)
-    except Exception as exc:  # noqa: BLE001 - compilation is an optimisation, never a failure
-        warnings.warn(f"chatterbox_nb: torch.compile of S3Gen failed, it stays eager: {exc}", RuntimeWarning, stacklevel=2)
-        return {"compile_error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
+        fn, metrics["compiled_load_s"] = compiled.timed(compiled.load_package, path, tts, meanflow)
+    except Exception as exc:  # noqa: BLE001
+        path.unlink(missing_ok=True)  # the next full warm-up builds it again
+        return {**metrics, **_stays_eager("loading its package", exc)}
     with loaded.use(user=False):
         if loaded.tts is tts:
             compiled.install(tts, fn)
-    compiled.record(root, loaded.name, loaded.device, loaded.dtype, seconds)
-    return {"compile_s": seconds}
+    return metrics
+
+
+def _stays_eager(what: str, exc: BaseException) -> dict[str, Any]:
+    import warnings
+
+    warnings.warn(f"chatterbox_nb: {what} S3Gen failed, it stays eager: {exc}", RuntimeWarning, stacklevel=3)
+    return {"compile_error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
 
 
 def _synthetic_conds(loaded: Any) -> Any:
@@ -161,6 +185,8 @@ def describe(metrics: dict[str, Any]) -> str:
     text += f"; anonymous memory {metrics['memory_overhead_bytes'] / 2**20:+.0f} MiB"
     if "compile_s" in metrics:
         text += f"; S3Gen compiled in {metrics['compile_s']:.1f} s"
+    if "compiled_load_s" in metrics:
+        text += f"; compiled S3Gen loaded in {metrics['compiled_load_s']:.1f} s"
     elif "compile_error" in metrics:
         text += f"; S3Gen stays eager ({metrics['compile_error']})"
     return text
