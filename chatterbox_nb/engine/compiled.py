@@ -9,9 +9,10 @@ second at any warm-up level: `torch.compile` re-traced the estimator in every pr
 (~47 s of CPU), a package is code ready to run.
 
 The package bakes in the weights and the number of CPU threads its kernels use, so it
-is keyed by model, weights fingerprint, device, dtype and threads. Exporting holds the
-model (it traces the estimator itself); compiling and loading do not, so says go on
-eagerly meanwhile, and the packaged forward is swapped in between two says. Inputs it
+is keyed by model, weights fingerprint, device, dtype and threads. The export traces a
+private copy of the estimator (the model is held only to copy it, under a second), and
+compiling and loading hold nothing, so says go on eagerly meanwhile; the packaged
+forward is swapped in between two says. Inputs it
 was not built for (another batch size, a length out of range) run eagerly.
 
 Upstream's chunk mask asks `.item()` whether a row is all masked (data-dependent
@@ -113,9 +114,31 @@ def _order(meanflow: bool) -> tuple[str, ...]:
     return ("x", "mask", "mu", "t", "spks", "cond") + (("r",) if meanflow else ())
 
 
+def private_copy(tts: Any) -> Any:
+    """A stand-in for `tts` holding a copy of its estimator with weights of its own, to
+    export while says go on with the original (export swaps a module's parameters while
+    it traces). Own storage also matters to inductor: ours are views of one mapped file,
+    and it serialises a constant's whole storage, so each weight would carry the file."""
+    import copy
+    import itertools
+    from types import SimpleNamespace
+
+    import torch
+
+    est = estimator(tts)
+    own = {
+        id(t): torch.nn.Parameter(t.detach().clone(), requires_grad=False) if isinstance(t, torch.nn.Parameter)
+        else t.clone()
+        for t in itertools.chain(est.parameters(), est.buffers())
+    }
+    clone = copy.deepcopy(est, own)
+    return SimpleNamespace(s3gen=SimpleNamespace(flow=SimpleNamespace(decoder=SimpleNamespace(estimator=clone))))
+
+
 def export_estimator(tts: Any, meanflow: bool = False) -> Any:
     """The estimator's plain forward (not a CPU autocast wrapper) as an ExportedProgram,
-    the frame count dynamic, the batch static. The caller holds the model."""
+    the frame count dynamic, the batch static. Give it a `private_copy`: nothing else
+    may use the estimator meanwhile."""
     import torch
 
     est = estimator(tts)
@@ -135,14 +158,6 @@ def export_estimator(tts: Any, meanflow: bool = False) -> Any:
     with _exportable_decoder(), torch.no_grad():
         exported = torch.export.export(Plain().eval(), tuple(inputs[n] for n in names),
                                        dynamic_shapes=(dims,), strict=False)
-    # Our weights are views of one mapped file; inductor serialises a constant's whole
-    # storage, so each would carry the whole file. Own copies, one per weight.
-    for name, value in list(exported.state_dict.items()):
-        exported.state_dict[name] = type(value)(value.detach().clone(), requires_grad=False) \
-            if isinstance(value, torch.nn.Parameter) else value.clone()
-    for name, value in list(exported.constants.items()):
-        if isinstance(value, torch.Tensor):
-            exported.constants[name] = value.clone()
     return exported
 
 

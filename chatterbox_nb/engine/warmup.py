@@ -114,9 +114,9 @@ def warm(
 
 def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None]) -> dict[str, Any]:
     """Install S3Gen's compiled estimator: load its package from the cache dir, or at
-    `full` build the package first (export holding the model, then compile without
-    it: says run eagerly meanwhile). The forward is swapped in between two says. A
-    failure (no C++ compiler, an export error) leaves the model eager and is reported
+    `full` build the package first (from a private copy of the estimator, holding
+    the model only to copy it: says run eagerly meanwhile). The forward is swapped in
+    between two says. A failure (no C++ compiler, an export error) leaves the model eager and is reported
     in the figures, not raised; a package that fails to load is removed."""
     import torch
 
@@ -135,10 +135,12 @@ def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None
         report("compiling S3Gen (says run meanwhile)")
         try:
             start = time.perf_counter()
-            with loaded.use(user=False):  # the export traces the estimator itself
+            with loaded.use(user=False):  # only to copy it: the export traces the copy, says go on
                 if loaded.tts is not tts:
                     return {}
-                exported = compiled.export_estimator(tts, meanflow)
+                private = compiled.private_copy(tts)
+            exported = compiled.export_estimator(private, meanflow)
+            del private
             compiled.build_package(exported, path)
             del exported
             metrics["compile_s"] = time.perf_counter() - start
