@@ -81,6 +81,7 @@ def _from_local(spec, folder: Path, device: str):
     from chatterbox.models.t3 import T3
     from safetensors import safe_open
 
+    from chatterbox_nb.engine.build import trim_mid_blocks
     from chatterbox_nb.engine.checkpoint import count_mid_blocks, count_t3_layers
     from chatterbox_nb.engine.specs import t3_config
 
@@ -93,10 +94,7 @@ def _from_local(spec, folder: Path, device: str):
         mid_blocks = count_mid_blocks(list(torch.load(folder / spec.s3gen_file, mmap=True, weights_only=True)))
 
     def s3gen(*args, **kwargs):
-        module = S3Gen(*args, **kwargs)
-        if mid_blocks is not None:
-            del module.flow.decoder.estimator.mid_blocks[mid_blocks:]
-        return module
+        return trim_mid_blocks(S3Gen(*args, **kwargs), mid_blocks)
 
     module = spec.tts_class.partition(":")[0]
     with mock.patch(f"{module}.T3", lambda *a, **k: T3(t3_config(spec, layers))), mock.patch(f"{module}.S3Gen", s3gen):

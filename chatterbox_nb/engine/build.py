@@ -38,9 +38,14 @@ def _construct(spec: ModelSpec, n_layers: int | None, mid_blocks: int | None) ->
 
     with quiet_upstream_warnings():
         ve, t3, s3gen = VoiceEncoder(), T3(t3_config(spec, n_layers)), S3Gen(meanflow=True) if spec.meanflow else S3Gen()
-    if mid_blocks is not None:  # a reduced dummy: the same U-Net with fewer middle blocks
+    return ve, t3, trim_mid_blocks(s3gen, mid_blocks)
+
+
+def trim_mid_blocks(s3gen: Any, mid_blocks: int | None) -> Any:
+    """A reduced dummy's S3Gen: the same U-Net with fewer middle blocks (None: as built)."""
+    if mid_blocks is not None:
         del s3gen.flow.decoder.estimator.mid_blocks[mid_blocks:]
-    return ve, t3, s3gen
+    return s3gen
 
 
 def build_empty(spec: ModelSpec, n_layers: int | None = None, mid_blocks: int | None = None) -> tuple[Any, Any, Any]:
