@@ -98,9 +98,11 @@ class ChunkRun:
     # -- the worker side -------------------------------------------------------------------
 
     def start(self) -> "ChunkRun":
+        # listed and started under one lock: `running()` never hands out a run whose thread
+        # has not started (joining it would raise), and the run's own removal comes after
         with STATE.lock:
             STATE.says.append(self)
-        self.thread.start()
+            self.thread.start()
         return self
 
     def _run(self) -> None:
@@ -215,5 +217,6 @@ def stop_all(join_s: float = 0.0) -> int:
         run.stop()
     deadline = time.monotonic() + join_s
     for run in runs:
-        run.thread.join(max(0.0, deadline - time.monotonic()))
+        if run.thread.is_alive():
+            run.thread.join(max(0.0, deadline - time.monotonic()))
     return len(runs)

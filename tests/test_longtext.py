@@ -122,6 +122,33 @@ def test_stop_keeps_what_was_made(english_reduced):
     english_reduced.lock.release()
 
 
+def test_stop_all_while_a_say_is_starting(monkeypatch):
+    """A run is listed only once its thread has started: `unload` and `stop` join the
+    runs they see, and joining a thread that has not started raises."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from chatterbox_nb.engine.request import SayOptions
+
+    real_start = threading.Thread.start
+
+    def slow_start(thread):
+        time.sleep(0.5)  # the window a say's thread takes to start, made wide
+        real_start(thread)
+
+    unloaded = SimpleNamespace(tts=None, unloaded=True, use=lambda user: contextlib.nullcontext())
+    run = progressive.ChunkRun(unloaded, ["Never spoken."], SayOptions(), sample_rate=24000)
+    monkeypatch.setattr(run.thread, "start", lambda: slow_start(run.thread))
+    starter = threading.Thread(target=run.start)
+    starter.start()
+    time.sleep(0.1)  # the starter is inside start(), the thread not yet running
+    progressive.stop_all(join_s=5.0)  # raised "cannot join thread before it is started"
+    starter.join()
+    with pytest.raises(progressive.Evicted):
+        run.wait()
+    assert progressive.running() == []
+
+
 def test_cell_magic_says_the_cell(shell, english_reduced):
     result = shell.run_cell(
         "%%chatterbox --weights dummy:reduced --device cpu --max-tokens 4 --seed 1\n"
