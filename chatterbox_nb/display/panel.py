@@ -204,9 +204,13 @@ class Panel:
         live: list[Any] = []
         token = SHOW.set(lambda player: self._show_live(player, live))  # long text: its player goes here
         try:
-            kwargs = self.kwargs()
-            with watching(self._on_progress):
-                utt = say(self.text.value, **kwargs)
+            try:
+                kwargs = self.kwargs()
+                with watching(self._on_progress):
+                    utt = say(self.text.value, **kwargs)
+            finally:
+                done.set()
+                ticker.join()  # its last progress line must not overwrite the outcome
         except ChatterboxError as exc:
             self._fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - the panel reports, the kernel goes on
@@ -220,8 +224,6 @@ class Panel:
             self.status.value = f'<span style="font:12px sans-serif;{TEXT}">&#10003; done in {time.perf_counter() - begin:.2f} s</span>'
         finally:
             SHOW.reset(token)
-            done.set()
-            ticker.join()
             self.bar.layout.visibility = "hidden"
             self.generate_button.disabled = False
             self.generate_button.description, self.generate_button.icon = "Generate", "play"
