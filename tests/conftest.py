@@ -11,25 +11,36 @@ from pathlib import Path
 import pytest
 
 # Before chatterbox_nb reads its settings: tests never touch the user's cache or the hub.
-# CHATTERBOX_NB_TEST_CACHE keeps the dummy checkpoints (~13 GB) between runs; without it
+# CHATTERBOX_NB_TEST_CACHE keeps the dummy checkpoints (~13 GB a worker) between runs; without it
 # they live in a temporary folder that is deleted when the session ends.
 KEEP_CACHE = bool(os.environ.get("CHATTERBOX_NB_TEST_CACHE"))
-CACHE_DIR = Path(os.environ.get("CHATTERBOX_NB_TEST_CACHE") or tempfile.mkdtemp(prefix="cnb-test-cache-"))
+# Each xdist worker its own: tests damage and clear cache entries on purpose.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if KEEP_CACHE:
+    CACHE_DIR = Path(os.environ["CHATTERBOX_NB_TEST_CACHE"]) / _WORKER
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+else:
+    CACHE_DIR = Path(tempfile.mkdtemp(prefix=f"cnb-test-cache-{_WORKER}"))
 os.environ["CHATTERBOX_NB_CACHE_DIR"] = str(CACHE_DIR)
+if _WORKER:  # two workers on two cores: one torch thread each (the kernels they start inherit it);
+    # two threads each made the suite only 5 % faster than one worker, the cores oversubscribed
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = "1"
 # torch.compile of S3Gen takes minutes of CPU; only tests/test_speed.py turns it on (with a stub).
 os.environ["CHATTERBOX_NB_COMPILE"] = "0"
 
 
-# What a whole run writes there at its peak: four dummy checkpoints (one full size), their
-# bfloat16 cache entries, and copies made by the cache tests.
-DISK_NEEDED_GB = 15
+# What a whole run writes at its peak: four dummy checkpoints (one full size), their bfloat16
+# cache entries, and copies made by the cache tests, in each xdist worker's own cache (two
+# workers, see pyproject.toml; under CHATTERBOX_NB_TEST_CACHE, a folder each).
+DISK_NEEDED_GB = 30
 
 
 def pytest_report_header(config):
     free = shutil.disk_usage(CACHE_DIR).free / 1e9
     line = f"chatterbox_nb test cache: {CACHE_DIR} ({free:.0f} GB free)"
     if free < DISK_NEEDED_GB:
-        line += (f"\nWARNING: the whole suite writes up to ~{DISK_NEEDED_GB} GB of dummy checkpoints there; "
+        line += (f"\nWARNING: the whole suite writes up to ~{DISK_NEEDED_GB} GB of dummy checkpoints (two workers); "
                  "with less free, loads fail with 'No space left on device'.")
     return line
 
