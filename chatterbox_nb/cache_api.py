@@ -30,6 +30,8 @@ class CacheInfo:
             for p in (sorted(dummy_root.iterdir()) if dummy_root.is_dir() else [])
             if p.is_dir() and not p.name.startswith(".")
         }
+        #: compiled S3Gen estimators (`--warmup full`), by path under the cache dir
+        self.packages = {str(p.relative_to(root)): p.stat().st_size for p in layout.compiled_packages()}
         conds_root = layout.conds
         self.voice_bytes = sum(f.stat().st_size for f in conds_root.rglob("*.safetensors")) if conds_root.is_dir() else 0
 
@@ -42,6 +44,8 @@ class CacheInfo:
             )
         for name, size in self.dummies.items():
             lines.append(f"  dummy checkpoint {name}: {_gib(size)}")
+        for name, size in self.packages.items():
+            lines.append(f"  compiled package {name}: {_gib(size)}")
         lines.append(f"  voice conditionals: {self.voice_bytes / 2**20:.2f} MiB")
         return "\n".join(lines)
 
@@ -55,6 +59,10 @@ class CacheInfo:
             f"<tr><td>dummy/{html.escape(n)}</td><td colspan=3>dummy checkpoint (a source)</td>"
             f"<td>{_gib(s)}</td><td></td></tr>"
             for n, s in self.dummies.items()
+        )
+        rows += "".join(
+            f"<tr><td>{html.escape(n)}</td><td colspan=3>compiled S3Gen estimator</td><td>{_gib(s)}</td><td></td></tr>"
+            for n, s in self.packages.items()
         )
         rows += f"<tr><td>voices/conds</td><td colspan=3>voice conditionals</td><td>{self.voice_bytes / 2**20:.2f} MiB</td><td></td></tr>"
         return (
@@ -87,8 +95,9 @@ class Cache:
         return report
 
     def clear(self, model: str | None = None) -> list[str]:
-        """Delete the entries (and dummy checkpoints) of `model`, or everything.
-        Models in memory keep working: their mapped files live on until unloaded."""
+        """Delete the entries (and dummy checkpoints, voice conditionals and compiled
+        packages) of `model`, or everything. Models in memory keep working: their mapped
+        files and loaded packages live on until unloaded."""
         from .engine import diskcache
         from .options import choose_model
 

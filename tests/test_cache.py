@@ -18,7 +18,7 @@ import pytest
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 from chatterbox_nb._state import STATE
-from chatterbox_nb.engine import diskcache, dummy, loader
+from chatterbox_nb.engine import compiled, diskcache, dummy, loader
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -194,9 +194,19 @@ def test_cache_verify_and_clear(cache_root, local_source, shell, capsys):
     _load(local_source)
     info = cnb.cache.info()
     assert len(info.entries) == 1 and info.entries[0]["own_bytes"] > 10**9
+    # compiled packages (what a full warm-up writes) are the cache's too
+    packages = {m: compiled.package_path(cache_root, m, "weights", "cpu", "bfloat16", 1) for m in ("english", "turbo")}
+    for path in packages.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"package")
+    assert "compiled package compiled/torch-" in repr(cnb.cache.info())
     shell.run_cell("%chatterbox cache clear -m english")
-    assert "Removed models/english-float32-" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "models/english-float32-" in out and "estimator-english-" in out and "turbo" not in out
     assert diskcache.entries(cache_root) == []
+    assert not packages["english"].exists() and packages["turbo"].exists()
+    assert list(cnb.cache.info().packages) == [str(packages["turbo"].relative_to(cache_root))]
+    packages["turbo"].unlink()
 
 
 def test_disk_full_loads_from_source_and_leaves_nothing(cache_root, local_source, monkeypatch):

@@ -34,14 +34,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from .layout import CacheLayout
+
 #: the lengths (mel frames, prompt included) the package covers; others run eagerly
 MIN_FRAMES, MAX_FRAMES = 8, 8192
-
-
-def cache_root(root: Path) -> Path:
-    import torch
-
-    return root / "compiled" / f"torch-{torch.__version__}"
 
 
 def wanted(dtype: str) -> bool:
@@ -52,8 +48,11 @@ def wanted(dtype: str) -> bool:
 def package_path(root: Path, model: str, fingerprint: str, device: str, dtype: str, threads: int) -> Path:
     """Where the package for these weights lives. The weights are baked in, hence the
     fingerprint; so is the thread count of the generated CPU kernels."""
+    import torch
+
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    return cache_root(root) / f"estimator-{model}-{digest}-{device.replace(':', '_')}-{dtype}-t{threads}.pt2"
+    tag = f"{digest}-{device.replace(':', '_')}-{dtype}-t{threads}"
+    return CacheLayout(root).compiled_package(torch.__version__, model, tag)
 
 
 def estimator(tts: Any) -> Any:

@@ -351,10 +351,15 @@ def describe(folder: Path) -> dict[str, Any]:
 
 
 def clear(root: Path, model: str | None = None) -> list[str]:
-    """Delete entries, dummy checkpoints and voice conditionals of `model`, or all;
-    returns their names. The voice registry stays: conditionals are recomputed on use."""
+    """Delete entries, dummy checkpoints, voice conditionals and compiled packages of
+    `model`, or all; returns their names. The voice registry stays: conditionals are
+    recomputed on use. A model in memory keeps its mapped files and loaded package."""
     removed = []
-    for parent in CacheLayout(root).per_model():
+    layout = CacheLayout(root)
+    for package in layout.compiled_packages(model):
+        package.unlink(missing_ok=True)
+        removed.append(str(package.relative_to(root)))
+    for parent in layout.per_model():
         if not parent.is_dir():
             continue
         for path in sorted(parent.iterdir()):

@@ -4,6 +4,8 @@
     <cache_dir>/dummy/<model>-<size>-seed<n>/   dummy checkpoints (dummy.py)
     <cache_dir>/voices/voices.json              the voice registry (voices_api.py)
     <cache_dir>/voices/conds/<model>-<key>/     voice conditionals (voices.py)
+    <cache_dir>/compiled/torch-<version>/estimator-<model>-...pt2
+                                                compiled S3Gen estimators (compiled.py)
 
 Every module that touches the cache dir asks a `CacheLayout` for its paths, so moving
 or adding a folder is one change here.
@@ -28,9 +30,20 @@ class CacheLayout:
         self.registry = self.voices / "voices.json"
         #: voice conditionals, one folder a model and weight source
         self.conds = self.voices / "conds"
+        #: AOTInductor packages of S3Gen's estimator, a folder per torch version (their
+        #: generated code is only good for the torch that made it)
+        self.compiled = self.root / "compiled"
 
     def dummy(self, model: str, size: str = "full", seed: int = 0) -> Path:
         return self.dummies / f"{model}-{size}-seed{seed}"
+
+    def compiled_package(self, torch_version: str, model: str, tag: str) -> Path:
+        """A package's file; `tag` tells apart the packages of one model (compiled.py)."""
+        return self.compiled / f"torch-{torch_version}" / f"estimator-{model}-{tag}.pt2"
+
+    def compiled_packages(self, model: str | None = None) -> list[Path]:
+        """The packages of `model` (or all), for every torch version."""
+        return sorted(self.compiled.glob(f"torch-*/estimator-{model + '-' if model else ''}*.pt2"))
 
     def per_model(self) -> tuple[Path, ...]:
         """The folders whose subfolders are named `<model>-...` (what `cache clear` removes);
