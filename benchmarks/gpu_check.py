@@ -76,22 +76,15 @@ def _from_local(spec, folder: Path, device: str):
     and S3Gen's estimator its number of middle blocks (built as our loader builds them)."""
     from unittest import mock
 
-    import torch
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
-    from safetensors import safe_open
 
     from chatterbox_nb.engine.build import trim_mid_blocks
-    from chatterbox_nb.engine.checkpoint import count_mid_blocks, count_t3_layers
+    from chatterbox_nb.engine.checkpoint import count_mid_blocks, count_t3_layers, weight_keys
     from chatterbox_nb.engine.specs import t3_config
 
-    with safe_open(str(folder / spec.t3_file), "pt") as f:
-        layers = count_t3_layers(spec, list(f.keys()))
-    if spec.s3gen_file.endswith(".safetensors"):
-        with safe_open(str(folder / spec.s3gen_file), "pt") as f:
-            mid_blocks = count_mid_blocks(list(f.keys()))
-    else:
-        mid_blocks = count_mid_blocks(list(torch.load(folder / spec.s3gen_file, mmap=True, weights_only=True)))
+    layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
+    mid_blocks = count_mid_blocks(weight_keys(folder / spec.s3gen_file))
 
     def s3gen(*args, **kwargs):
         return trim_mid_blocks(S3Gen(*args, **kwargs), mid_blocks)

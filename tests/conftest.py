@@ -26,7 +26,7 @@ if _WORKER:  # two workers on two cores: one torch thread each (the kernels they
     # two threads each made the suite only 5 % faster than one worker, the cores oversubscribed
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = "1"
-# torch.compile of S3Gen takes minutes of CPU; only tests/test_speed.py turns it on (with a stub).
+# Compiling S3Gen takes minutes of CPU; only tests/test_speed.py turns it on (stubbed, or on a tiny estimator).
 os.environ["CHATTERBOX_NB_COMPILE"] = "0"
 
 

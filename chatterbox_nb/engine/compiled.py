@@ -30,7 +30,6 @@ import hashlib
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -234,8 +233,3 @@ def uninstall(tts: Any) -> None:
             del est.forward
         else:
             est.forward = current.previous
-
-
-def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    return fn(*args), time.perf_counter() - start
