@@ -23,8 +23,38 @@ from conftest import REDUCED
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.parametrize("cpuinfo, mkldnn, native", [
+    ("flags\t\t: fpu sse4_2 avx2 fma\n", True, False),  # an AVX2 CPU: oneDNN is not asked
+    ("flags\t\t: fpu avx2 avx512f avx512bw avx512_vnni\n", True, False),  # AVX-512 without bf16
+    ("flags\t\t: fpu avx512f avx512_bf16\n", False, True),
+    ("flags\t\t: fpu avx512f amx_tile amx_bf16\n", False, True),
+    (None, True, True),  # no /proc/cpuinfo (another OS): oneDNN's own check decides
+    (None, False, False),
+])
+def test_native_bfloat16_is_read_from_the_cpu_flags(monkeypatch, cpuinfo, mkldnn, native):
+    """The decision from given flags, not re-read from this machine's /proc/cpuinfo."""
+    import torch
+
+    class CpuInfo:
+        def __init__(self, path: str) -> None:
+            assert path == "/proc/cpuinfo"
+
+        def read_text(self) -> str:
+            if cpuinfo is None:
+                raise FileNotFoundError("/proc/cpuinfo")
+            return cpuinfo
+
+    monkeypatch.setattr(precision, "Path", CpuInfo)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: mkldnn, raising=False)
+    precision.cpu_has_native_bf16.cache_clear()
+    try:
+        assert precision.cpu_has_native_bf16() is native
+        assert precision.resolve_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
+    finally:
+        precision.cpu_has_native_bf16.cache_clear()
+
+
 def test_auto_dtype_is_bfloat16_only_where_native(monkeypatch):
-    real = precision.cpu_has_native_bf16
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
     assert precision.resolve_dtype("auto", "cpu") == "bfloat16"
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
@@ -34,26 +64,40 @@ def test_auto_dtype_is_bfloat16_only_where_native(monkeypatch):
     assert precision.resolve_dtype("int8", "cpu") == "int8"
     with pytest.raises(InvalidOption, match="int8 runs on the CPU only"):
         precision.resolve_dtype("int8", "cuda")
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else []
-    real.cache_clear()
-    if flags:
-        assert real() == any(f in flags for f in ("avx512_bf16", "amx_bf16"))
 
 
-def test_default_say_reports_the_resolved_dtype_and_knobs_change_only_s3gen(english_reduced):
+@pytest.fixture(params=["float32", "bfloat16"])
+def english_as_auto(request, english_reduced, monkeypatch):
+    """The reduced english model as `--dtype auto` loads it on a CPU without native bfloat16
+    (float32) and on one with it (bfloat16): both paths on every machine (bfloat16 is
+    emulated where the CPU lacks it, only slower)."""
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: request.param == "bfloat16")
+    cnb.load("english", weights=REDUCED, device="cpu", dtype="auto", warmup="off", wait=True)
+    (m,) = [m for m in loader.loaded_models()
+            if m.name == "english" and m.source.is_dummy and m.key == english_reduced.key._replace(dtype=request.param)]
+    yield m
+    if m is not english_reduced:
+        loader.drop(m.key)
+
+
+def test_default_say_reports_the_resolved_dtype_and_knobs_change_only_s3gen(english_as_auto):
     expected = precision.resolve_dtype("auto", "cpu")
-    assert english_reduced.dtype == expected  # the registry key holds the resolved dtype
-    kw = dict(weights=REDUCED, device="cpu", max_tokens=4, seed=9)
+    assert english_as_auto.dtype == expected  # the registry key holds the resolved dtype
+    kw = dict(weights=REDUCED, device="cpu", dtype="auto", max_tokens=4, seed=9)
     u = cnb.say("Knobs.", **kw)
     assert u.params["dtype"] == u.timings["dtype"] == expected and u.timings["model_source"] == "memory"
     assert any(m["dtype"] == expected for m in cnb.status().models)
-    if expected == "bfloat16":  # T3 in bfloat16; on the CPU, S3Gen's estimator stays float32
-        import torch
+    import torch
 
-        assert english_reduced.tts.t3.speech_emb.weight.dtype == torch.bfloat16
-        est = compiled.estimator(english_reduced.tts)
+    if expected == "float32":  # upstream, bit for bit: nothing converted, nothing autocast
+        assert english_as_auto.tts.t3.speech_emb.weight.dtype == torch.float32
+        assert not hasattr(compiled.estimator(english_as_auto.tts).forward, "autocast")
+        assert english_as_auto.entry.name.startswith("english-float32-")
+    else:  # T3 in bfloat16; on the CPU, S3Gen's estimator stays float32
+        assert english_as_auto.tts.t3.speech_emb.weight.dtype == torch.bfloat16
+        est = compiled.estimator(english_as_auto.tts)
         assert est.dtype == torch.float32 and est.forward.autocast == torch.bfloat16  # weights f32, autocast bf16
-        assert english_reduced.entry.name.startswith("english-bfloat16-")
+        assert english_as_auto.entry.name.startswith("english-bfloat16-")
 
     # the opt-in lossy knobs: T3 (same seed) makes the same tokens, S3Gen renders them otherwise
     plain = u
@@ -105,13 +149,13 @@ def test_threads_never_exceed_the_cores_this_process_may_use():
         torch.set_num_threads(before)
 
 
-def test_compile_step_builds_once_then_loads_the_package(english_reduced, tmp_path, monkeypatch):
+def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_path, monkeypatch):
     """The compile step (export and AOT compile stubbed: the real ones take minutes)
     builds the package only at a full warm-up, loads and installs it between says, and
     a later warm-up at any level loads it without building; float32 is never compiled."""
     import torch
 
-    tts = english_reduced.tts
+    tts = english_as_auto.tts
     built, loads = [], []
 
     def load(path, tts_, meanflow=False):
@@ -133,28 +177,28 @@ def test_compile_step_builds_once_then_loads_the_package(english_reduced, tmp_pa
 
     monkeypatch.setattr(compiled, "build_package", build)
     monkeypatch.setattr(compiled, "load_package", load)
-    if english_reduced.dtype == "float32":  # no native bfloat16 here: the steps are tested as if it were wanted
-        assert warmup.compile_step(english_reduced, "full", tmp_path, print) == {}
+    if english_as_auto.dtype == "float32":  # no native bfloat16 here: the steps are tested as if it were wanted
+        assert warmup.compile_step(english_as_auto, "full", tmp_path, print) == {}
         monkeypatch.setattr(compiled, "wanted", lambda dtype: True)
-    path = compiled.package_path(tmp_path, "english", english_reduced.source.fingerprint, "cpu",
-                                 english_reduced.dtype, torch.get_num_threads())
+    path = compiled.package_path(tmp_path, "english", english_as_auto.source.fingerprint, "cpu",
+                                 english_as_auto.dtype, torch.get_num_threads())
     try:
-        assert warmup.compile_step(english_reduced, "light", tmp_path, print) == {}  # light: not before a full one
-        metrics = warmup.compile_step(english_reduced, "full", tmp_path, print)
+        assert warmup.compile_step(english_as_auto, "light", tmp_path, print) == {}  # light: not before a full one
+        metrics = warmup.compile_step(english_as_auto, "full", tmp_path, print)
         assert set(metrics) == {"compile_s", "compiled_load_s"} and built == ["exported"] and path.is_file()
         assert compiled.is_installed(tts)
-        u = cnb.say("Compiled.", weights=REDUCED, device="cpu", max_tokens=3, seed=2)
+        u = cnb.say("Compiled.", weights=REDUCED, device="cpu", dtype=english_as_auto.dtype, max_tokens=3, seed=2)
         assert loads == [10] and u.audio.size > 0  # upstream's 10 CFM steps went through it
         compiled.uninstall(tts)
         assert not compiled.is_installed(tts)
-        if english_reduced.dtype == "bfloat16":
+        if english_as_auto.dtype == "bfloat16":
             assert compiled.estimator(tts).forward.autocast  # back to CPU autocast
-        assert set(warmup.compile_step(english_reduced, "light", tmp_path, print)) == {"compiled_load_s"}
+        assert set(warmup.compile_step(english_as_auto, "light", tmp_path, print)) == {"compiled_load_s"}
         assert built == ["exported"] and len(loads) == 2 and compiled.is_installed(tts)
         compiled.uninstall(tts)
         monkeypatch.setattr(compiled, "load_package", lambda *a: (_ for _ in ()).throw(OSError("bad package")))
         with pytest.warns(RuntimeWarning, match="loading its package S3Gen failed, it stays eager: bad package"):
-            assert warmup.compile_step(english_reduced, "light", tmp_path, print) == {"compile_error": "bad package"}
+            assert warmup.compile_step(english_as_auto, "light", tmp_path, print) == {"compile_error": "bad package"}
         assert not path.exists() and not compiled.is_installed(tts)  # removed: the next full warm-up builds it
     finally:
         compiled.uninstall(tts)
