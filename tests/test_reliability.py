@@ -75,22 +75,37 @@ def _speaks() -> None:
 # -- failures 1 and 2: damage that used to fail every later load ------------------------
 
 
-def test_truncated_linked_weights_rebuild_the_dummy_too(private_cache):
-    """The entry's t3 is a hard link to the dummy's: truncating it damages the source as
-    well. One warning; the dummy checkpoint is made again, then the entry; it speaks."""
+@pytest.mark.parametrize("damage", ["truncated", "same-size"])
+def test_damaged_linked_weights_rebuild_the_dummy_too(private_cache, damage):
+    """The entry's t3 is a hard link to the dummy's: damaging it damages the source as
+    well, whether it is truncated or four bytes deep inside a tensor change (same size: the
+    size check passes, only the sha256 finds it). One warning; the dummy checkpoint is made
+    again, then the entry; it speaks."""
     assert _load() == "dummy"
     entry = _entry(private_cache)
     source_t3 = dummy.dummy_dir(private_cache, "english", "reduced") / "t3_cfg.safetensors"
     assert (entry / "t3.safetensors").stat().st_ino == source_t3.stat().st_ino
+    size = source_t3.stat().st_size
     _drop_all(private_cache)
     with open(entry / "t3.safetensors", "r+b") as f:
-        f.truncate(f.seek(0, 2) // 4)
+        if damage == "truncated":
+            f.truncate(size // 4)
+        else:
+            f.seek(size // 2)
+            good = f.read(4)
+            f.seek(size // 2)
+            f.write(bytes(b ^ 0xFF for b in good))
+    assert (source_t3.stat().st_size == size) is (damage == "same-size")  # the source is damaged too
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         assert _load() == "dummy"
     messages = _cache_warnings(record)
-    assert len(messages) == 1 and "truncated" in messages[0], messages
+    words = "truncated" if damage == "truncated" else "t3.safetensors fails its sha256 check"
+    assert len(messages) == 1 and words in messages[0], messages
     assert diskcache.verify(_entry(private_cache)) == []
+    with open(source_t3, "rb") as f:  # the dummy checkpoint was made again, not only the entry
+        f.seek(size // 2)
+        assert source_t3.stat().st_size == size and (damage == "truncated" or f.read(4) == good)
     _speaks()
 
 
@@ -279,25 +294,39 @@ def test_two_environments_keep_their_own_entries(private_cache, monkeypatch):
 # -- defect 5: a seeded say does not depend on what else runs ---------------------------
 
 
-def test_seeded_say_is_the_same_while_another_model_generates(english_reduced):
-    """A twin of the session's model in another dtype says a seeded sentence alone, then
-    again while the session's model (another key, its own lock) generates."""
-    twin_dtype = "bfloat16" if english_reduced.dtype == "float32" else "float32"
-    seeded = dict(weights="dummy:reduced", device="cpu", dtype=twin_dtype, max_tokens=8, seed=11)
+@pytest.mark.parametrize("seeded_dtype, busy_dtype", [("float32", "bfloat16"), ("bfloat16", "float32")])
+def test_seeded_say_is_the_same_while_another_model_generates(english_reduced, seeded_dtype, busy_dtype):
+    """The reduced english model in `seeded_dtype` says a seeded sentence alone, then again
+    while its twin in `busy_dtype` (another key, its own lock) generates: both ways round,
+    whichever dtype the session's model has."""
+    seeded = dict(weights="dummy:reduced", device="cpu", dtype=seeded_dtype, max_tokens=8, seed=11)
+    other = dict(weights="dummy:reduced", device="cpu", dtype=busy_dtype, max_tokens=30)
+    cnb.load("english", weights="dummy:reduced", device="cpu", dtype=busy_dtype, warmup="off", wait=True)
     alone = cnb.say("The same every time.", **seeded).audio
-    (twin,) = [m for m in loader.loaded_models() if m.key == english_reduced.key._replace(dtype=twin_dtype)]
-    other = dict(weights="dummy:reduced", device="cpu", dtype=english_reduced.dtype, max_tokens=30)
+    models = {m.dtype: m for m in loader.loaded_models() if m.key in
+              {english_reduced.key._replace(dtype=d) for d in (seeded_dtype, busy_dtype)}}
+    busy_model, failed = models[busy_dtype], []
+
+    def busy_say() -> None:
+        try:
+            cnb.say("Another model, busy.", **other)
+        except BaseException as exc:  # noqa: BLE001 - checked below, never lost in the thread
+            failed.append(exc)
+
     try:
-        busy = threading.Thread(target=lambda: cnb.say("Another model, busy.", **other))
+        busy = threading.Thread(target=busy_say)
         busy.start()
-        deadline = time.monotonic() + 30
-        while not english_reduced.lock.locked() and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120  # the lock's event; the limit only ends a hung test
+        while not busy_model.lock.locked() and busy.is_alive() and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert english_reduced.lock.locked(), "the other model never started generating"
+        assert busy_model.lock.locked(), f"the other model never started generating: {failed}"
         beside = cnb.say("The same every time.", **seeded).audio
         busy.join(120)
+        assert not busy.is_alive() and failed == []
     finally:
-        loader.drop(twin.key)
+        for m in models.values():
+            if m is not english_reduced:
+                loader.drop(m.key)
     assert np.array_equal(alone, beside)
 
 
@@ -312,11 +341,11 @@ def test_say_queued_behind_unload_does_not_load_the_model_again():
         ok(kernel.execute("import chatterbox_nb as cnb, threading, time; from chatterbox_nb import progressive"))
         ok(kernel.execute("cnb.load('english', weights='dummy:reduced', device='cpu', warmup='off', wait=True)"))
         code = """
-errors = {}
+errors, stopped = {}, {}
 def run(name, n):
     try:
-        cnb.say("Queued for the model.", weights="dummy:reduced", device="cpu", max_tokens=n, seed=1)
-        errors[name] = None
+        u = cnb.say("Queued for the model.", weights="dummy:reduced", device="cpu", max_tokens=n, seed=1)
+        errors[name], stopped[name] = None, u.timings["stopped"]
     except Exception as exc:
         errors[name] = type(exc).__name__
 first = threading.Thread(target=run, args=("first", 200)); first.start()
@@ -328,6 +357,8 @@ first.join(); second.join()
 """
         ok(kernel.execute(code))
         assert len(kernel.value("dropped")) == 1
+        assert kernel.value("errors['first']") is None  # the say under way was cut, not failed
+        assert kernel.value("stopped['first']") is True
         assert kernel.value("errors['second']") == "ModelNotLoaded"
         assert kernel.value("[m['model'] for m in cnb.status().models]") == []
     finally:
