@@ -1,17 +1,14 @@
-"""`%load_ext` must be instant: nothing heavy is imported in the foreground."""
+"""`%load_ext` must be instant: nothing heavy is imported in the foreground (what it
+imports is the machine-independent proof; how long it takes is a benchmark's figure)."""
 
 import subprocess
 import sys
 
 CODE = """
-import sys, time
-start = time.perf_counter()
+import sys
 from IPython.testing.globalipapp import start_ipython
 ip = start_ipython()
-t0 = time.perf_counter()
 ip.run_line_magic("load_ext", "chatterbox_nb")
-took = time.perf_counter() - t0
-import chatterbox_nb
 heavy = sorted(m for m in ("torch", "chatterbox", "transformers", "ipywidgets") if m in sys.modules)
 print(",".join(heavy) or "none", "chatterbox" in ip.magics_manager.magics["line"])
 """
