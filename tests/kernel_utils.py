@@ -19,13 +19,9 @@ class Kernel:
     def __init__(self) -> None:
         self.km, self.kc = start_new_kernel(kernel_name="python3")
 
-    def execute(self, code: str, timeout: float = 600, interrupt_after: float | None = None) -> dict[str, Any]:
-        """Run `code`; collect its outputs, result and error. With `interrupt_after`,
-        press the stop button (a kernel interrupt) that many seconds in."""
+    def execute(self, code: str, timeout: float = 600) -> dict[str, Any]:
+        """Run `code`; collect its outputs, result and error."""
         msg_id = self.kc.execute(code)
-        if interrupt_after is not None:
-            time.sleep(interrupt_after)
-            self.km.interrupt_kernel()
         reply = self.kc.get_shell_msg(timeout=timeout)
         while reply["parent_header"].get("msg_id") != msg_id:
             reply = self.kc.get_shell_msg(timeout=timeout)
@@ -43,6 +39,48 @@ class Kernel:
             if msg["msg_type"] not in ("status", "execute_input"):
                 outputs.append({"type": msg["msg_type"], **msg["content"]})
         return {"status": reply["content"]["status"], "reply": reply["content"], "outputs": outputs}
+
+    # The stop button, pressed from inside the kernel the moment the state a test needs is
+    # reached (not some seconds in): SIGINT to the kernel's process, as jupyter_client's
+    # `interrupt_kernel` sends it. `_interrupted_at` records when it was pressed.
+
+    @staticmethod
+    def interrupting_at_token(token: int, line: str) -> str:
+        """A cell running `line` (a say) that presses the stop button as T3 samples its
+        `token`-th token; `_interrupted_at == [(chunks whose T3 had ended, token)]`."""
+        return (
+            "import os as _os, signal as _signal\n"
+            "from chatterbox_nb.engine import stopping as _stopping\n"
+            "_interrupted_at, _t3_ended = [], []\n"
+            "def _press(stage, n):\n"
+            "    if stage == 'vocoder':\n"
+            "        _t3_ended.append(n)\n"
+            f"    elif n >= {token} and not _interrupted_at:\n"
+            "        _interrupted_at.append((len(_t3_ended), n))\n"
+            "        _os.kill(_os.getpid(), _signal.SIGINT)\n"
+            "with _stopping.watching(_press):\n"
+            f"    {line}\n"
+        )
+
+    @staticmethod
+    def interrupting_when(condition: str, line: str) -> str:
+        """A cell running `line` that presses the stop button once `condition` (an expression
+        evaluated in the kernel every 5 ms while `line` runs) holds; `_interrupted_at == [True]`."""
+        return (
+            "import os as _os, signal as _signal, threading as _threading\n"
+            "_interrupted_at, _cell_done = [], _threading.Event()\n"
+            "def _watch():\n"
+            "    while not _cell_done.wait(0.005):\n"
+            f"        if {condition}:\n"
+            "            _interrupted_at.append(True)\n"
+            "            _os.kill(_os.getpid(), _signal.SIGINT)\n"
+            "            return\n"
+            "_threading.Thread(target=_watch, daemon=True).start()\n"
+            "try:\n"
+            f"    {line}\n"
+            "finally:\n"
+            "    _cell_done.set()\n"
+        )
 
     @staticmethod
     def text(result: dict[str, Any]) -> str:

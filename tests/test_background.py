@@ -24,18 +24,22 @@ def test_kernel_answers_while_a_model_loads(kernel):
     # said so, and reports where the load took the model from
     assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache")
     assert kernel.value("u.timings['wait_s']") > 0.0
-    # the default dtype (auto): what ran is what params and timings show
-    auto = kernel.value("__import__('chatterbox_nb.engine.precision').engine.precision.resolve_dtype('auto', 'cpu')")
-    assert kernel.value("u.params['dtype']") == kernel.value("u.timings['dtype']") == auto
+    # the default dtype (auto, or CHATTERBOX_NB_DTYPE's) made concrete: what ran is what params and timings show
+    default = kernel.value("__import__('chatterbox_nb.engine.precision').engine.precision.resolve_dtype("
+                           "__import__('chatterbox_nb.config').config.settings().dtype, 'cpu')")
+    assert kernel.value("u.params['dtype']") == kernel.value("u.timings['dtype']") == default
     assert kernel.value("t.wait().warmed") == "light"
 
 
 def test_stop_button_during_wait_keeps_kernel_and_load(kernel):
     _ok(kernel.execute("%chatterbox unload --all"))
-    result = kernel.execute(
-        "r = %chatterbox load --weights dummy:reduced --device cpu --warmup full --wait", interrupt_after=3.0
-    )
+    # the stop button once the load has reached its warm-up (whatever the machine's speed)
+    warming = "any(t.stage.startswith('warm-up') for t in list(__import__('chatterbox_nb')._state.STATE.tasks.values()))"
+    result = kernel.execute(Kernel.interrupting_when(
+        warming, "r = %chatterbox load --weights dummy:reduced --device cpu --warmup full --wait"
+    ))
     assert result["status"] == "ok", result["reply"]
+    assert kernel.value("_interrupted_at") == [True]
     assert "Stopped waiting" in kernel.text(result)
     assert kernel.value("1 + 1") == 2
     status = _ok(kernel.execute("s = %chatterbox status\nprint(s)"))

@@ -75,15 +75,22 @@ def test_unknown_language_falls_back_to_english_rules():
 
 
 def test_paragraph_is_chunked_and_joined(english_reduced):
-    u = cnb.say(PARAGRAPH, weights=REDUCED, device="cpu", max_tokens=8, seed=4)
+    from chatterbox_nb.engine import stopping
+
+    t3_done: list[float] = []  # when each chunk's T3 ended (its "vocoder" event)
+    with stopping.watching(lambda stage, n: t3_done.append(time.perf_counter()) if stage == "vocoder" else None):
+        u = cnb.say(PARAGRAPH, weights=REDUCED, device="cpu", max_tokens=8, seed=4)
+    returned = time.perf_counter()
     t = u.timings
     assert u.params["chunks"] == 6 and t["chunks_done"] == 6 and t["stopped"] is False
     pause = int(round(progressive.PAUSE_S * u.sample_rate))
     assert len(u.audio) == t["speech_tokens"] * SAMPLES_PER_TOKEN + 5 * pause
-    assert t["first_audio_s"] < 0.4 * t["total_s"]  # one chunk of six, plus a little
+    # the first audio was playable before the last chunk's T3 had ended (an order of events on
+    # one clock: the say began at the latest `total_s` before it returned)
+    assert len(t3_done) == 6 and returned - t["total_s"] + t["first_audio_s"] < t3_done[-1], (t, t3_done)
     assert t["audio_s"] == pytest.approx(len(u.audio) / 24000)
     stages = ("load_s", "wait_s", "conditioning_s", "t3_s", "s3gen_s", "watermark_s")
-    assert sum(t[k] for k in stages) <= t["total_s"] and t["other_s"] < 0.25 * t["total_s"], t
+    assert sum(t[k] for k in stages) <= t["total_s"], t
     assert cnb.history[-1] is u
 
     # chunk 0 is seeded with the user's seed: the same as that sentence said alone
@@ -189,9 +196,7 @@ def test_cell_in_a_kernel_shows_one_progressive_player(kernel):
     assert "application/vnd.jupyter.widget-view+json" in shown[0]["data"]
     assert shown[0]["data"]["text/plain"].startswith("Progressive player: 3 chunks")
     assert kernel.value("(_.timings['chunks_done'], _.timings['stopped'])") == (3, False)
-    # the first of three chunks is playable before half the generation is done
-    first, total = kernel.value("[_.timings[k] for k in ('first_audio_s', 'total_s')]")
-    assert first < total / 2, (first, total)
+    # that the first chunk is playable before the last is made: test_paragraph_is_chunked_and_joined
 
 
 @pytest.mark.slow
@@ -201,9 +206,11 @@ def test_stop_button_in_a_kernel_keeps_the_first_chunks(kernel):
     Kernel.ok(kernel.execute("%load_ext chatterbox_nb"))  # the interrupt must land in the say, not the load
     Kernel.ok(kernel.execute("%chatterbox load --weights dummy:reduced --device cpu --warmup off --wait"))
     text = "One sentence comes first here. Another sentence follows it. A third one goes on. The fourth ends it."
-    result = kernel.execute("u = " + "%chatterbox say " + repr(text) + " --weights dummy:reduced --device cpu "
-                            "--max-tokens 6 --seed 1", interrupt_after=2.0)  # during the first chunk
+    # the stop button (SIGINT, as jupyter_client's interrupt sends it) at the first chunk's first token
+    result = kernel.execute(Kernel.interrupting_at_token(1, "u = %chatterbox say " + repr(text)
+                                                         + " --weights dummy:reduced --device cpu --max-tokens 6 --seed 1"))
     Kernel.ok(result)
+    assert kernel.value("_interrupted_at") == [(0, 1)]  # chunk 0, token 1
     done, stopped = kernel.value("(u.timings['chunks_done'], u.timings['stopped'])")
-    assert stopped is True and 1 <= done < 4
+    assert stopped is True and done == 1  # the chunk under way is kept, the rest skipped
     assert kernel.value("__import__('chatterbox_nb').history[-1] is u") is True
