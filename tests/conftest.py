@@ -45,6 +45,21 @@ def pytest_report_header(config):
     return line
 
 
+# The browser tests drive Debian's chromium (Playwright's own download needs the network);
+# without it they skip, and the summary says how many and how to run them.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_SKIP = f"browser test: needs Debian's chromium at {CHROMIUM} (apt-get install chromium)"
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=CHROMIUM_SKIP)
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if CHROMIUM_SKIP in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep("=", f"{len(skipped)} browser tests skipped", yellow=True)
+        terminalreporter.write_line(f"They need Debian's chromium at {CHROMIUM}: `apt-get install chromium`, "
+                                    "then run them again (pytest tests/test_browser.py tests/test_browser_ui.py tests/test_saved.py).")
+
+
 def pytest_sessionfinish(session, exitstatus):
     if not KEEP_CACHE:
         shutil.rmtree(CACHE_DIR, ignore_errors=True)

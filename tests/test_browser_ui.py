@@ -18,12 +18,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import needs_chromium
 from test_browser import CHROMIUM, CHROMIUM_ARGS, open_notebook, serve
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (apt-get install chromium)"),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 CELLS = [
     "%load_ext chatterbox_nb",
@@ -84,6 +82,16 @@ _LUMINANCE = """el => {
 }"""
 
 
+_WATCH_BUSY = """() => {
+  window.cnbBusySeen = false;
+  const panel = document.querySelector('.cnb-ui');
+  const check = () => {
+    if (panel.querySelector('.cnb-generate').disabled && panel.innerText.includes('Generating')) window.cnbBusySeen = true;
+  };
+  new MutationObserver(check).observe(panel, {subtree: true, childList: true, attributes: true, characterData: true});
+}"""
+
+
 @pytest.mark.parametrize("front_end", list(FRONT_ENDS))  # notebook first: the lab run ends in the dark theme
 def test_player_progressive_panel_and_history(server, front_end, tmp_path):
     if front_end == "notebook":
@@ -133,16 +141,15 @@ def test_player_progressive_panel_and_history(server, front_end, tmp_path):
                 assert panel.locator("select").count() >= 3  # model, voice, language
                 assert panel.locator(".cnb-ui-result audio").count() == 0
                 panel.locator("textarea").fill("Made with the panel.")
+                # busy (the button disabled while the status line says so) is recorded by an observer
+                # set before the click, so a say quicker than a poll cannot slip past it
+                page.evaluate(_WATCH_BUSY)
                 panel.locator(".cnb-generate").click()
-                page.wait_for_function(  # busy: the button is disabled and the status line moves
-                    "() => document.querySelector('.cnb-ui .cnb-generate').disabled"
-                    " && document.querySelector('.cnb-ui').innerText.includes('Generating')",
-                    timeout=30_000,
-                )
                 panel.locator(".cnb-ui-result audio").wait_for(timeout=180_000)
                 page.wait_for_function(
                     "() => !document.querySelector('.cnb-ui .cnb-generate').disabled", timeout=60_000
                 )
+                assert page.evaluate("() => window.cnbBusySeen") is True
                 assert panel.locator(".cnb-ui-result .chatterbox-timings").count() == 1
                 assert "done in" in panel.inner_text()
                 assert cells.nth(3).locator("audio:visible").count() == 1  # the saved copy stays hidden
@@ -159,8 +166,12 @@ def test_player_progressive_panel_and_history(server, front_end, tmp_path):
                         "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
                     )
                     page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
-                    page.wait_for_timeout(500)
-                    for selector in (".cnb-banner", ".chatterbox-timings", ".cnb-duration", ".cnb-live-status"):
+                    dark = (".cnb-banner", ".chatterbox-timings", ".cnb-duration", ".cnb-live-status")
+                    page.wait_for_function(  # the theme's colours applied: an event, not a pause
+                        f"() => {list(dark)}.every(s => ({_LUMINANCE})(document.querySelector(s)) > 0.6)",
+                        timeout=30_000,
+                    )
+                    for selector in dark:
                         assert say.page.locator(selector).first.evaluate(_LUMINANCE) > 0.6, selector  # light text
                     _save(say.locator(".jp-OutputArea"), "player-dark.png", dirs)
                     _save(panel, "ui-panel-dark.png", dirs)

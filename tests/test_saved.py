@@ -9,13 +9,13 @@ network: every `<audio>` must be visible and report a non-zero duration.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import needs_chromium
 from nbclient import NotebookClient
 
 pytestmark = pytest.mark.slow
@@ -30,6 +30,8 @@ CELLS = [
     "p = cnb.ui('Made with the panel.', weights='dummy:reduced', device='cpu', max_tokens=4, seed=3)\n"
     "display(p)\n"
     "p.start(); p.wait();",
+    # what each say made, in samples, to compare with what the saved file holds
+    "import json\nprint(json.dumps([[len(u.audio), u.sample_rate] for u in cnb.history]))",
 ]
 
 
@@ -64,7 +66,26 @@ def test_every_say_keeps_a_static_audio_in_the_saved_file(saved):
     assert "Made with the panel." in _html_outputs(nb.cells[3])[0]
 
 
-@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="needs Debian's chromium")
+def test_the_saved_audio_holds_the_whole_say(saved):
+    """Each saved `<audio>` decodes to every sample its say made (not its first chunk or piece)."""
+    import base64
+    import io
+    import json
+    import re
+
+    import soundfile as sf
+
+    nb = nbformat.read(saved, as_version=4)
+    said = json.loads("".join(o.get("text", "") for o in nb.cells[4].outputs if o.output_type == "stream"))
+    assert len(said) == 3, said  # the say, the %%chatterbox cell, the panel's result
+    for i, (samples, rate) in zip((1, 2, 3), said):
+        (copy,) = [h for h in _html_outputs(nb.cells[i]) if "cnb-saved-only" in h]
+        (wav,) = re.findall(r"data:audio/wav;base64,([A-Za-z0-9+/=]+)", copy)
+        audio, saved_rate = sf.read(io.BytesIO(base64.b64decode(wav)))
+        assert saved_rate == rate and len(audio) == samples, (i, len(audio), samples)
+
+
+@needs_chromium
 def test_nbconvert_html_plays_every_say_without_a_kernel(saved, tmp_path):
     from playwright.sync_api import sync_playwright
     from test_browser import CHROMIUM, CHROMIUM_ARGS
