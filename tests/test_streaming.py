@@ -170,3 +170,52 @@ def test_streaming_is_on_by_default_where_it_pays(monkeypatch):
     assert not pays("english", "cpu") and not pays("multilingual", "cpu")  # S3Gen calls too dear there
     monkeypatch.setattr(player, "_in_kernel", lambda: False)  # no player takes the pieces
     assert not pays("turbo", "cuda")
+
+
+def test_a_streamed_say_gives_t3_its_own_torch_back(reduced, monkeypatch):
+    import torch
+    from chatterbox.models.t3 import t3 as t3_module
+
+    during: list[object] = []
+    record = streaming.Streamer.record
+    monkeypatch.setattr(streaming.Streamer, "record", lambda self, s: (during.append(t3_module.torch), record(self, s)))
+    made = _streamed_pieces(reduced, seed=3, max_tokens=20)
+    assert len(made) >= 2 and during and all(isinstance(t, streaming.SamplingTorch) for t in during)
+    assert t3_module.torch is torch  # the patch lasted only as long as the streamed say
+
+
+def test_the_sampling_patch_is_counted_across_threads():
+    """Two models streaming in two threads share T3's module: the first to leave must not
+    take the patch from under the other."""
+    import threading
+
+    import torch
+    from chatterbox.models.t3 import t3 as t3_module
+
+    entered, leave_first, first_left, leave_second = (threading.Event() for _ in range(4))
+    seen: dict[str, object] = {}
+
+    def first() -> None:
+        with streaming.sampling():
+            entered.set()
+            leave_first.wait(30)
+        first_left.set()
+
+    def second() -> None:
+        entered.wait(30)
+        with streaming.sampling():
+            leave_first.set()
+            first_left.wait(30)
+            seen["after the first left"] = t3_module.torch
+            leave_second.wait(30)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    first_left.wait(30)
+    leave_second.set()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    assert isinstance(seen["after the first left"], streaming.SamplingTorch)
+    assert t3_module.torch is torch
