@@ -3,8 +3,8 @@
 What must hold: the same seed samples the same tokens streamed or not; the pieces played
 back to back are the kept audio (before upstream's watermark over the whole), as long as
 the unstreamed audio, and with a deterministic stand-in for S3Gen equal to it sample for
-sample outside the cross-fades (a seam off by one token fails); the stop token and the stop button end a streamed say with the
-last piece flushed; `--no-stream` is the old path, bit for bit.
+sample outside the cross-fades (a seam off by one token fails); the stop token and the
+stop button end a streamed say with the last piece flushed; `--no-stream` is the old path, bit for bit.
 """
 
 from __future__ import annotations
