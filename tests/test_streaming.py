@@ -272,3 +272,46 @@ def test_streamed_audio_is_the_unstreamed_audio_outside_the_fades(stand_in_s3gen
     np.testing.assert_array_equal(streamed[~fades], plain.audio[~fades])
     # in a fade both renders agree too, so the cross-fade (weights summing to one) changes nothing audible
     np.testing.assert_allclose(streamed[fades], plain.audio[fades], atol=1e-6)
+
+
+# In a real kernel: where the player takes the pieces. The kernel records, in order, each
+# token T3 samples (the progress hook) and each time the player's list of pieces grows (what
+# is synced to the browser), so "a piece played before the last token" is an event ordering.
+_RECORDER = """
+import ipywidgets
+from chatterbox_nb.display.live import ChunkPlayer
+from chatterbox_nb.engine.stopping import watching
+events = []
+def _seen(widget):
+    if isinstance(widget, ChunkPlayer):
+        widget.observe(lambda c: events.append(('piece', len(c['new']), sum(len(b) for b in c['new']) // 2)),
+                       names='chunks')
+ipywidgets.Widget.on_widget_constructed(_seen)
+def _progress(stage, n):
+    if stage == 'tokens':
+        events.append(('token', n))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [("turbo", ""), ("multilingual", "--stream --lang fr")])
+def test_a_streamed_say_in_a_kernel_plays_pieces_while_t3_samples(kernel, model, extra):
+    """Turbo streams by default on a CPU; multilingual when asked."""
+    from kernel_utils import Kernel
+
+    Kernel.ok(kernel.execute("%load_ext chatterbox_nb\n" + _RECORDER))
+    Kernel.ok(kernel.execute(
+        "events.clear()\nwith watching(_progress):\n"
+        f"    u = %chatterbox say 'Bonjour, ceci est une phrase.' -m {model} {extra} "
+        "--weights dummy:reduced --device cpu --max-tokens 60 --seed 2"
+    ))
+    events = kernel.value("events")
+    stream, tokens, samples, pieces = kernel.value(
+        "(u.params['stream'], u.timings['speech_tokens'], len(u.audio), u.timings['pieces'])")
+    played = [e for e in events if e[0] == "piece"]
+    assert stream is True and tokens > 20 and pieces >= 2
+    assert [e[1] for e in played] == list(range(1, pieces + 1))  # each piece once, in order
+    assert played[-1][2] == samples == tokens * SAMPLES_PER_TOKEN  # the player got the whole say
+    last_token = max(i for i, e in enumerate(events) if e[0] == "token")
+    assert events.index(played[0]) < last_token  # the first piece reached the player while T3 still sampled
+    Kernel.ok(kernel.execute(f"%chatterbox unload -m {model}"))
