@@ -315,3 +315,53 @@ def test_a_streamed_say_in_a_kernel_plays_pieces_while_t3_samples(kernel, model,
     last_token = max(i for i, e in enumerate(events) if e[0] == "token")
     assert events.index(played[0]) < last_token  # the first piece reached the player while T3 still sampled
     Kernel.ok(kernel.execute(f"%chatterbox unload -m {model}"))
+
+
+# Upstream alone: `from_local` on the dummy folder (gpu_check builds a reduced T3 and S3Gen
+# the way our loader does) and its own `generate`, in a process that never imports the
+# streaming patch. Upstream caps T3 at 1000 tokens; the stopping dummy stops long before.
+_UPSTREAM = """
+import random, sys
+import numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from gpu_check import _from_local
+from chatterbox_nb.engine.specs import SPECS
+import chatterbox.models.t3.t3 as t3_module
+tts = _from_local(SPECS["english"], __import__("pathlib").Path(sys.argv[2]), "cpu")
+seed = int(sys.argv[3])
+random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+wav = tts.generate(sys.argv[4])
+assert "chatterbox_nb.engine.streaming" not in sys.modules and t3_module.torch is torch
+np.save(sys.argv[5], wav.reshape(-1).float().numpy())
+"""
+
+
+def test_no_stream_float32_is_upstreams_own_generate_bit_for_bit(cache_dir, tmp_path):
+    """Bit identity in float32 holds only where both load the same bytes at the same
+    alignment (see the git log); so the dtype is set, not left to `auto`."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from chatterbox_nb.engine import sources
+    from chatterbox_nb.engine.specs import SPECS
+
+    root = Path(__file__).resolve().parents[1]
+    seed = 2
+    try:
+        ours = _say(STOPPING, seed=seed, max_tokens=1000, stream=False, dtype="float32")
+    finally:  # later tests see only the session's models
+        for m in loader.loaded_models():
+            if m.key.dtype == "float32" and m.source.fingerprint.split(":")[2] == "reduced-stopping":
+                loader.drop(m.key)
+    assert 0 < ours.timings["speech_tokens"] < 1000  # the stop token ended it: upstream's cap never bit
+    folder = sources.resolve(SPECS["english"], STOPPING, cache_dir).folder
+    out = tmp_path / "upstream.npy"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", _UPSTREAM, str(root / "benchmarks"), str(folder), str(seed), TEXT, str(out)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_array_equal(ours.audio, np.load(out))
