@@ -294,7 +294,7 @@ def _progress(stage, n):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, extra", [("turbo", ""), ("multilingual", "--stream --lang fr")])
+@pytest.mark.parametrize("model, extra", [("turbo", ""), ("multilingual", "--stream --lang fr")], ids=["turbo", "multilingual"])
 def test_a_streamed_say_in_a_kernel_plays_pieces_while_t3_samples(kernel, model, extra):
     """Turbo streams by default on a CPU; multilingual when asked."""
     from kernel_utils import Kernel
