@@ -2,8 +2,9 @@
 
 What must hold: the same seed samples the same tokens streamed or not; the pieces played
 back to back are the kept audio (before upstream's watermark over the whole), as long as
-the unstreamed audio; the stop token and the stop button end a streamed say with the
-last piece flushed; `--no-stream` is the old path, bit for bit.
+the unstreamed audio, and with a deterministic stand-in for S3Gen equal to it sample for
+sample outside the cross-fades (a seam off by one token fails); the stop token and the
+stop button end a streamed say with the last piece flushed; `--no-stream` is the old path, bit for bit.
 """
 
 from __future__ import annotations
@@ -170,3 +171,197 @@ def test_streaming_is_on_by_default_where_it_pays(monkeypatch):
     assert not pays("english", "cpu") and not pays("multilingual", "cpu")  # S3Gen calls too dear there
     monkeypatch.setattr(player, "_in_kernel", lambda: False)  # no player takes the pieces
     assert not pays("turbo", "cuda")
+
+
+def test_a_streamed_say_gives_t3_its_own_torch_back(reduced, monkeypatch):
+    import torch
+    from chatterbox.models.t3 import t3 as t3_module
+
+    during: list[object] = []
+    record = streaming.Streamer.record
+    monkeypatch.setattr(streaming.Streamer, "record", lambda self, s: (during.append(t3_module.torch), record(self, s)))
+    made = _streamed_pieces(reduced, seed=3, max_tokens=20)
+    assert len(made) >= 2 and during and all(isinstance(t, streaming.SamplingTorch) for t in during)
+    assert t3_module.torch is torch  # the patch lasted only as long as the streamed say
+
+
+def test_the_sampling_patch_is_counted_across_threads():
+    """Two models streaming in two threads share T3's module: the first to leave must not
+    take the patch from under the other."""
+    import threading
+
+    import torch
+    from chatterbox.models.t3 import t3 as t3_module
+
+    entered, leave_first, first_left, leave_second = (threading.Event() for _ in range(4))
+    seen: dict[str, object] = {}
+
+    def first() -> None:
+        with streaming.sampling():
+            entered.set()
+            leave_first.wait(30)
+        first_left.set()
+
+    def second() -> None:
+        entered.wait(30)
+        with streaming.sampling():
+            leave_first.set()
+            first_left.wait(30)
+            seen["after the first left"] = t3_module.torch
+            leave_second.wait(30)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    first_left.wait(30)
+    leave_second.set()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    assert isinstance(seen["after the first left"], streaming.SamplingTorch)
+    assert t3_module.torch is torch
+
+
+LOOKAHEAD = 3  # S3Gen's flow looks this many tokens ahead
+
+
+def _token_sound(around: list[int]) -> np.ndarray:
+    """One token's samples from the stand-in S3Gen: a tone set by its id (`around[1]`), its
+    phase by the token before and the `LOOKAHEAD` after it (-1: none), as S3Gen's sound
+    depends on its context and looks ahead."""
+    t = np.arange(SAMPLES_PER_TOKEN, dtype=np.float64) / SAMPLE_RATE
+    phase = 2 * np.pi * (sum((n + 1) * (k + 2) for k, n in enumerate(around)) % 97) / 97
+    return (0.5 * np.sin(2 * np.pi * (60 + around[1] % 613) * t + phase)).astype(np.float32)
+
+
+def _stand_in_inference(self, speech_tokens, ref_dict=None, **kwargs):
+    """A deterministic S3Gen: each token renders `SAMPLES_PER_TOKEN` known samples."""
+    import torch
+
+    ids = [int(t) for t in speech_tokens.reshape(-1)]
+    padded = [-1, *ids] + [-1] * LOOKAHEAD
+    sounds = [_token_sound(padded[i: i + 2 + LOOKAHEAD]) for i in range(len(ids))]
+    wav = np.concatenate(sounds) if sounds else np.zeros(0, np.float32)
+    return torch.from_numpy(wav).unsqueeze(0), None
+
+
+@pytest.fixture
+def stand_in_s3gen(monkeypatch, reduced):
+    """S3Gen (and the watermark) replaced for these tests only, so audio is comparable sample by sample."""
+    monkeypatch.setattr(type(reduced.tts.s3gen), "inference", _stand_in_inference)
+    monkeypatch.setattr(type(reduced.tts.watermarker), "apply_watermark", lambda self, wav, sample_rate=None: wav)
+    return reduced
+
+
+@pytest.mark.parametrize("seed", [3, 8])
+def test_streamed_audio_is_the_unstreamed_audio_outside_the_fades(stand_in_s3gen, t3_outputs, seed):
+    loaded = stand_in_s3gen
+    made = _streamed_pieces(loaded, seed=seed, max_tokens=70)
+    opts = SayOptions.defaults(loaded.spec, stream=False, seed=seed, max_tokens=70)
+    with loaded.use(user=True):
+        (plain,) = pieces(loaded, opts, [TEXT])
+    assert len(t3_outputs) == 2 and t3_outputs[0] == t3_outputs[1]  # the same tokens both ways
+    assert len(made) >= 3  # at least two seams
+    streamed = np.concatenate([p.audio for p in made])
+    assert len(streamed) == len(plain.audio) > 0
+    np.testing.assert_array_equal(made[-1].kept, streamed)
+    # each later piece starts with the fade into its own render; elsewhere the samples are equal
+    fades = np.zeros(len(streamed), bool)
+    for end in np.cumsum([len(p.audio) for p in made[:-1]]):
+        fades[end: end + streaming.FADE] = True
+    np.testing.assert_array_equal(streamed[~fades], plain.audio[~fades])
+    # in a fade both renders agree too, so the cross-fade (weights summing to one) changes nothing audible
+    np.testing.assert_allclose(streamed[fades], plain.audio[fades], atol=1e-6)
+
+
+# In a real kernel: where the player takes the pieces. The kernel records, in order, each
+# token T3 samples (the progress hook) and each time the player's list of pieces grows (what
+# is synced to the browser), so "a piece played before the last token" is an event ordering.
+_RECORDER = """
+import ipywidgets
+from chatterbox_nb.display.live import ChunkPlayer
+from chatterbox_nb.engine.stopping import watching
+events = []
+def _seen(widget):
+    if isinstance(widget, ChunkPlayer):
+        widget.observe(lambda c: events.append(('piece', len(c['new']), sum(len(b) for b in c['new']) // 2)),
+                       names='chunks')
+ipywidgets.Widget.on_widget_constructed(_seen)
+def _progress(stage, n):
+    if stage == 'tokens':
+        events.append(('token', n))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [("turbo", ""), ("multilingual", "--stream --lang fr")], ids=["turbo", "multilingual"])
+def test_a_streamed_say_in_a_kernel_plays_pieces_while_t3_samples(kernel, model, extra):
+    """Turbo streams by default on a CPU; multilingual when asked."""
+    from kernel_utils import Kernel
+
+    Kernel.ok(kernel.execute("%load_ext chatterbox_nb\n" + _RECORDER))
+    Kernel.ok(kernel.execute(
+        "events.clear()\nwith watching(_progress):\n"
+        f"    u = %chatterbox say 'Bonjour, ceci est une phrase.' -m {model} {extra} "
+        "--weights dummy:reduced --device cpu --max-tokens 60 --seed 2"
+    ))
+    events = kernel.value("events")
+    stream, tokens, samples, pieces = kernel.value(
+        "(u.params['stream'], u.timings['speech_tokens'], len(u.audio), u.timings['pieces'])")
+    played = [e for e in events if e[0] == "piece"]
+    assert stream is True and tokens > 20 and pieces >= 2
+    assert [e[1] for e in played] == list(range(1, pieces + 1))  # each piece once, in order
+    assert played[-1][2] == samples == tokens * SAMPLES_PER_TOKEN  # the player got the whole say
+    last_token = max(i for i, e in enumerate(events) if e[0] == "token")
+    assert events.index(played[0]) < last_token  # the first piece reached the player while T3 still sampled
+    Kernel.ok(kernel.execute(f"%chatterbox unload -m {model}"))
+
+
+# Upstream alone: `from_local` on the dummy folder (gpu_check builds a reduced T3 and S3Gen
+# the way our loader does) and its own `generate`, in a process that never imports the
+# streaming patch. Upstream caps T3 at 1000 tokens; the stopping dummy stops long before.
+_UPSTREAM = """
+import random, sys
+import numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from gpu_check import _from_local
+from chatterbox_nb.engine.specs import SPECS
+import chatterbox.models.t3.t3 as t3_module
+tts = _from_local(SPECS["english"], __import__("pathlib").Path(sys.argv[2]), "cpu")
+seed = int(sys.argv[3])
+random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
+wav = tts.generate(sys.argv[4])
+assert "chatterbox_nb.engine.streaming" not in sys.modules and t3_module.torch is torch
+np.save(sys.argv[5], wav.reshape(-1).float().numpy())
+"""
+
+
+def test_no_stream_float32_is_upstreams_own_generate_bit_for_bit(cache_dir, tmp_path):
+    """Bit identity in float32 holds only where both load the same bytes at the same
+    alignment (see the git log); so the dtype is set, not left to `auto`."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from chatterbox_nb.engine import sources
+    from chatterbox_nb.engine.specs import SPECS
+
+    root = Path(__file__).resolve().parents[1]
+    seed = 2
+    try:
+        ours = _say(STOPPING, seed=seed, max_tokens=1000, stream=False, dtype="float32")
+    finally:  # later tests see only the session's models
+        for m in loader.loaded_models():
+            if m.key.dtype == "float32" and m.source.fingerprint.split(":")[2] == "reduced-stopping":
+                loader.drop(m.key)
+    assert 0 < ours.timings["speech_tokens"] < 1000  # the stop token ended it: upstream's cap never bit
+    folder = sources.resolve(SPECS["english"], STOPPING, cache_dir).folder
+    out = tmp_path / "upstream.npy"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", _UPSTREAM, str(root / "benchmarks"), str(folder), str(seed), TEXT, str(out)],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_array_equal(ours.audio, np.load(out))

@@ -2,8 +2,9 @@
 
 Upstream's `generate` still runs unchanged (synth.py); three hooks make it stream:
 
-- T3's module sees `SamplingTorch` as its `torch`: the same module in every attribute,
-  but `multinomial` also hands each sampled token to the running `Streamer`. The call
+- While a streamed say runs (`sampling`), T3's module sees `SamplingTorch` as its
+  `torch`: the same module in every attribute, but `multinomial` also hands each
+  sampled token to the running `Streamer`; afterwards T3 has its own `torch` back. The call
   and its random numbers are upstream's own, so a seeded say samples the same tokens
   streamed or not.
 - `stopping.token_loop` calls `Streamer.tick` once per sampled token. When enough new
@@ -37,6 +38,7 @@ import contextlib
 import contextvars
 import logging
 import math
+import threading
 import time
 import types
 from typing import Any, Callable, Iterator
@@ -85,12 +87,38 @@ class SamplingTorch(types.ModuleType):
         return sampled
 
 
-def install() -> None:
-    """T3's module samples through `SamplingTorch` (idempotent; changes nothing else)."""
+_SAMPLING_LOCK = threading.Lock()
+_sampling_users = 0
+_t3_torch: Any = None  # T3's own `torch` while `SamplingTorch` stands in for it
+
+
+@contextlib.contextmanager
+def sampling() -> Iterator[None]:
+    """Within this block, T3's module samples through `SamplingTorch`; after the last such
+    block in the process ends, it has its own `torch` back.
+
+    A module global is process-wide, so two models streaming in two threads share the
+    patch: it is counted, put in by the first and taken out by the last. Meanwhile an
+    unstreamed `generate` in another thread goes through it too, which changes nothing
+    for it: no streamer is recorded in that thread's context, so `multinomial` is torch's
+    own call with the same random numbers."""
+    global _sampling_users, _t3_torch
     import chatterbox.models.t3.t3 as t3_module
 
-    if not isinstance(t3_module.torch, SamplingTorch):
-        t3_module.torch = SamplingTorch()
+    with _SAMPLING_LOCK:
+        if _sampling_users == 0:
+            _t3_torch = t3_module.torch
+            t3_module.torch = SamplingTorch()
+        _sampling_users += 1
+    try:
+        yield
+    finally:
+        with _SAMPLING_LOCK:
+            _sampling_users -= 1
+            if _sampling_users == 0:
+                if isinstance(t3_module.torch, SamplingTorch):  # not replaced by someone else meanwhile
+                    t3_module.torch = _t3_torch
+                _t3_torch = None
 
 
 def _crossfade(tail: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -200,7 +228,6 @@ def streamed(tts: Any, spec: ModelSpec, timings: dict, deliver: Deliver) -> Iter
     """Within this block (in this thread), upstream's `generate` on `tts` streams its pieces
     to `deliver`. Enter it after `synth.instrument`, so the final S3Gen call it catches is
     the timed one; T3's time then excludes the renders made inside its loop."""
-    install()
     shadowed = vars(tts.s3gen).get("inference")  # synth.instrument's timed wrapper
     streamer = Streamer(tts, spec, deliver, tts.s3gen.inference)
 
@@ -211,7 +238,7 @@ def streamed(tts: Any, spec: ModelSpec, timings: dict, deliver: Deliver) -> Iter
     tts.s3gen.inference = inference
     record = _RECORD.set(streamer.record)
     try:
-        with stopping.each_token(streamer.tick):
+        with sampling(), stopping.each_token(streamer.tick):
             yield streamer
     finally:
         _RECORD.reset(record)

@@ -1,0 +1,126 @@
+"""S3Gen's compiled package (engine/compiled.py) built from the reduced english dummy's own
+estimator, not a stand-in: a fresh process loads it as a light warm-up does, and its say's
+audio and mel match those of the eager float32 estimator it was compiled from, within stated
+tolerances, every CFM step through the package.
+
+Building takes minutes of CPU: once per run, into the test cache (kept between runs under
+CHATTERBOX_NB_TEST_CACHE). Each side runs in its own process, so no model of the session's
+is compiled and nothing is built or loaded twice. The dtype is set (bfloat16: float32 is
+never compiled), and so is the thread count the package is keyed by.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+THREADS = 1
+TEXT = "Compiled or eager, the same sentence."
+SEED, MAX_TOKENS = 4, 20
+#: the largest differences allowed between the packaged say and the eager one, in its audio
+#: samples and in S3Gen's mel spectrogram (the CFM's output). The package is the plain float32
+#: estimator (export traces it without the CPU bfloat16 autocast), so the reference is that
+#: too; the package runs the same operations in another order (fused kernels). Measured on a
+#: 2-core AVX2 CPU: 1.2e-7 in the audio (peak 0.09) and 5e-6 in the mel (peak 6); a package
+#: whose output is off by 1 % differs by 8e-5 and 0.04, over both.
+AUDIO_TOLERANCE, MEL_TOLERANCE = 1e-5, 1e-3
+
+_SIDE = """
+import json, sys
+import numpy as np, torch
+import chatterbox_nb as cnb
+from chatterbox_nb import config
+from chatterbox_nb.engine import compiled, loader, warmup
+
+mode, out = sys.argv[1], sys.argv[2]
+KW = dict(weights="dummy:reduced", device="cpu", dtype="bfloat16")
+cnb.load("english", warmup="off", wait=True, **KW)
+(m,) = [m for m in loader.loaded_models() if m.key.dtype == "bfloat16"]
+path = compiled.package_path(config.cache_dir(), "english", m.source.fingerprint, "cpu", "bfloat16",
+                             torch.get_num_threads())
+if mode == "build":
+    with m.use(user=False):
+        private = compiled.private_copy(m.tts)
+    compiled.build_package(compiled.export_estimator(private), path)
+    print(json.dumps({"path": str(path)}))
+    sys.exit()
+calls = []
+if mode == "packaged":
+    def refuse(*a, **k):
+        raise AssertionError("compiled again in a fresh process")
+    compiled.export_estimator = compiled.build_package = torch.compile = refuse
+    real_load = torch._inductor.aoti_load_package
+    def counting_load(p):
+        package = real_load(p)
+        def run(*a):
+            calls.append(a[0].shape[-1])
+            return package(*a)
+        return run
+    torch._inductor.aoti_load_package = counting_load
+    metrics = warmup.compile_step(m, "light", config.cache_dir(), print)  # what a light warm-up does
+    assert "compile_s" not in metrics and "compile_error" not in metrics, metrics
+if mode == "eager":  # the package is the plain float32 estimator: so is the reference (no CPU autocast)
+    vars(compiled.estimator(m.tts)).pop("forward", None)
+mels = []  # S3Gen's mel spectrogram: the CFM's output, before the vocoder
+real_flow = m.tts.s3gen.flow_inference
+def flow_inference(*a, **k):
+    mel = real_flow(*a, **k)
+    mels.append(mel.float().cpu().numpy())
+    return mel
+m.tts.s3gen.flow_inference = flow_inference
+u = cnb.say(sys.argv[3], seed=int(sys.argv[4]), max_tokens=int(sys.argv[5]), stream=False, **KW)
+(mel,) = mels
+np.savez(out, audio=u.audio, mel=mel)
+print(json.dumps({"path": str(path), "installed": compiled.is_installed(m.tts), "calls": calls,
+                  "s3gen_compiled": u.timings["s3gen_compiled"], "tokens": u.timings["speech_tokens"]}))
+"""
+
+
+def _side(mode: str, cache_dir: Path, out: Path) -> dict:
+    env = {**os.environ, "CHATTERBOX_NB_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT),
+           "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+    done = subprocess.run([sys.executable, "-c", _SIDE, mode, str(out), TEXT, str(SEED), str(MAX_TOKENS)],
+                          capture_output=True, text=True, env=env, timeout=1800)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def eager(cache_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eager") / "eager.npz"
+    result = _side("eager", cache_dir, out)
+    assert not result["installed"] and result["s3gen_compiled"] is False and result["calls"] == []
+    return result, dict(np.load(out))
+
+
+@pytest.fixture(scope="module")
+def package(cache_dir, eager, tmp_path_factory) -> Path:
+    """The real package, built once (a kept test cache keeps it between runs)."""
+    path = Path(eager[0]["path"])
+    if not path.is_file():
+        _side("build", cache_dir, tmp_path_factory.mktemp("build") / "unused.npy")
+    assert path.is_file()
+    return path
+
+
+def test_a_fresh_process_says_through_the_package_as_eager_does(package, eager, cache_dir, tmp_path):
+    out = tmp_path / "packaged.npz"
+    result = _side("packaged", cache_dir, out)
+    plain, reference = eager
+    assert result["path"] == str(package) and result["installed"] and result["s3gen_compiled"] is True
+    assert result["tokens"] == plain["tokens"] > 0  # T3 (eager on both sides) sampled the same tokens
+    assert len(result["calls"]) == 10  # upstream's 10 CFM steps, every one through the package
+    made = dict(np.load(out))
+    assert made["audio"].shape == reference["audio"].shape and made["mel"].shape == reference["mel"].shape
+    assert np.abs(made["mel"] - reference["mel"]).max() <= MEL_TOLERANCE
+    assert np.abs(made["audio"] - reference["audio"]).max() <= AUDIO_TOLERANCE
+    assert np.abs(reference["audio"]).max() > 1000 * AUDIO_TOLERANCE  # small beside the signal
