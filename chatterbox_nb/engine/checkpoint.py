@@ -39,6 +39,8 @@ class Parts:
     s3gen: dict[str, Any]
     conds: Any
     tokenizer_folder: Path
+    #: the tokenizer, when it was made with the rest (a disk-cache entry, under its lock)
+    tokenizer: Any = None
 
 
 def read_parts(spec: ModelSpec, folder: Path) -> Parts:

@@ -152,12 +152,15 @@ def _fmt_versions(v: dict[str, str]) -> str:
 
 
 def read_entry(spec: ModelSpec, folder: Path) -> checkpoint.Parts:
+    """Everything the model needs from the entry, read now: the weights mapped, the
+    voice and tokenizer made, so that a `cache clear` right after costs the load nothing."""
     return checkpoint.Parts(
         ve=checkpoint.map_safetensors(folder / WEIGHTS["ve"]),
         t3=checkpoint.map_safetensors(folder / WEIGHTS["t3"]),
         s3gen=checkpoint.map_safetensors(folder / WEIGHTS["s3gen"]),
         conds=load_conds(spec, folder / CONDS),
         tokenizer_folder=folder,
+        tokenizer=checkpoint.make_tokenizer(spec, folder),
     )
 
 
@@ -209,7 +212,7 @@ def open_or_build(
                 f"{source.kind} instead. Free some space or set CHATTERBOX_NB_CACHE_DIR."
             )
             return checkpoint.read_parts(spec, source.folder), source.kind, None
-    return read_entry(spec, folder), source.kind, folder
+        return read_entry(spec, folder), source.kind, folder  # mapped under the lock: `clear` waits for it
 
 
 def _warn(message: str) -> None:
@@ -357,6 +360,9 @@ def describe(folder: Path) -> dict[str, Any]:
         manifest = read_manifest(folder)
     except (OSError, ValueError):
         manifest = {}
+    if not isinstance(manifest, dict):  # damaged into a list, a number...: still listed, as unknown
+        manifest = {}
+    source = manifest.get("source")
     own = shared = 0
     for path in folder.iterdir():
         st = path.stat()
@@ -368,7 +374,7 @@ def describe(folder: Path) -> dict[str, Any]:
         "entry": folder.name,
         "model": manifest.get("model", "?"),
         "dtype": manifest.get("dtype", "?"),
-        "source": manifest.get("source", {}).get("kind", "?"),
+        "source": source.get("kind", "?") if isinstance(source, dict) else "?",
         "own_bytes": own,
         "shared_bytes": shared,
         "created": manifest.get("created", "?"),
@@ -379,17 +385,23 @@ def clear(root: Path, model: str | None = None) -> list[str]:
     """Delete entries, dummy checkpoints, voice conditionals and compiled packages of
     `model`, or all; returns their names. The voice registry stays: conditionals are
     recomputed on use. A model in memory keeps its mapped files and loaded package."""
+    from . import compiled
+
     removed = []
     layout = CacheLayout(root)
     for package in layout.compiled_packages(model):
         package.unlink(missing_ok=True)
         removed.append(str(package.relative_to(root)))
+    for scratch in compiled.leftovers(root, model):  # killed builds' (a running one keeps its own)
+        shutil.rmtree(scratch, ignore_errors=True)
+        removed.append(str(scratch.relative_to(root)))
     for parent in layout.per_model():
         if not parent.is_dir():
             continue
         for path in sorted(parent.iterdir()):
             if path.is_dir() and not path.name.startswith(".") and (model is None or path.name.startswith(model + "-")):
-                fsutil.retire(path)
+                with fsutil.lock_for(path):  # a load building or mapping it finishes first
+                    fsutil.retire(path)
                 removed.append(f"{parent.relative_to(root)}/{path.name}")
     return removed
 
