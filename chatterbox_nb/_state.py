@@ -17,6 +17,38 @@ from typing import Any
 _ANCHOR = "_chatterbox_nb_kernel_state"
 
 
+class History(list):
+    """The kernel's utterances, oldest first. Their audio is bounded: past the budget
+    (`Chatterbox.history_audio_mb`, which config hands in as `budget`), the oldest
+    utterances release their audio and widgets and keep their text, parameters,
+    timings and saved file; a kernel that speaks all day does not grow without end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: bytes of audio the history may keep (None: no bound); config sets it
+        self.budget: Any = None
+
+    def append(self, utt: Any) -> None:
+        super().append(utt)
+        limit = self.budget() if callable(self.budget) else None
+        if limit is None:
+            return
+        held = 0
+        for old in reversed(self):  # the newest keep their audio
+            held += old.audio_bytes
+            if held > limit and old is not utt:
+                old.release_audio()
+
+    def held_bytes(self) -> int:
+        return sum(u.audio_bytes for u in self)
+
+    def describe(self) -> str:
+        """What `status` says of it: how many, how many still hold audio, and how much."""
+        kept = sum(1 for u in self if u.audio_bytes)
+        released = f", {len(self) - kept} older with their audio released" if kept < len(self) else ""
+        return f"{len(self)} ({kept} with audio, {self.held_bytes() / 2**20:.1f} MiB{released})"
+
+
 class KernelState:
     """Plain containers behind one lock; nothing here imports torch."""
 
@@ -35,7 +67,7 @@ class KernelState:
         #: long says generating in the background (progressive.ChunkRun), for `cnb.stop()`
         self.says: list[Any] = []
         #: Utterances of this kernel, oldest first
-        self.history: list[Any] = []
+        self.history = History()
         #: voice conditionals by (model entry, audio sha256), least recently used first
         self.voice_conds: OrderedDict[Any, Any] = OrderedDict()
         #: sha256 of audio files by (path, size, mtime_ns), so a voice is not re-read every cell

@@ -304,7 +304,8 @@ class Status:
         self.idle_unload = s.idle_unload
         with STATE.lock:
             self.unloaded = {k: f"{why}, {memory.ago(now - when)}" for k, (why, when) in STATE.unloaded.items()}
-        self.history = len(STATE.history)
+        with STATE.lock:
+            self.history = STATE.history.describe()  # how many, and how much audio they hold
         self.voices = voices_api.voices.names()
         with STATE.lock:
             self.tasks = [t.summary() for t in STATE.tasks.values() if not t.done or t.failed]

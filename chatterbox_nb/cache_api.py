@@ -15,11 +15,15 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+def _tree_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+
+
 class CacheInfo:
     """Entries with their disk use; linked files are shared with their source (no extra space)."""
 
     def __init__(self, root: Path) -> None:
-        from .engine import diskcache
+        from .engine import compiled, diskcache
 
         self.root = root
         self.entries = [diskcache.describe(p) for p in diskcache.entries(root)]
@@ -32,6 +36,8 @@ class CacheInfo:
         }
         #: compiled S3Gen estimators (`--warmup full`), by path under the cache dir
         self.packages = {str(p.relative_to(root)): p.stat().st_size for p in layout.compiled_packages()}
+        #: scratch folders of package builds that were killed (`cache clear` removes them)
+        self.leftovers = {str(p.relative_to(root)): _tree_bytes(p) for p in compiled.leftovers(root)}
         conds_root = layout.conds
         self.voice_bytes = sum(f.stat().st_size for f in conds_root.rglob("*.safetensors")) if conds_root.is_dir() else 0
 
@@ -46,6 +52,8 @@ class CacheInfo:
             lines.append(f"  dummy checkpoint {name}: {_gib(size)}")
         for name, size in self.packages.items():
             lines.append(f"  compiled package {name}: {_gib(size)}")
+        for name, size in self.leftovers.items():
+            lines.append(f"  unfinished package build {name}: {_gib(size)} (cache clear removes it)")
         lines.append(f"  voice conditionals: {self.voice_bytes / 2**20:.2f} MiB")
         return "\n".join(lines)
 
@@ -63,6 +71,11 @@ class CacheInfo:
         rows += "".join(
             f"<tr><td>{html.escape(n)}</td><td colspan=3>compiled S3Gen estimator</td><td>{_gib(s)}</td><td></td></tr>"
             for n, s in self.packages.items()
+        )
+        rows += "".join(
+            f"<tr><td>{html.escape(n)}</td><td colspan=3>unfinished package build (cache clear removes it)</td>"
+            f"<td>{_gib(s)}</td><td></td></tr>"
+            for n, s in self.leftovers.items()
         )
         rows += f"<tr><td>voices/conds</td><td colspan=3>voice conditionals</td><td>{self.voice_bytes / 2**20:.2f} MiB</td><td></td></tr>"
         return (

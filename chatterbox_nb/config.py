@@ -34,6 +34,9 @@ ENV_IDLE_UNLOAD = "CHATTERBOX_NB_IDLE_UNLOAD"
 ENV_DTYPE = "CHATTERBOX_NB_DTYPE"
 ENV_THREADS = "CHATTERBOX_NB_THREADS"
 ENV_COMPILE = "CHATTERBOX_NB_COMPILE"
+ENV_HISTORY_AUDIO_MB = "CHATTERBOX_NB_HISTORY_AUDIO_MB"
+#: MiB of audio the history keeps by default: about 25 minutes at 24 kHz in float32
+HISTORY_AUDIO_MB = 128.0
 
 #: without `memory_limit`, the models of one kind of memory may hold this share of it
 RAM_SHARE = 0.75
@@ -89,6 +92,23 @@ class Chatterbox(Configurable):
         help="Minutes after its last use when a model is unloaded in the background; 0 keeps models "
         "(env CHATTERBOX_NB_IDLE_UNLOAD).",
     ).tag(config=True)
+
+    history_audio_mb = Float(
+        HISTORY_AUDIO_MB,
+        help="MiB of audio the history keeps; past it the oldest utterances release their audio and keep their "
+        "text, parameters and saved file (env CHATTERBOX_NB_HISTORY_AUDIO_MB).",
+    ).tag(config=True)
+
+    @default("history_audio_mb")
+    def _default_history_audio_mb(self) -> float:
+        value = _env_float(ENV_HISTORY_AUDIO_MB)
+        return HISTORY_AUDIO_MB if value is None else value
+
+    @validate("history_audio_mb")
+    def _check_history_audio_mb(self, proposal: Any) -> float:
+        if not proposal.value >= 0:
+            raise TraitError("Chatterbox.history_audio_mb is in MiB and must be 0 (keep only the last) or more.")
+        return proposal.value
 
     @default("device")
     def _default_device(self) -> str:
@@ -176,3 +196,12 @@ def cache_dir() -> Path:
             "to a folder you can write."
         )
     return path
+
+
+def history_budget() -> int:
+    """Bytes of audio the history keeps (`history_audio_mb`)."""
+    return int(settings().history_audio_mb * 2**20)
+
+
+if hasattr(STATE.history, "budget"):  # the history asks for its bound at each say, as set then
+    STATE.history.budget = history_budget

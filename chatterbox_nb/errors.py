@@ -55,3 +55,7 @@ class UnknownVoice(ChatterboxError, LookupError):
 
 class Stopped(ChatterboxError):
     """A say was stopped before any of its audio was made."""
+
+
+class AudioReleased(ChatterboxError):
+    """An old utterance's audio was released to bound the history (its text and saved file stay)."""

@@ -17,6 +17,7 @@ from . import config, options
 from ._state import STATE
 from .engine.specs import SPECS
 from .engine import loader
+from .errors import InvalidOption
 from .tasks import Cancelled, LoadTask
 
 TaskKey = tuple[str, str, str, str]
@@ -93,14 +94,36 @@ def start(
             loaded.warmup_metrics = metrics
         return LoadReport(loaded, source, seconds, metrics)
 
+    asks = (level, reload, rewarm, measure)
     with STATE.lock:
         running = STATE.tasks.get(key(choice))
         if running is not None and not running.done:
+            _check_covered(running, asks)
             return running
         task = LoadTask(choice.model, job)
         task.key = key(choice)
+        task.asks = asks
         STATE.tasks[task.key] = task
     return task.start()
+
+
+def _check_covered(running: LoadTask, asks: tuple[str, bool, bool, bool]) -> None:
+    """A request that the running task does not cover (a reload, more warm-up, a
+    report) is refused in one sentence rather than dropped; the running task goes on."""
+    level, reload, _, measure = asks
+    r_level, _, _, r_measure = getattr(running, "asks", ("off", False, False, False))
+    extra = []
+    if reload:
+        extra.append("--reload")
+    if config.WARMUP_LEVELS.index(level) > config.WARMUP_LEVELS.index(r_level):
+        extra.append(f"warm-up {level}")
+    if measure and not r_measure:
+        extra.append("--report")
+    if extra:
+        raise InvalidOption(
+            f"{running.name} is loading already (warm-up {r_level}), so {' and '.join(extra)} cannot be added to "
+            "it: wait for it to finish (`%chatterbox status`), then ask again."
+        )
 
 
 def obtain(choice: options.ModelChoice) -> tuple[Any, str, float, float]:

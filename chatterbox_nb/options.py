@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -139,9 +141,26 @@ def check_out(out: Any) -> Path | None:
     path = Path(out).expanduser()
     if path.is_dir():
         raise InvalidOption(f"--out {out} is a folder; give a file name, such as {path / 'speech.wav'}.")
+    if path.suffix.lower() != ".wav":
+        raise InvalidOption(f"--out {out}: the file is written as WAV; give a name ending in .wav, such as "
+                            f"{path.with_suffix('.wav').name}.")
     if not path.parent.is_dir():
         raise InvalidOption(f"--out {out}: the folder {path.parent} does not exist.")
+    if not _writable(path):
+        raise InvalidOption(f"--out {out}: cannot write in {path.parent}; choose a folder you can write.")
     return path
+
+
+def _writable(path: Path) -> bool:
+    """Whether `path` can be written: a probe file made and removed beside it, since
+    permission bits lie (root, read-only mounts, /proc)."""
+    if path.exists():
+        return path.is_file() and os.access(path, os.W_OK)
+    try:
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".chatterbox-probe-"):
+            return True
+    except OSError:
+        return False
 
 
 # -- the say options, listed once ----------------------------------------------------------

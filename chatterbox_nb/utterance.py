@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from .display.once import ShownOncePerCell
+from .errors import AudioReleased
 
 TIMING_KEYS = (
     "model_source",
@@ -43,7 +44,8 @@ class Utterance(ShownOncePerCell):
         dummy: bool = False,
         autoplay: bool = False,
     ) -> None:
-        self.audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self._audio: np.ndarray | None = np.asarray(audio, dtype=np.float32).reshape(-1)
+        self._samples = len(self._audio)
         self.sample_rate = int(sample_rate)
         self.text = text
         self.params = dict(params)
@@ -51,10 +53,35 @@ class Utterance(ShownOncePerCell):
         self.dummy = dummy
         self.autoplay = autoplay
         self._widget: Any = None
+        #: where `save` (or `--out`) last wrote this utterance
+        self.saved: Path | None = None
+
+    @property
+    def audio(self) -> np.ndarray:
+        if self._audio is None:
+            saved = f"; it was saved to {self.saved}" if self.saved else ""
+            raise AudioReleased(
+                f"The audio of {self.text[:40]!r} was released to bound the history (Chatterbox.history_audio_mb"
+                f"){saved}; say it again with the same seed to hear it."
+            )
+        return self._audio
+
+    @property
+    def audio_bytes(self) -> int:
+        """Bytes of audio this utterance holds (0 once released)."""
+        return 0 if self._audio is None else self._audio.nbytes
+
+    def release_audio(self) -> None:
+        """Drop the samples and the widgets that show them; text, parameters, timings and
+        the saved path stay (the history keeps old utterances this way)."""
+        self._audio = None
+        if self._widget is not None:
+            self._widget.close()
+            self._widget = None
 
     @property
     def duration(self) -> float:
-        return len(self.audio) / self.sample_rate
+        return self._samples / self.sample_rate
 
     def wav_bytes(self) -> bytes:
         """16-bit PCM WAV, what browsers play everywhere."""
@@ -74,11 +101,14 @@ class Utterance(ShownOncePerCell):
         path = Path(path).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), self.audio, self.sample_rate, subtype="FLOAT")
+        self.saved = path
         return path
 
     def summary(self) -> str:
         t = self.timings
         noise = " [noise: dummy weights]" if self.dummy else ""
+        if self._audio is None:
+            noise += f" [audio released{f', saved to {self.saved}' if self.saved else ''}]"
         text = self.text if len(self.text) <= 60 else self.text[:57] + "..."
         if t.get("stopped"):
             noise += f" [stopped after {t.get('chunks_done')} of {self.params.get('chunks')} chunks]"
@@ -94,9 +124,11 @@ class Utterance(ShownOncePerCell):
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from .display.player import utterance_bundle
 
+        if self._audio is None:
+            return {"text/plain": repr(self)}
         return utterance_bundle(self)
 
     def _more_bundles(self) -> list[dict[str, Any]]:
         from .display.player import _in_kernel, saved_bundle
 
-        return [saved_bundle(self)] if _in_kernel() else []
+        return [saved_bundle(self)] if _in_kernel() and self._audio is not None else []

@@ -11,6 +11,7 @@ import html
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import AudioReleased
 from .player import _in_kernel, utterance_widget
 
 COLUMNS = ("#", "text", "model", "voice", "params", "audio", "total", "RTF")
@@ -100,12 +101,15 @@ class History:
         keep.add_class("cnb-save")
 
         def on_play(_: Any) -> None:
-            replay.children = [widgets.HTML(f"<b>#{i}</b>"), utterance_widget(utt)]
+            try:
+                replay.children = [widgets.HTML(f"<b>#{i}</b>"), utterance_widget(utt)]
+            except AudioReleased as exc:
+                note.value = html.escape(str(exc))
 
         def on_save(_: Any) -> None:
             try:
                 note.value = f"saved {html.escape(str(save(utt, i, path.value)))}"
-            except OSError as exc:
+            except (OSError, AudioReleased) as exc:
                 note.value = f'<span style="color:var(--jp-error-color1,#b00020)">{html.escape(str(exc))}</span>'
 
         play.on_click(on_play)

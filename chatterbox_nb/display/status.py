@@ -20,7 +20,8 @@ def status_html(status: Any) -> str:
     return (
         '<div style="font:12px sans-serif"><b>chatterbox_nb</b>'
         f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-        f"<div>cache dir <code>{html.escape(status.cache_dir)}</code> · utterances this kernel: {status.history}</div>"
+        f"<div>cache dir <code>{html.escape(status.cache_dir)}</code> · "
+        f"utterances this kernel: {html.escape(str(status.history))}</div>"
         f"<div>voices: {html.escape(', '.join(status.voices)) or '<i>none yet</i>'}</div>"
         + "".join(f"<div>background: {html.escape(t)}</div>" for t in status.tasks)
         + f"<div>memory: {html.escape(status.budget_line())}</div>"

@@ -166,7 +166,9 @@ def assemble(spec: ModelSpec, parts: checkpoint.Parts, device: str, dtype: str =
     t3 = finish(t3, spec.t3_file, device, None if t3_dtype == torch.float32 else t3_dtype)
     s3gen = finish(s3gen, spec.s3gen_file, device)
 
-    tokenizer = checkpoint.make_tokenizer(spec, parts.tokenizer_folder)
+    tokenizer = parts.tokenizer
+    if tokenizer is None:
+        tokenizer = checkpoint.make_tokenizer(spec, parts.tokenizer_folder)
     conds = parts.conds.to(device)
     with contextlib.redirect_stdout(io.StringIO()):  # perth prints "loaded PerthNet ..." on every load
         return spec.tts_cls()(t3, s3gen, ve, tokenizer, device, conds=conds)

@@ -39,6 +39,8 @@ class Parts:
     s3gen: dict[str, Any]
     conds: Any
     tokenizer_folder: Path
+    #: the tokenizer, when it was made with the rest (a disk-cache entry, under its lock)
+    tokenizer: Any = None
 
 
 def read_parts(spec: ModelSpec, folder: Path) -> Parts:
@@ -150,8 +152,23 @@ def read_conditionals(spec: ModelSpec, folder: Path) -> Any:
 
 
 def make_tokenizer(spec: ModelSpec, folder: Path) -> Any:
-    """The tokenizer of the kind the spec names, from the checkpoint folder."""
-    return _TOKENIZER_MAKERS[spec.tokenizer](folder)
+    """The tokenizer of the kind the spec names, from the checkpoint folder. A file its
+    reader cannot parse (tokenizers, json, transformers raise their own kinds) is a
+    `CheckpointError` that names the file, never the reader's raw message alone."""
+    try:
+        return _TOKENIZER_MAKERS[spec.tokenizer](folder)
+    except Exception as exc:  # noqa: BLE001 - each third-party reader raises its own kinds
+        path = tokenizer_path(spec, folder)
+        why = f"its tokenizer cannot be parsed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        raise CheckpointError(f"The {spec.name} tokenizer {path} is damaged ({why}).", path=path, why=why) from exc
+
+
+def tokenizer_path(spec: ModelSpec, folder: Path) -> Path:
+    """The tokenizer file to name when the tokenizer cannot be made (GPT-2's reader
+    prefers tokenizer.json when there is one)."""
+    if spec.tokenizer == "gpt2" and (folder / "tokenizer.json").is_file():
+        return folder / "tokenizer.json"
+    return folder / spec.tokenizer_files[0]
 
 
 def _english_tokenizer(folder: Path) -> Any:

@@ -29,10 +29,14 @@ import contextlib
 import hashlib
 import os
 import shutil
-import tempfile
+import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from filelock import Timeout
+
+from . import fsutil
 from .layout import CacheLayout
 
 #: the lengths (mel frames, prompt included) the package covers; others run eagerly
@@ -161,19 +165,60 @@ def export_estimator(tts: Any, meanflow: bool = False) -> Any:
 
 def build_package(exported: Any, path: Path) -> None:
     """Compile `exported` into the package at `path` (written whole or not at all).
-    Inductor's intermediate files go to a scratch folder beside it, removed after."""
+
+    Under the package's lock: a second kernel building the same package (minutes, some
+    GB of compiler memory) waits, then finds it built and compiles nothing. Inductor's
+    intermediate files go to a scratch folder beside it, named after the package, so
+    a build that was killed is found (`leftovers`) and swept by the next one."""
     import torch
     from torch._inductor.utils import fresh_inductor_cache
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent))
+    with fsutil.lock_for(path):
+        if path.is_file():  # another kernel built it while we waited
+            return
+        fsutil.clean_stale(path.parent, own=path.name)
+        scratch = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{fsutil.INCOMPLETE}"
+        scratch.mkdir()
+        try:
+            with fresh_inductor_cache(dir=str(scratch), delete=False):
+                tmp = scratch / path.name
+                torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def leftovers(root: Path, model: str | None = None) -> list[Path]:
+    """Scratch folders of package builds that are not running (killed ones): those whose
+    package nobody holds the lock of, and the older releases' `.build-*` folders once
+    older than any build takes."""
+    found = []
+    for folder in sorted(CacheLayout(root).compiled.glob("torch-*/.*")):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        if folder.name.startswith(".build-"):  # named by mkdtemp: no package to ask
+            if model is None and time.time() - folder.stat().st_mtime > fsutil.STALE_AFTER_S:
+                found.append(folder)
+            continue
+        if not folder.name.endswith(fsutil.INCOMPLETE):
+            continue
+        package = folder.parent / folder.name[1:].rsplit(".", 2)[0]
+        if model is not None and not package.name.startswith(f"estimator-{model}-"):
+            continue
+        if not _building(package):
+            found.append(folder)
+    return found
+
+
+def _building(package: Path) -> bool:
+    """Whether some process holds the package's lock now (a build in progress)."""
+    lock = fsutil.lock_for(package)
     try:
-        with fresh_inductor_cache(dir=str(scratch), delete=False):
-            tmp = scratch / path.name
-            torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    lock.release()
+    return False
 
 
 def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., Any]:

@@ -152,12 +152,15 @@ def _fmt_versions(v: dict[str, str]) -> str:
 
 
 def read_entry(spec: ModelSpec, folder: Path) -> checkpoint.Parts:
+    """Everything the model needs from the entry, read now: the weights mapped, the
+    voice and tokenizer made, so that a `cache clear` right after costs the load nothing."""
     return checkpoint.Parts(
         ve=checkpoint.map_safetensors(folder / WEIGHTS["ve"]),
         t3=checkpoint.map_safetensors(folder / WEIGHTS["t3"]),
         s3gen=checkpoint.map_safetensors(folder / WEIGHTS["s3gen"]),
         conds=load_conds(spec, folder / CONDS),
         tokenizer_folder=folder,
+        tokenizer=checkpoint.make_tokenizer(spec, folder),
     )
 
 
@@ -209,7 +212,7 @@ def open_or_build(
                 f"{source.kind} instead. Free some space or set CHATTERBOX_NB_CACHE_DIR."
             )
             return checkpoint.read_parts(spec, source.folder), source.kind, None
-    return read_entry(spec, folder), source.kind, folder
+        return read_entry(spec, folder), source.kind, folder  # mapped under the lock: `clear` waits for it
 
 
 def _warn(message: str) -> None:
@@ -246,31 +249,35 @@ def _build(spec: ModelSpec, source: Source, dtype: str, folder: Path) -> None:
 def write_entry(spec: ModelSpec, source: Source, dtype: str, tmp: Path) -> dict[str, Any]:
     """Write the entry's files into `tmp`, hash each, record them in the manifest and
     stamp them as checked. A source file that cannot be read, or that does not match
-    the checksum its source vouches for, raises the source's `SourceCorrupt`."""
+    the checksum its source records, raises the source's `SourceCorrupt` before
+    anything is parsed from it (a dummy's is then made again, see `open_or_build`)."""
+    weights = {part: (src_name, dtype if part == "t3" else "float32")
+               for part, src_name in (("ve", spec.ve_file), ("t3", spec.t3_file), ("s3gen", spec.s3gen_file))}
+    linked = {src for src, target in weights.values() if _linkable(source, source.folder / src, target)}
+    _check_source(spec, source, skip=linked)  # linked files are hashed as the entry's own, below
+    files: dict[str, dict[str, Any]] = {}
+    for path in sorted(source.folder.iterdir()):
+        skip = {*spec.weight_files, "conds.pt", dummy.MARKER}
+        if path.is_file() and path.name not in skip and path.stat().st_size < _SMALL_FILE:
+            shutil.copyfile(path, tmp / path.name)
+            files[path.name] = {"how": "copied", "from": path.name}
     try:
+        checkpoint.make_tokenizer(spec, tmp)  # parsed once here, so no load of the entry fails on it
         parts = checkpoint.read_parts(spec, source.folder)
     except CheckpointError as exc:
         if exc.path is None:
             raise
-        raise source.damaged(spec, exc.path, exc.why) from exc
-    files: dict[str, dict[str, Any]] = {}
-    for part, src_name in (("ve", spec.ve_file), ("t3", spec.t3_file), ("s3gen", spec.s3gen_file)):
+        raise source.damaged(spec, source.folder / Path(str(exc.path)).name, exc.why) from exc
+    for part, (src_name, target) in weights.items():
         src, dst = source.folder / src_name, tmp / WEIGHTS[part]
-        target = dtype if part == "t3" else "float32"
-        expected = source.vouched_sha256(src)
-        if expected is not None and _already(src, target):
-            how = _link_or_copy(src, dst)
+        if src_name in linked:
+            how, expected = _link_or_copy(src, dst), source.vouched_sha256(src)
         else:
             _convert(getattr(parts, part), target, dst)
             how, expected = "converted", None
         files[WEIGHTS[part]] = {"how": how, "from": src_name, "expect": expected}
     save_conds(parts.conds, tmp / CONDS)
     files[CONDS] = {"how": "converted", "from": "conds.pt"}
-    for path in sorted(source.folder.iterdir()):
-        skip = {*spec.weight_files, "conds.pt", dummy.MARKER}
-        if path.is_file() and path.name not in skip and path.stat().st_size < _SMALL_FILE:
-            shutil.copyfile(path, tmp / path.name)
-            files[path.name] = {"how": "copied", "from": path.name}
     for name, meta in files.items():
         meta["size"] = (tmp / name).stat().st_size
         meta["sha256"] = fsutil.sha256_file(tmp / name)
@@ -289,6 +296,27 @@ def write_entry(spec: ModelSpec, source: Source, dtype: str, tmp: Path) -> dict[
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), "utf-8")
     stamp(tmp)  # every file was hashed just now; inodes and mtimes survive the publishing rename
     return manifest
+
+
+def _check_source(spec: ModelSpec, source: Source, skip: set[str]) -> None:
+    """Every source file the entry is made from (but `skip`), against the checksum its
+    source records: damage the size checks cannot see (a same-size overwrite of the
+    tokenizer, say) is named here, not copied into the entry to fail every later load."""
+    for path in sorted(source.folder.iterdir()):
+        if path.name in skip or path.name == dummy.MARKER or not path.is_file():
+            continue
+        if path.name in spec.weight_files or path.name == "conds.pt" or path.stat().st_size < _SMALL_FILE:
+            why = source.file_problem(path)
+            if why is not None:
+                raise source.damaged(spec, path, why)
+
+
+def _linkable(source: Source, path: Path, dtype: str) -> bool:
+    """Immutable, checksummed and already in `dtype`: the entry links it instead of a copy."""
+    try:
+        return source.vouched_sha256(path) is not None and _already(path, dtype)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # a damaged header: checked (and named) with the other files
 
 
 def _already(path: Path, dtype: str) -> bool:
@@ -332,6 +360,9 @@ def describe(folder: Path) -> dict[str, Any]:
         manifest = read_manifest(folder)
     except (OSError, ValueError):
         manifest = {}
+    if not isinstance(manifest, dict):  # damaged into a list, a number...: still listed, as unknown
+        manifest = {}
+    source = manifest.get("source")
     own = shared = 0
     for path in folder.iterdir():
         st = path.stat()
@@ -343,7 +374,7 @@ def describe(folder: Path) -> dict[str, Any]:
         "entry": folder.name,
         "model": manifest.get("model", "?"),
         "dtype": manifest.get("dtype", "?"),
-        "source": manifest.get("source", {}).get("kind", "?"),
+        "source": source.get("kind", "?") if isinstance(source, dict) else "?",
         "own_bytes": own,
         "shared_bytes": shared,
         "created": manifest.get("created", "?"),
@@ -354,17 +385,23 @@ def clear(root: Path, model: str | None = None) -> list[str]:
     """Delete entries, dummy checkpoints, voice conditionals and compiled packages of
     `model`, or all; returns their names. The voice registry stays: conditionals are
     recomputed on use. A model in memory keeps its mapped files and loaded package."""
+    from . import compiled
+
     removed = []
     layout = CacheLayout(root)
     for package in layout.compiled_packages(model):
         package.unlink(missing_ok=True)
         removed.append(str(package.relative_to(root)))
+    for scratch in compiled.leftovers(root, model):  # killed builds' (a running one keeps its own)
+        shutil.rmtree(scratch, ignore_errors=True)
+        removed.append(str(scratch.relative_to(root)))
     for parent in layout.per_model():
         if not parent.is_dir():
             continue
         for path in sorted(parent.iterdir()):
             if path.is_dir() and not path.name.startswith(".") and (model is None or path.name.startswith(model + "-")):
-                fsutil.retire(path)
+                with fsutil.lock_for(path):  # a load building or mapping it finishes first
+                    fsutil.retire(path)
                 removed.append(f"{parent.relative_to(root)}/{path.name}")
     return removed
 

@@ -38,10 +38,33 @@ class Source:
         checkpoints record theirs."""
         if self.kind == "hub":
             name = Path(os.path.realpath(path)).name
-            return name if len(name) == 64 and all(c in "0123456789abcdef" for c in name) else None
+            return name if _is_hex(name, 64) else None
         if self.kind == "dummy":
             return dummy.recorded_sha256(self.folder, path.name)
         return None
+
+    def file_problem(self, path: Path) -> str | None:
+        """Why `path` does not match the checksum this source records for it, or None
+        (a match, or no record: a user's own folder). Hub blobs are named by their etag:
+        the sha256 of an LFS file, the git blob sha1 of a small one; a dummy checkpoint
+        records the sha256 of each file it wrote."""
+        if self.kind == "hub":
+            name = Path(os.path.realpath(path)).name
+            if _is_hex(name, 64):
+                actual = fsutil.sha256_file(path)
+            elif _is_hex(name, 40):
+                actual = _git_blob_sha1(path)
+            else:
+                return None
+            expected = name
+        elif self.kind == "dummy":
+            expected = dummy.recorded_sha256(self.folder, path.name)
+            if expected is None:
+                return None
+            actual = fsutil.sha256_file(path)
+        else:
+            return None
+        return None if actual == expected else f"its checksum does not match the one the {self.kind} source records"
 
     def damaged(self, spec: ModelSpec, path: Path, why: str) -> SourceCorrupt:
         """The one sentence for a damaged source file: what to delete or replace."""
@@ -53,6 +76,19 @@ class Source:
         if self.rebuildable:
             return SourceCorrupt(f"The dummy checkpoint file {path} is damaged ({why}).")
         return SourceCorrupt(f"The checkpoint file {path} is damaged ({why}): replace it with a good copy.")
+
+
+def _is_hex(name: str, length: int) -> bool:
+    return len(name) == length and all(c in "0123456789abcdef" for c in name)
+
+
+def _git_blob_sha1(path: Path) -> str:
+    """The id git (and so the hub's etag) gives a small file: sha1 of "blob <size>\\0" + bytes."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())  # noqa: S324 - git's id, not security
+    with open(path, "rb") as f:
+        while chunk := f.read(2**20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def weights_kind(weights: str) -> str:
