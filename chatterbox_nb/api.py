@@ -33,6 +33,7 @@ def _warmup_level(level: str | None) -> str:
     return level
 
 
+@options.keywords_checked
 def load(
     model: str | None = None,
     *,
@@ -53,6 +54,7 @@ def load(
     return loading.finish(task) if wait else task
 
 
+@options.keywords_checked
 def warmup(
     model: str | None = None,
     *,
@@ -73,6 +75,7 @@ def warmup(
     return loading.finish(task) if wait else task
 
 
+@options.keywords_checked
 def say(
     text: str,
     *,

@@ -55,3 +55,8 @@ class UnknownVoice(ChatterboxError, LookupError):
 
 class Stopped(ChatterboxError):
     """A say was stopped before any of its audio was made."""
+
+
+class UnknownKeyword(InvalidOption, TypeError):
+    """A keyword the function does not take (a typo, usually): refused, never ignored.
+    Also a `TypeError`, as Python's own answer to an unknown keyword is."""

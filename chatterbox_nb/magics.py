@@ -313,8 +313,7 @@ class ChatterboxMagics(Magics):
     def _ui(self, ns: argparse.Namespace) -> Any:
         from .display.panel import ui
 
-        kwargs = {k: v for k, v in _say_kwargs(ns).items() if k not in ("out", "autoplay")}
-        return ui(**kwargs)
+        return ui(**_say_kwargs(ns))
 
     def _help(self, ns: argparse.Namespace | None) -> None:
         print(HELP)

@@ -42,3 +42,46 @@ def test_voice_add_takes_a_list_a_tuple_or_a_folder(tmp_path):
     with pytest.raises(InvalidOption, match="at least one"):
         cnb.voices.add(name, [])
     assert name not in cnb.voices
+
+
+# -- 3. keywords nobody knows -------------------------------------------------------------
+
+
+def test_an_unknown_keyword_is_refused_with_the_closest_name(tmp_path):
+    from chatterbox_nb.errors import UnknownKeyword
+
+    before = len(cnb.history)
+    with pytest.raises(UnknownKeyword, match="did you mean temperature?"):
+        cnb.ui(temprature=0.5)
+    with pytest.raises(UnknownKeyword, match="did you mean temperature?"):
+        cnb.say("Hello.", temprature=0.5, weights=REDUCED, device="cpu")
+    with pytest.raises(UnknownKeyword, match="did you mean temperature?"):
+        cnb.batch(["Hello."], tmp_path / "out", temprature=0.5, weights=REDUCED)
+    with pytest.raises(UnknownKeyword, match="did you mean weights?"):
+        cnb.load("english", weigths=REDUCED)
+    with pytest.raises(UnknownKeyword, match="temperature is a say option that warmup\\(\\) does not take"):
+        cnb.warmup("english", temperature=0.5)
+    with pytest.raises(TypeError):  # still what Python raises for an unknown keyword
+        cnb.say("Hello.", nonsense=1)
+    assert len(cnb.history) == before and not (tmp_path / "out").exists()
+
+
+# -- 11. %chatterbox ui --out / --autoplay --------------------------------------------------
+
+
+def test_ui_out_and_autoplay_reach_every_say(shell, tmp_path, english_reduced):
+    from IPython.core.error import UsageError
+
+    out = tmp_path / "panel.wav"
+    panel = shell.run_line_magic(
+        "chatterbox", f"ui --weights {REDUCED} --device cpu --max-tokens 6 --seed 3 --out {out} --autoplay"
+    )
+    panel.text.value = "Hello there."
+    panel.start()
+    utt = panel.wait(timeout=300)
+    assert panel.error == "" and utt is not None
+    assert utt.autoplay and out.is_file()
+    saved, rate = sf.read(out, dtype="float32")
+    assert rate == utt.sample_rate and np.array_equal(saved, utt.audio)
+    with pytest.raises(UsageError, match="does not exist"):
+        shell.run_line_magic("chatterbox", f"ui --out {tmp_path / 'nowhere' / 'x.wav'}")

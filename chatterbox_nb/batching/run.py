@@ -76,6 +76,7 @@ class BatchReport:
         )
 
 
+@options.keywords_checked
 def batch(
     texts_or_path: Any,
     out_dir: str | Path,
