@@ -85,3 +85,26 @@ def test_ui_out_and_autoplay_reach_every_say(shell, tmp_path, english_reduced):
     assert rate == utt.sample_rate and np.array_equal(saved, utt.audio)
     with pytest.raises(UsageError, match="does not exist"):
         shell.run_line_magic("chatterbox", f"ui --out {tmp_path / 'nowhere' / 'x.wav'}")
+
+
+# -- 5. no lock file beside the WAVs --------------------------------------------------------
+
+
+def test_batch_leaves_only_wavs_and_the_manifest(shell, tmp_path, english_reduced):
+    from filelock import FileLock
+    from IPython.core.error import UsageError
+
+    from chatterbox_nb import config
+    from chatterbox_nb.engine.layout import CacheLayout
+
+    src = tmp_path / "lines.txt"
+    src.write_text("First line.\nSecond line.\n")
+    out = tmp_path / "out"
+    line = f"batch {src} --out {out} --weights {REDUCED} --device cpu --max-tokens 3 --seed 9"
+    report = shell.run_line_magic("chatterbox", line)
+    assert (report.made, report.failed) == (2, [])
+    assert sorted(p.name for p in out.iterdir()) == ["00001.wav", "00002.wav", "manifest.jsonl"]
+    # the folder is still one batch's at a time: its lock is in the cache dir, keyed by the folder
+    with FileLock(str(CacheLayout(config.cache_dir()).batch_lock(out))):
+        with pytest.raises(UsageError, match="Another batch is writing into"):
+            shell.run_line_magic("chatterbox", line)
