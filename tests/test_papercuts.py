@@ -108,3 +108,58 @@ def test_batch_leaves_only_wavs_and_the_manifest(shell, tmp_path, english_reduce
     with FileLock(str(CacheLayout(config.cache_dir()).batch_lock(out))):
         with pytest.raises(UsageError, match="Another batch is writing into"):
             shell.run_line_magic("chatterbox", line)
+
+
+# -- 6. a disk that fills while a dummy checkpoint (or a compiled package) is written ------
+
+_FULL = 'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+
+
+def _leftovers(folder: Path) -> list[str]:
+    """What a failed build left under `folder`, lock files aside."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.name.endswith(".lock"))
+
+
+@pytest.mark.parametrize("raised", ["safetensors", "oserror"])
+def test_a_full_disk_while_a_dummy_is_built_is_one_sentence(shell, tmp_path, monkeypatch, raised):
+    import errno
+
+    import safetensors.torch
+    from IPython.core.error import UsageError
+    from safetensors import SafetensorError
+
+    from chatterbox_nb import config
+
+    def full(tensors, filename, *args, **kwargs):
+        Path(filename).write_bytes(b"\0" * 1024)  # a partial file, as a real full disk leaves
+        if raised == "safetensors":
+            raise SafetensorError(_FULL)  # what safetensors raises, word for word, on a full disk
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    monkeypatch.setattr(config.settings(), "cache_dir", str(tmp_path))
+    with pytest.raises(UsageError) as caught:
+        shell.run_line_magic("chatterbox", f"load -m turbo --weights {REDUCED} --device cpu --warmup off --wait")
+    message = str(caught.value)
+    assert message.startswith("Cannot write the dummy checkpoint in "), message
+    assert "No space left on device" in message and "\n" not in message
+    assert _leftovers(tmp_path) == ["dummy"]  # no partial checkpoint, no temporary folder
+
+
+def test_a_full_disk_while_a_compiled_package_is_built_is_one_sentence(tmp_path, monkeypatch):
+    import errno
+
+    import torch._inductor
+
+    from chatterbox_nb.engine import compiled
+    from chatterbox_nb.errors import CacheError
+
+    def full(exported, package_path, **kwargs):
+        Path(package_path).write_bytes(b"\0" * 1024)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", full)
+    target = tmp_path / "compiled" / "estimator.pt2"
+    with pytest.raises(CacheError, match=r"^Cannot write the compiled S3Gen package in .*No space left on device"):
+        compiled.build_package(object(), target)
+    assert _leftovers(tmp_path) == ["compiled"]

@@ -33,6 +33,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from . import fsutil
 from .layout import CacheLayout
 
 #: the lengths (mel frames, prompt included) the package covers; others run eagerly
@@ -165,15 +166,16 @@ def build_package(exported: Any, path: Path) -> None:
     import torch
     from torch._inductor.utils import fresh_inductor_cache
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent))
-    try:
-        with fresh_inductor_cache(dir=str(scratch), delete=False):
-            tmp = scratch / path.name
-            torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with fsutil.room_for(path.parent, "the compiled S3Gen package"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent))
+        try:
+            with fresh_inductor_cache(dir=str(scratch), delete=False):
+                tmp = scratch / path.name
+                torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
+            os.replace(tmp, path)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., Any]:
