@@ -117,6 +117,9 @@ def say(
     start = time.perf_counter()
     text = options.check_text(text)
     opts = options.say_options(**given)
+    if weights is None:  # the model of that name in memory speaks, not the default weights
+        opts = dataclasses.replace(opts, choice=loading.in_memory(opts.choice, device=device is not None,
+                                                                  dtype=dtype is not None))
     choice = opts.choice
     resolved = voices_api.voices.resolve(voice)
 
@@ -125,7 +128,7 @@ def say(
     loaded, timings, result, live = _generate_chunks(opts, text, chunks, resolved)
     audio = result.audio
     timings.update(conditioning_s=result.conditioning_s, voice_source=result.voice_source)
-    timings.update(dtype=loaded.dtype, s3gen_compiled=_is_compiled(loaded))
+    timings.update(dtype=loaded.dtype, weights=choice.weights, s3gen_compiled=_is_compiled(loaded))
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)

@@ -125,6 +125,33 @@ def obtain(choice: options.ModelChoice) -> tuple[Any, str, float, float]:
     return loaded, source, load_s, wait_s
 
 
+def in_memory(choice: options.ModelChoice, *, device: bool = False, dtype: bool = False) -> options.ModelChoice:
+    """For a say that names no weights: the model of that name already in memory (the most
+    recently used), else the newest load of it under way, else `choice` (the defaults).
+    `device` and `dtype`: the user gave them, so only a model on that device, in that
+    dtype, will do."""
+    import dataclasses
+
+    from .engine.device import resolve_device
+    from .engine.precision import resolve_dtype
+
+    def fits(on: str, kind: str) -> bool:
+        wanted = resolve_device(choice.device) if device else on
+        return on == wanted and (not dtype or kind == resolve_dtype(choice.dtype, wanted))
+
+    loaded = [m for m in loader.loaded_models() if m.name == choice.model and m.weights and not m.unloaded]
+    loaded = [m for m in loaded if fits(m.device, m.dtype)]
+    if loaded:
+        m = max(loaded, key=lambda m: m.last_used)
+        return dataclasses.replace(choice, weights=m.weights, device=m.device, dtype=m.dtype)
+    with STATE.lock:
+        running = [t for t in STATE.tasks.values() if not t.done and t.key is not None and t.key[0] == choice.model]
+    running = [t for t in running if (not device or t.key[2] == choice.device) and (not dtype or t.key[3] == choice.dtype)]
+    if running:
+        return options.ModelChoice(*max(running, key=lambda t: t.started).key)
+    return choice
+
+
 def forget(task: LoadTask) -> None:
     with STATE.lock:
         if STATE.tasks.get(task.key) is task:

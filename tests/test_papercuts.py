@@ -163,3 +163,32 @@ def test_a_full_disk_while_a_compiled_package_is_built_is_one_sentence(tmp_path,
     with pytest.raises(CacheError, match=r"^Cannot write the compiled S3Gen package in .*No space left on device"):
         compiled.build_package(object(), target)
     assert _leftovers(tmp_path) == ["compiled"]
+
+
+# -- 12. a say that names no weights speaks with the model in memory -----------------------
+
+
+def test_a_say_without_weights_uses_the_model_in_memory(english_reduced, monkeypatch):
+    from chatterbox_nb.display.timings import timings_html
+    from chatterbox_nb.engine import loader, sources
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("the say tried the default weights (the hub)")
+
+    monkeypatch.setitem(sources._RESOLVERS, "hub", no_hub)
+    first = cnb.say("Hello.", max_tokens=3, seed=1)
+    assert "(weights <code>dummy:reduced</code>)" in timings_html(first.timings)
+    assert (first.timings["weights"], first.params["weights"], first.timings["model_source"]) == (
+        REDUCED, REDUCED, "memory")
+    stopping = cnb.load("english", weights="dummy:reduced-stopping", device="cpu", warmup="off", wait=True)
+    try:
+        assert cnb.say("Hello.", max_tokens=3, seed=1).timings["weights"] == "dummy:reduced-stopping"  # the newest
+        cnb.say("Hello.", weights=REDUCED, device="cpu", max_tokens=3, seed=1)
+        again = cnb.say("Hello.", max_tokens=3, seed=1)
+        assert again.timings["weights"] == REDUCED  # the most recently used
+        assert np.array_equal(again.audio, first.audio)
+    finally:
+        (m,) = [m for m in loader.loaded_models() if m.source.fingerprint != english_reduced.source.fingerprint
+                and m.name == "english" and m.weights == "dummy:reduced-stopping"]
+        loader.drop(m.key)
+    assert stopping.model == "english"
