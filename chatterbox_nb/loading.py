@@ -15,6 +15,7 @@ from typing import Any
 
 from . import config, options
 from ._state import STATE
+from .display.once import ShownOncePerCell
 from .engine.specs import SPECS
 from .engine import loader
 from .tasks import Cancelled, LoadTask
@@ -22,8 +23,9 @@ from .tasks import Cancelled, LoadTask
 TaskKey = tuple[str, str, str, str]
 
 
-class LoadReport:
-    """What a load did: which model, from where, how long, how much memory, warm-up."""
+class LoadReport(ShownOncePerCell):
+    """What a load did: which model, from where, how long, how much memory, warm-up.
+    After `load --wait` the live progress line already shows it: not again as the value."""
 
     def __init__(self, loaded: Any, source: str, seconds: float, warmup: dict[str, Any] | None = None) -> None:
         self.model = loaded.name
@@ -35,6 +37,9 @@ class LoadReport:
         self.dummy = loaded.is_dummy
         self.warmed = loaded.warmed
         self.warmup = warmup or loaded.warmup_metrics or {"level": loaded.warmed}
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": repr(self)}
 
     def __repr__(self) -> str:
         from .engine.warmup import describe

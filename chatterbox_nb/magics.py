@@ -252,16 +252,22 @@ class ChatterboxMagics(Magics):
     @staticmethod
     def _maybe_wait(task: Any, wait: bool, what: str) -> Any:
         """Return the live task, or wait for its report; the stop button only stops the waiting."""
+        from IPython.display import display
+
         from .loading import finish
 
-        task.show()
         if not wait:
-            return task
+            return task.show()
+        live = display(task._repr_mimebundle_(), raw=True, display_id=True)
         try:
-            return finish(task)
+            report = finish(task)
         except KeyboardInterrupt:
             print(f"Stopped waiting; the {what} goes on in the background (see %chatterbox status).")
             return None
+        # the live line becomes the report (also in the saved notebook); the cell's value does not repeat it
+        live.update(report._repr_mimebundle_(), raw=True)
+        report.mark_shown()
+        return report
 
     def _unload(self, ns: argparse.Namespace) -> None:
         from . import api

@@ -192,3 +192,23 @@ def test_a_say_without_weights_uses_the_model_in_memory(english_reduced, monkeyp
                 and m.name == "english" and m.weights == "dummy:reduced-stopping"]
         loader.drop(m.key)
     assert stopping.model == "english"
+
+
+# -- 15. load --wait shows its report once ---------------------------------------------------
+
+
+def test_load_wait_shows_its_report_once(kernel):
+    def shown(result):
+        return [o for o in result["outputs"] if o["type"] in ("display_data", "execute_result", "stream")]
+
+    kernel.ok(kernel.execute("%load_ext chatterbox_nb"))
+    result = kernel.ok(kernel.execute(f"%chatterbox load --weights {REDUCED} --device cpu --warmup off --wait"))
+    assert len(shown(result)) == 1, shown(result)  # the live line, which becomes the report
+    (update,) = [o for o in result["outputs"] if o["type"] == "update_display_data"]
+    assert update["data"]["text/plain"].startswith("english ready on cpu")
+    assert update["transient"]["display_id"] == shown(result)[0]["transient"]["display_id"]
+    # assigned, the report is the value; shown as a value, in another cell, it renders once
+    kernel.ok(kernel.execute(f"r = %chatterbox load --weights {REDUCED} --device cpu --warmup off --wait"))
+    assert kernel.value("r.model") == "english"
+    again = kernel.ok(kernel.execute("r"))
+    assert [o["data"]["text/plain"][:13] for o in shown(again)] == ["english ready"]
