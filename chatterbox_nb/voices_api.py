@@ -184,12 +184,14 @@ class Voices:
     def __len__(self) -> int:
         return len(self.registry.read())
 
-    def add(self, name: str, *paths: str | Path, weights: Sequence[float] | None = None) -> Voice:
-        """Register `name` for these files (given one by one, or as one list or tuple; a
-        folder stands for the audio files in it);
-        several files make one blended voice, weighted by `weights`. Every file is read
-        and checked first, so a bad one changes nothing. The conditionals are computed
-        at once for the models in memory, lazily for the others."""
+    def add(
+        self, name: str, *paths: str | Path | Sequence[str | Path], weights: Sequence[float] | None = None
+    ) -> Voice:
+        """Register `name` for these files, given one by one or as one list or tuple (a
+        folder stands for the audio files in it); several files make one blended voice,
+        weighted by `weights`. Every file is read and checked first, so a bad one changes
+        nothing. The conditionals are computed at once for the models in memory, lazily
+        for the others."""
         from .engine import audio
 
         if not isinstance(name, str) or not _NAME.match(name):
@@ -297,11 +299,9 @@ def _unknown(name: str, known: dict[str, Voice]) -> str:
     )
 
 
-def _expand(paths: Sequence[str | Path]) -> list[Path]:
+def _expand(paths: Sequence[Any]) -> list[Path]:
     from .engine import audio
 
-    if not paths:
-        raise InvalidOption("voice add needs at least one audio file or folder.")
     files: list[Path] = []
     for p in _flat(paths):
         path = Path(p).expanduser()
