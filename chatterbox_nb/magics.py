@@ -9,6 +9,7 @@ raised before anything changes.
 from __future__ import annotations
 
 import argparse
+import difflib
 import shlex
 from typing import Any, Callable
 
@@ -64,7 +65,18 @@ class _HelpShown(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{self.prog}: {message}{self._closest(message)} (see {self.prog} --help)")
+
+    def _closest(self, message: str) -> str:
+        """For a misspelt option, the closest one this subcommand takes (as `options.check_keywords` does)."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        flags = [f for a in self._actions for f in a.option_strings if f.startswith("--")]
+        for word in message.split(":", 1)[1].split():
+            close = difflib.get_close_matches(word.split("=")[0], flags, n=1) if word.startswith("--") else []
+            if close:
+                return f"; did you mean {close[0]}?"
+        return ""
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if message:

@@ -66,6 +66,14 @@ def test_an_unknown_keyword_is_refused_with_the_closest_name(tmp_path):
     assert len(cnb.history) == before and not (tmp_path / "out").exists()
 
 
+def test_a_misspelt_flag_names_the_closest_one(shell):
+    from IPython.core.error import UsageError
+
+    for line in ("say Hello --temprature 0.5", "ui --temprature=0.5", "load --weigths dummy"):
+        with pytest.raises(UsageError, match=r"unrecognized arguments: .*; did you mean --(temperature|weights)\?"):
+            shell.run_line_magic("chatterbox", line)
+
+
 # -- 11. %chatterbox ui --out / --autoplay --------------------------------------------------
 
 
