@@ -184,6 +184,7 @@ def test_a_say_without_weights_uses_the_model_in_memory(english_reduced, monkeyp
         raise AssertionError("the say tried the default weights (the hub)")
 
     monkeypatch.setitem(sources._RESOLVERS, "hub", no_hub)
+    cnb.say("Hello.", weights=REDUCED, device="cpu", max_tokens=3, seed=1)  # the most recently used english now
     first = cnb.say("Hello.", max_tokens=3, seed=1)
     assert "(weights <code>dummy:reduced</code>)" in timings_html(first.timings)
     assert (first.timings["weights"], first.params["weights"], first.timings["model_source"]) == (
