@@ -33,6 +33,7 @@ def _warmup_level(level: str | None) -> str:
     return level
 
 
+@options.keywords_checked
 def load(
     model: str | None = None,
     *,
@@ -53,6 +54,7 @@ def load(
     return loading.finish(task) if wait else task
 
 
+@options.keywords_checked
 def warmup(
     model: str | None = None,
     *,
@@ -73,6 +75,7 @@ def warmup(
     return loading.finish(task) if wait else task
 
 
+@options.keywords_checked
 def say(
     text: str,
     *,
@@ -114,6 +117,9 @@ def say(
     start = time.perf_counter()
     text = options.check_text(text)
     opts = options.say_options(**given)
+    if weights is None:  # the model of that name in memory speaks, not the default weights
+        opts = dataclasses.replace(opts, choice=loading.in_memory(opts.choice, device=device is not None,
+                                                                  dtype=dtype is not None))
     choice = opts.choice
     resolved = voices_api.voices.resolve(voice)
 
@@ -122,7 +128,7 @@ def say(
     loaded, timings, result, live = _generate_chunks(opts, text, chunks, resolved)
     audio = result.audio
     timings.update(conditioning_s=result.conditioning_s, voice_source=result.voice_source)
-    timings.update(dtype=loaded.dtype, s3gen_compiled=_is_compiled(loaded))
+    timings.update(dtype=loaded.dtype, weights=choice.weights, s3gen_compiled=_is_compiled(loaded))
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)

@@ -59,3 +59,8 @@ class Stopped(ChatterboxError):
 
 class AudioReleased(ChatterboxError):
     """An old utterance's audio was released to bound the history (its text and saved file stay)."""
+
+
+class UnknownKeyword(InvalidOption, TypeError):
+    """A keyword the function does not take (a typo, usually): refused, never ignored.
+    Also a `TypeError`, as Python's own answer to an unknown keyword is."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import config, options
 from ._state import STATE
+from .display.once import ShownOncePerCell
 from .engine.specs import SPECS
 from .engine import loader
 from .errors import InvalidOption
@@ -23,8 +24,9 @@ from .tasks import Cancelled, LoadTask
 TaskKey = tuple[str, str, str, str]
 
 
-class LoadReport:
-    """What a load did: which model, from where, how long, how much memory, warm-up."""
+class LoadReport(ShownOncePerCell):
+    """What a load did: which model, from where, how long, how much memory, warm-up.
+    After `load --wait` the live progress line already shows it: not again as the value."""
 
     def __init__(self, loaded: Any, source: str, seconds: float, warmup: dict[str, Any] | None = None) -> None:
         self.model = loaded.name
@@ -36,6 +38,9 @@ class LoadReport:
         self.dummy = loaded.is_dummy
         self.warmed = loaded.warmed
         self.warmup = warmup or loaded.warmup_metrics or {"level": loaded.warmed}
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": repr(self)}
 
     def __repr__(self) -> str:
         from .engine.warmup import describe
@@ -146,6 +151,33 @@ def obtain(choice: options.ModelChoice) -> tuple[Any, str, float, float]:
     if waited is not None and source == "memory":
         return loaded, waited[1], 0.0, wait_s
     return loaded, source, load_s, wait_s
+
+
+def in_memory(choice: options.ModelChoice, *, device: bool = False, dtype: bool = False) -> options.ModelChoice:
+    """For a say that names no weights: the model of that name already in memory (the most
+    recently used), else the newest load of it under way, else `choice` (the defaults).
+    `device` and `dtype`: the user gave them, so only a model on that device, in that
+    dtype, will do."""
+    import dataclasses
+
+    from .engine.device import resolve_device
+    from .engine.precision import resolve_dtype
+
+    def fits(on: str, kind: str) -> bool:
+        wanted = resolve_device(choice.device) if device else on
+        return on == wanted and (not dtype or kind == resolve_dtype(choice.dtype, wanted))
+
+    loaded = [m for m in loader.loaded_models() if m.name == choice.model and m.weights and not m.unloaded]
+    loaded = [m for m in loaded if fits(m.device, m.dtype)]
+    if loaded:
+        m = max(loaded, key=lambda m: m.last_used)
+        return dataclasses.replace(choice, weights=m.weights, device=m.device, dtype=m.dtype)
+    with STATE.lock:
+        running = [t for t in STATE.tasks.values() if not t.done and t.key is not None and t.key[0] == choice.model]
+    running = [t for t in running if (not device or t.key[2] == choice.device) and (not dtype or t.key[3] == choice.dtype)]
+    if running:
+        return options.ModelChoice(*max(running, key=lambda t: t.started).key)
+    return choice
 
 
 def forget(task: LoadTask) -> None:

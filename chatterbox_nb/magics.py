@@ -9,6 +9,7 @@ raised before anything changes.
 from __future__ import annotations
 
 import argparse
+import difflib
 import shlex
 from typing import Any, Callable
 
@@ -64,7 +65,18 @@ class _HelpShown(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+        raise UsageError(f"{self.prog}: {message}{self._closest(message)} (see {self.prog} --help)")
+
+    def _closest(self, message: str) -> str:
+        """For a misspelt option, the closest one this subcommand takes (as `options.check_keywords` does)."""
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        flags = [f for a in self._actions for f in a.option_strings if f.startswith("--")]
+        for word in message.split(":", 1)[1].split():
+            close = difflib.get_close_matches(word.split("=")[0], flags, n=1) if word.startswith("--") else []
+            if close:
+                return f"; did you mean {close[0]}?"
+        return ""
 
     def exit(self, status: int = 0, message: str | None = None) -> None:  # type: ignore[override]
         if message:
@@ -252,16 +264,22 @@ class ChatterboxMagics(Magics):
     @staticmethod
     def _maybe_wait(task: Any, wait: bool, what: str) -> Any:
         """Return the live task, or wait for its report; the stop button only stops the waiting."""
+        from IPython.display import display
+
         from .loading import finish
 
-        task.show()
         if not wait:
-            return task
+            return task.show()
+        live = display(task._repr_mimebundle_(), raw=True, display_id=True)
         try:
-            return finish(task)
+            report = finish(task)
         except KeyboardInterrupt:
             print(f"Stopped waiting; the {what} goes on in the background (see %chatterbox status).")
             return None
+        # the live line becomes the report (also in the saved notebook); the cell's value does not repeat it
+        live.update(report._repr_mimebundle_(), raw=True)
+        report.mark_shown()
+        return report
 
     def _unload(self, ns: argparse.Namespace) -> None:
         from . import api
@@ -313,8 +331,7 @@ class ChatterboxMagics(Magics):
     def _ui(self, ns: argparse.Namespace) -> Any:
         from .display.panel import ui
 
-        kwargs = {k: v for k, v in _say_kwargs(ns).items() if k not in ("out", "autoplay")}
-        return ui(**kwargs)
+        return ui(**_say_kwargs(ns))
 
     def _help(self, ns: argparse.Namespace | None) -> None:
         print(HELP)

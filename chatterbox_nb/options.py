@@ -9,19 +9,25 @@ it, and `say_options` turns them into one checked `SayOptions` value.
 from __future__ import annotations
 
 import argparse
+import difflib
+import functools
+import inspect
 import math
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, TypeVar
 
 from . import config
 from .engine.device import check_device_name
 from .engine.request import ModelChoice, SayOptions
-from .errors import InvalidOption
+from .errors import InvalidOption, UnknownKeyword
 
-__all__ = ["ModelChoice", "SayOptions", "Option", "SAY_OPTIONS", "say_options", "add_arguments", "choose_model"]
+__all__ = [
+    "ModelChoice", "SayOptions", "Option", "SAY_OPTIONS", "say_options", "add_arguments", "choose_model",
+    "check_keywords", "keywords_checked",
+]
 
 MAX_TOKENS_LIMIT = 4096  # T3Config.max_speech_tokens: the learned position table ends there
 
@@ -222,6 +228,41 @@ def add_arguments(parser: argparse.ArgumentParser, options: tuple[Option, ...]) 
             continue
         extra = {k: v for k, v in (("type", o.type), ("metavar", o.metavar), ("choices", o.choices)) if v is not None}
         parser.add_argument(*o.flags, help=o.help, **extra)
+
+
+def check_keywords(where: str, given: Iterable[str], valid: Iterable[str]) -> None:
+    """Refuse a keyword `where` does not take, naming the closest one it does: a typo
+    such as `temprature=0.5` must not be accepted and ignored (nor cost a generation)."""
+    valid = list(valid)
+    for name in given:
+        if name in valid:
+            continue
+        close = difflib.get_close_matches(name, valid, n=1)
+        elsewhere = difflib.get_close_matches(name, SAY_NAMES, n=1)
+        if close:
+            hint = f"did you mean {close[0]}?"
+        elif elsewhere:
+            hint = f"{elsewhere[0]} is a say option that {where}() does not take."
+        else:
+            hint = f"it takes {', '.join(valid)}."
+        raise UnknownKeyword(f"{where}() has no option {name!r}: {hint}")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def keywords_checked(fn: F) -> F:
+    """`check_keywords` on every call of `fn`, against its own signature (Python's
+    TypeError for an unknown keyword suggests nothing)."""
+    params = inspect.signature(fn).parameters.values()
+    valid = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        check_keywords(fn.__name__, kwargs, valid)
+        return fn(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
 
 
 def say_options(**given: Any) -> SayOptions:

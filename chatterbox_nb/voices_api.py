@@ -13,6 +13,7 @@ import contextlib
 import html
 import json
 import math
+import os
 import re
 import time
 import warnings
@@ -183,11 +184,14 @@ class Voices:
     def __len__(self) -> int:
         return len(self.registry.read())
 
-    def add(self, name: str, *paths: str | Path, weights: Sequence[float] | None = None) -> Voice:
-        """Register `name` for these files (a folder stands for the audio files in it);
-        several files make one blended voice, weighted by `weights`. Every file is read
-        and checked first, so a bad one changes nothing. The conditionals are computed
-        at once for the models in memory, lazily for the others."""
+    def add(
+        self, name: str, *paths: str | Path | Sequence[str | Path], weights: Sequence[float] | None = None
+    ) -> Voice:
+        """Register `name` for these files, given one by one or as one list or tuple (a
+        folder stands for the audio files in it); several files make one blended voice,
+        weighted by `weights`. Every file is read and checked first, so a bad one changes
+        nothing. The conditionals are computed at once for the models in memory, lazily
+        for the others."""
         from .engine import audio
 
         if not isinstance(name, str) or not _NAME.match(name):
@@ -295,19 +299,36 @@ def _unknown(name: str, known: dict[str, Voice]) -> str:
     )
 
 
-def _expand(paths: Sequence[str | Path]) -> list[Path]:
+def _expand(paths: Sequence[Any]) -> list[Path]:
     from .engine import audio
 
-    if not paths:
-        raise InvalidOption("voice add needs at least one audio file or folder.")
     files: list[Path] = []
-    for p in paths:
+    for p in _flat(paths):
         path = Path(p).expanduser()
         if path.is_dir():
             files.extend(audio.audio_files_in(path))
         else:
             files.append(audio.existing_file(path))
     return [f.resolve() for f in files]
+
+
+def _flat(paths: Sequence[Any]) -> list[str | Path]:
+    """The paths as a Python user writes them: `add("duo", "a.wav", "b.wav")`, or one list
+    or tuple of them (`add("duo", ["a.wav", "b.wav"])`)."""
+    flat: list[str | Path] = []
+    for p in paths:
+        if isinstance(p, (list, tuple)):
+            flat.extend(_flat(p))
+        elif isinstance(p, (str, os.PathLike)) and str(os.fspath(p)).strip():
+            flat.append(p)
+        else:
+            raise InvalidOption(
+                f"voice add takes audio file paths or folders, not {p!r}: "
+                'add("duo", "a.wav", "b.wav"), add("duo", ["a.wav", "b.wav"]) or add("duo", "folder/").'
+            )
+    if not flat:
+        raise InvalidOption("voice add needs at least one audio file or folder.")
+    return flat
 
 
 def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:

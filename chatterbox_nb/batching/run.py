@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .. import options, voices_api
+from .. import config, options, voices_api
 from ..engine.specs import SAMPLE_RATE
 from ..errors import ChatterboxError, ModelNotLoaded
 from .job import BatchJob, run_row
@@ -76,6 +76,7 @@ class BatchReport:
         )
 
 
+@options.keywords_checked
 def batch(
     texts_or_path: Any,
     out_dir: str | Path,
@@ -203,12 +204,18 @@ def _out_dir(out_dir: Any) -> Path:
 
 @contextlib.contextmanager
 def _exclusive(out: Path) -> Iterator[None]:
-    """One batch per output folder at a time (the OS drops the lock of a killed run)."""
-    from filelock import Timeout
+    """One batch per output folder at a time (the OS drops the lock of a killed run); the
+    lock file lives in the cache dir, keyed by the folder, not beside the user's WAVs."""
+    from filelock import FileLock, Timeout
 
-    from ..engine.fsutil import lock_for
+    from ..engine.layout import CacheLayout
 
-    lock = lock_for(out / "manifest.jsonl")
+    path = CacheLayout(config.cache_dir()).batch_lock(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BatchError(f"Cannot create {path.parent} for the batch's lock ({exc.strerror or exc}).") from None
+    lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:

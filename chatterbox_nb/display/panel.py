@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from .. import config
+from .. import config, options
 from .._state import STATE
 from ..engine.specs import DEFAULT_MAX_TOKENS, SPECS
 from ..errors import ChatterboxError
@@ -55,8 +55,11 @@ class Panel:
     def __init__(self, text: str = "", **defaults: Any) -> None:
         import ipywidgets as widgets
 
+        options.check_keywords("ui", defaults, options.SAY_NAMES)  # a typo is refused, not ignored
         s = config.settings()
-        self.fixed = {k: defaults.pop(k, None) for k in ("weights", "device", "dtype")}
+        #: passed to every say as given: no widget of their own (--out is checked now, before any Generate)
+        self.fixed = {k: defaults.pop(k, None) for k in ("weights", "device", "dtype", "out", "autoplay")}
+        options.check_out(self.fixed["out"])
         model = defaults.pop("model", None) or s.model
         self.history: list[Any] = []
         self.last: Any = None

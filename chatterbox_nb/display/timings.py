@@ -49,6 +49,8 @@ def timings_html(timings: dict[str, Any]) -> str:
         f"RTF {float(timings.get('rtf') or 0):.2f} · {tokens} speech tokens{rate} · "
         f"model from <code>{html.escape(str(timings.get('model_source', '?')))}</code>"
     )
+    if timings.get("weights"):  # which weights spoke (a say naming none uses the model in memory)
+        summary += f" (weights <code>{html.escape(str(timings['weights']))}</code>)"
     if timings.get("dtype"):
         compiled = ", S3Gen compiled" if timings.get("s3gen_compiled") else ""
         summary += f" in <code>{html.escape(str(timings['dtype']))}</code>{compiled}"

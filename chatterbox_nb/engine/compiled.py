@@ -173,7 +173,8 @@ def build_package(exported: Any, path: Path) -> None:
     import torch
     from torch._inductor.utils import fresh_inductor_cache
 
-    with fsutil.lock_for(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with fsutil.room_for(path.parent, "the compiled S3Gen package"), fsutil.lock_for(path):
         if path.is_file():  # another kernel built it while we waited
             return
         fsutil.clean_stale(path.parent, own=path.name)

@@ -21,7 +21,6 @@ A bad entry gets one `CacheWarning` and is rebuilt from its source. The full che
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -48,8 +47,6 @@ CONDS = "conds.safetensors"
 _SMALL_FILE = 64 * 2**20
 _DTYPE_CODES = {"float32": "F32", "bfloat16": "BF16", "float16": "F16"}
 _FLOAT_CODES = {"F64", "F32", "F16", "BF16"}
-# Out of disk space (or quota, or read-only): the model still loads, from its source.
-_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class CacheWarning(UserWarning):
@@ -204,11 +201,12 @@ def open_or_build(
                 say("making the damaged dummy checkpoint again")
                 source = remake()
                 _build(spec, source, dtype, folder)
-        except OSError as exc:
-            if exc.errno not in _NO_ROOM:
+        except Exception as exc:
+            why = fsutil.no_room(exc)  # out of disk space (or quota, or read-only): it loads from its source
+            if why is None:
                 raise
             _warn(
-                f"cannot write the disk cache in {folder.parent} ({exc.strerror}); loading straight from "
+                f"cannot write the disk cache in {folder.parent} ({why}); loading straight from "
                 f"{source.kind} instead. Free some space or set CHATTERBOX_NB_CACHE_DIR."
             )
             return checkpoint.read_parts(spec, source.folder), source.kind, None

@@ -79,7 +79,7 @@ def ensure_dummy(root: Path, model: str, size: str = "full", seed: int = 0) -> P
         if _complete(final):  # another process built it while we waited
             return final
         fsutil.clean_stale(final.parent, own=final.name)
-        with fsutil.building(final) as tmp:
+        with fsutil.room_for(final.parent, "the dummy checkpoint"), fsutil.building(final) as tmp:
             write_dummy(SPECS[model], tmp, size, seed)
     return final
 

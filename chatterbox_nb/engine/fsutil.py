@@ -10,6 +10,7 @@ kernel may have its files memory-mapped.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -20,9 +21,45 @@ from typing import Iterator
 
 from filelock import FileLock
 
+from ..errors import CacheError
+
 INCOMPLETE = ".incomplete"
 # Temporary folders older than this belong to a process that died mid-build.
 STALE_AFTER_S = 6 * 3600
+
+
+# Out of disk space (or quota, or read-only): nothing a retry fixes, only the user.
+NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def no_room(exc: BaseException) -> str | None:
+    """Why `exc` means the disk cannot take our files (its strerror), or None. Writers
+    that are not Python's (safetensors' Rust `SafetensorError`) keep the OS error only
+    in their message: `IoError(Os { code: 28, ... })`."""
+    if isinstance(exc, OSError):
+        return (exc.strerror or str(exc)) if exc.errno in NO_ROOM else None
+    text = str(exc)
+    for code in sorted(NO_ROOM):
+        if f"Os {{ code: {code}," in text or os.strerror(code) in text:
+            return os.strerror(code)
+    return None
+
+
+@contextlib.contextmanager
+def room_for(folder: Path, what: str) -> Iterator[None]:
+    """A full (or read-only) disk while writing `what` under `folder` is one `CacheError`
+    sentence; any other failure passes unchanged. Put it around `building` (whose
+    cleanup runs first), so no partial files stay either."""
+    try:
+        yield
+    except Exception as exc:
+        why = no_room(exc)
+        if why is None:
+            raise
+        raise CacheError(
+            f"Cannot write {what} in {folder} ({why}): free some space, or set %config Chatterbox.cache_dir "
+            "(or CHATTERBOX_NB_CACHE_DIR) to a folder with room."
+        ) from None
 
 
 def sha256_file(path: Path) -> str:

@@ -6,6 +6,7 @@
     <cache_dir>/voices/conds/<model>-<key>/     voice conditionals (voices.py)
     <cache_dir>/compiled/torch-<version>/estimator-<model>-...pt2
                                                 compiled S3Gen estimators (compiled.py)
+    <cache_dir>/locks/batch-<hash>.lock         one batch per output folder (batching/run.py)
 
 Every module that touches the cache dir asks a `CacheLayout` for its paths, so moving
 or adding a folder is one change here.
@@ -13,6 +14,7 @@ or adding a folder is one change here.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 
@@ -33,9 +35,17 @@ class CacheLayout:
         #: AOTInductor packages of S3Gen's estimator, a folder per torch version (their
         #: generated code is only good for the torch that made it)
         self.compiled = self.root / "compiled"
+        #: lock files that belong in no user folder
+        self.locks = self.root / "locks"
 
     def dummy(self, model: str, size: str = "full", seed: int = 0) -> Path:
         return self.dummies / f"{model}-{size}-seed{seed}"
+
+    def batch_lock(self, out_dir: Path) -> Path:
+        """The lock of a batch's output folder, keyed by its resolved path: the user's
+        folder holds only the WAVs and the manifest."""
+        key = hashlib.sha256(str(Path(out_dir).resolve()).encode("utf-8")).hexdigest()[:16]
+        return self.locks / f"batch-{key}.lock"
 
     def compiled_package(self, torch_version: str, model: str, tag: str) -> Path:
         """A package's file; `tag` tells apart the packages of one model (compiled.py)."""

@@ -55,6 +55,8 @@ class LoadedModel:
     holds: int = 0
     #: set by an explicit unload: a say that queued for this model must not load it again
     unloaded: bool = False
+    #: the --weights that named its source (a say that names none speaks with this model)
+    weights: str = ""
 
     @contextlib.contextmanager
     def use(self, *, user: bool = True) -> Iterator["LoadedModel"]:
@@ -174,7 +176,8 @@ def get_or_load(
             progress("building the model on the meta device and mapping its weights")
             tts = build.assemble(spec, parts, device, stored)
             precision.apply(tts, dtype, device)
-        loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts), entry=entry)
+        loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts), entry=entry,
+                             weights=weights)
         with STATE.lock:
             STATE.models[key] = loaded
             STATE.sizes[key] = loaded.nbytes
