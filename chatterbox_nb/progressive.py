@@ -107,10 +107,12 @@ class ChunkRun:
 
     def _run(self) -> None:
         from .engine.stopping import cuttable
+        from .engine.upstream_logs import translated
 
         try:
             begin = time.perf_counter()
-            with self.loaded.use(user=True), cuttable(self._cut.is_set):
+            # upstream's lines are translated once per say, not once per chunk
+            with self.loaded.use(user=True), cuttable(self._cut.is_set), translated():
                 self.lock_wait_s = time.perf_counter() - begin
                 if self.loaded.tts is None or self.loaded.unloaded:
                     raise Evicted("The model was unloaded while this say waited; run it again.")
