@@ -10,6 +10,7 @@ player as they come when there are several, wrap the audio in an `Utterance`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,7 @@ def say(
     text = options.check_text(text)
     opts = options.say_options(**given)
     choice = opts.choice
+    _note_ignored(choice.model, given)
     resolved = voices_api.voices.resolve(voice)
 
     chunks = chunk_text(text, opts.language)
@@ -155,6 +157,17 @@ def say(
     if opts.out is not None:
         utt.save(opts.out)
     return utt
+
+
+def _note_ignored(model: str, given: dict[str, Any]) -> None:
+    """One line, once per say, naming the options this model's `generate` ignores (the
+    `chatterbox_nb` logger: in a notebook it prints in the cell, as upstream's own lines do)."""
+    from .engine.specs import SPECS
+
+    ignored = SPECS[model].ignored(given)
+    if ignored:
+        names = ", ".join(f"--{name.replace('_', '-')}" for name in ignored)
+        logging.getLogger("chatterbox_nb").warning(f"chatterbox_nb: {model} ignores {names}; it spoke without them.")
 
 
 def _generate_chunks(

@@ -138,9 +138,12 @@ class Panel:
             return []
 
     def _on_model(self, change: dict[str, Any]) -> None:
-        """Language is a choice of the multilingual model only; the sliders take its defaults."""
+        """Language is a choice of the multilingual model only; the sliders take its defaults,
+        and those of options the model ignores are greyed out."""
         model = change["new"]
         multi = SPECS[model].takes_language
+        for key, slider in self.sliders.items():
+            slider.disabled = key not in SPECS[model].honours
         if multi and len(self.lang.options) < 2:
             from ..engine.specs import languages
 
