@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import precision, stopping, streaming, upstream_logs
+from . import precision, segmenter, stopping, streaming, upstream_logs
 from .build import quiet_upstream_warnings
 from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
@@ -257,6 +257,7 @@ def generate(
     kwargs = dict(sampling)
     if spec.takes_language:
         kwargs["language_id"] = language
+        segmenter.prepare(tts, language)
     builtin = tts.conds
     t3_dtype = precision.t3_dtype(tts)
     tts.conds = private_copy(
