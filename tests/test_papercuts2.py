@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -68,3 +70,151 @@ def test_light_warmup_runs_the_watermarker_even_when_its_say_is_silent(monkeypat
     report = cnb.warmup("english", level="light", wait=True, weights=REDUCED, device="cpu", dtype="float32")
     assert marked, "the light warm-up never ran the watermarker"
     assert report.warmup["watermarker_s"] > 0
+
+
+# -- item 2: options a model ignores are said, once per say; the panel greys them -----------
+
+
+def _lines(caplog, logger: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger]
+
+
+def test_turbo_says_once_which_options_it_ignores(caplog):
+    caplog.set_level(logging.WARNING)
+    # two sentences: two chunks through upstream's generate, still one line
+    cnb.say("The first sentence is here. And here is the second one.", model="turbo", weights=REDUCED,
+            device="cpu", dtype="float32", max_tokens=4, seed=0, exaggeration=0.9, cfg=0.3, min_p=0.1,
+            temperature=0.7)
+    notes = _lines(caplog, "chatterbox_nb")
+    assert len(notes) == 1, notes
+    assert "turbo ignores --exaggeration, --cfg, --min-p" in notes[0] and "temperature" not in notes[0]
+    assert not [m for m in _lines(caplog, "chatterbox.tts_turbo") if "not supported" in m]  # upstream's, replaced
+    caplog.clear()
+    cnb.say("Nothing ignored here.", model="turbo", weights=REDUCED, device="cpu", dtype="float32",
+            max_tokens=4, seed=0, temperature=0.7)
+    assert not _lines(caplog, "chatterbox_nb")
+
+
+def test_the_panel_greys_the_sliders_turbo_ignores():
+    panel = cnb.ui(model="turbo")
+    greyed = {k for k, s in panel.sliders.items() if s.disabled}
+    assert greyed == {"exaggeration", "cfg", "min_p"}
+    panel.model.value = "english"
+    assert not any(s.disabled for s in panel.sliders.values())
+
+
+# -- item 4: transformers' notice about T3's own flags is silenced, real warnings stay -------
+
+
+_HF = "transformers.generation.configuration_utils"
+
+
+@pytest.fixture
+def hf_lines():
+    """What transformers' generation-config logger emits (its library logger does not propagate)."""
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger(_HF)
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+def test_multilingual_say_prints_no_generation_flags_notice(multilingual, hf_lines):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.warning_once.cache_clear()  # transformers says it once per process: make this say the first
+    cnb.say("Bonjour tout le monde.", model="multilingual", lang="fr", weights=REDUCED, device="cpu",
+            dtype="float32", max_tokens=4, seed=0)
+    assert not [line for line in hf_lines if "generation flags" in line], hf_lines
+    # the filter was scoped to the say: a warning after it is emitted
+    logging.getLogger(_HF).warning("a real warning")
+    assert hf_lines[-1:] == ["a real warning"]
+
+
+def test_the_filter_keeps_other_lines_of_the_same_logger(hf_lines):
+    from chatterbox_nb.engine.upstream_logs import translated
+
+    logger = logging.getLogger(_HF)
+    with translated():
+        logger.warning("The following generation flags are not valid and may be ignored: ['output_attentions'].")
+        logger.warning("The following generation flags are not valid and may be ignored: ['top_k'].")
+    assert hf_lines == ["The following generation flags are not valid and may be ignored: ['top_k']."]
+
+
+# -- item 13: Chinese offline speaks without segmentation, in one line ----------------------
+
+
+@pytest.fixture
+def fresh_pkuseg(multilingual, monkeypatch, tmp_path):
+    """No pkuseg model downloaded yet (PKUSEG_HOME empty), and the model's segmenter not built."""
+    from spacy_pkuseg import config
+
+    monkeypatch.setattr(config, "pkuseg_home", str(tmp_path / "pkuseg"))
+    monkeypatch.setattr(multilingual.tts.tokenizer.cangjie_converter, "_segmenter", None)
+    return multilingual
+
+
+ZH = "今天天气很好。我们去公园散步吧！"
+
+
+def test_chinese_offline_speaks_unsegmented_with_one_line(fresh_pkuseg, monkeypatch, caplog):
+    import requests
+    import spacy_pkuseg.download
+
+    def offline(*args, **kwargs):
+        raise requests.exceptions.ConnectionError("Failed to resolve 'github.com'")
+
+    monkeypatch.setattr(spacy_pkuseg.download, "urlopen", offline)
+    caplog.set_level(logging.WARNING)
+    said = _spoken(monkeypatch, fresh_pkuseg)
+    u = cnb.say(ZH, model="multilingual", lang="zh", weights=REDUCED, device="cpu", dtype="float32",
+                max_tokens=4, seed=0)
+    assert said == [ZH] and len(u.audio) > 0
+    notes = _lines(caplog, "chatterbox_nb")
+    assert any("without word segmentation" in n and "spacy_pkuseg.pkuseg()" in n for n in notes), notes
+    caplog.clear()
+    cnb.say(ZH, model="multilingual", lang="zh", weights=REDUCED, device="cpu", dtype="float32", max_tokens=4)
+    assert not _lines(caplog, "chatterbox_nb")  # said once, not on every say
+
+
+def test_chinese_with_network_announces_the_one_time_download(fresh_pkuseg, monkeypatch, caplog):
+    import spacy_pkuseg
+
+    cuts: list[str] = []
+
+    class Downloaded:  # stands in for a pkuseg whose model download worked
+        def cut(self, text):
+            cuts.append(text)
+            return [text[:2], text[2:]]
+
+    monkeypatch.setattr(spacy_pkuseg, "pkuseg", Downloaded)
+    caplog.set_level(logging.WARNING)
+    for _ in range(2):
+        cnb.say(ZH, model="multilingual", lang="zh", weights=REDUCED, device="cpu", dtype="float32", max_tokens=4)
+    notes = _lines(caplog, "chatterbox_nb")
+    assert len([n for n in notes if "downloading it once" in n]) == 1, notes
+    assert cuts  # the segmenter was used
+
+
+# -- item 14: Hebrew and Russian name what would make them speak better ---------------------
+
+
+@pytest.mark.parametrize("lang, text, missing", [("he", "שלום עולם, מה שלומך היום?", "dicta_onnx"),
+                                                 ("ru", "Привет, мир, как твои дела?", "russian_text_stresser")])
+def test_missing_language_packages_are_named_in_one_line(multilingual, caplog, lang, text, missing):
+    try:
+        __import__(missing)
+        pytest.skip(f"{missing} is installed here")
+    except ImportError:
+        pass
+    caplog.set_level(logging.WARNING)
+    # three sentences, three chunks: still one line
+    cnb.say(f"{text} {text} {text}", model="multilingual", lang=lang, weights=REDUCED, device="cpu",
+            dtype="float32", max_tokens=4, seed=0)
+    assert not [r for r in caplog.records if "not available" in r.getMessage()]  # upstream's line, replaced
+    notes = _lines(caplog, "chatterbox.models.tokenizers.tokenizer")
+    assert len(notes) == 1 and missing in notes[0], notes
+    if lang == "he":
+        assert "pip install 'chatterbox_nb[languages]'" in notes[0]
