@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import config, loading, options, progressive, voices_api
+from . import config, estimate, loading, options, progressive, voices_api
 from ._state import STATE
 from .engine.specs import SAMPLE_RATE
 from .tasks import LoadTask
@@ -183,7 +183,7 @@ def _generate_chunks(
         if opts.stream is None:
             opts = dataclasses.replace(opts, stream=_stream_pays(loaded))
         if live is None and (len(chunks) > 1 or opts.stream):
-            live = _show_live_player(text, len(chunks), loaded.is_dummy)
+            live = _show_live_player(text, len(chunks), loaded.is_dummy, estimate.for_say(loaded, chunks, opts))
         run = progressive.ChunkRun(loaded, chunks, opts, voice, sample_rate=SAMPLE_RATE)
         try:
             result = run.start().wait(
@@ -223,7 +223,7 @@ def _stream_pays(loaded: Any) -> bool:
     return _in_kernel() and (loaded.device != "cpu" or loaded.spec.stream_pays_on_cpu)
 
 
-def _show_live_player(text: str, total: int, dummy: bool) -> Any:
+def _show_live_player(text: str, total: int, dummy: bool, guess: Any = None) -> Any:
     """The progressive player, shown now, in a kernel with a front end; None elsewhere."""
     from .display.player import _in_kernel
 
@@ -233,7 +233,7 @@ def _show_live_player(text: str, total: int, dummy: bool) -> Any:
 
     from .display.live import SHOW, LivePlayer
 
-    live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy)
+    live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy, estimate=guess)
     live.standalone = SHOW.get() is None
     (SHOW.get() or display)(live)
     return live

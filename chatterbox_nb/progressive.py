@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from . import estimate
 from ._state import STATE
 from .engine.request import SayOptions
 from .engine.speak import Piece, pieces, stage_totals
@@ -84,6 +85,7 @@ class ChunkRun:
         self.opts = opts
         self.voice = voice
         self.voice_source = "built-in"
+        self.sample_rate = sample_rate
         self._pause = np.zeros(int(round(pause_s * sample_rate)), np.float32)
         self._stop = threading.Event()
         self._cut = threading.Event()  # end the chunk under way at T3's next token
@@ -123,13 +125,17 @@ class ChunkRun:
 
                 conds, self.voice_source = voices.conditionals(self.loaded, self.voice)
                 self.conditioning_s = time.perf_counter() - begin
+                begin, made = time.perf_counter(), 0
                 for piece in pieces(self.loaded, self.opts, self.chunks, conds, stopped=self._stop.is_set):
                     if piece.index and piece.part == 0:
                         piece = dataclasses.replace(piece, audio=np.concatenate([self._pause, piece.audio]))
                     if piece.index and piece.kept is not None:
                         piece = dataclasses.replace(piece, kept=np.concatenate([self._pause, piece.kept]))
                     self.done += piece.last
+                    made += len(piece.chunk_audio) if piece.last else 0
                     self._events.put(piece)
+                # this model's seconds of work per second of audio, for the next say's estimate
+                estimate.record(self.loaded.key, time.perf_counter() - begin, made / self.sample_rate)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost in the thread
             self._events.put(exc)
         finally:

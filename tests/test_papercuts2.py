@@ -218,3 +218,34 @@ def test_missing_language_packages_are_named_in_one_line(multilingual, caplog, l
     assert len(notes) == 1 and missing in notes[0], notes
     if lang == "he":
         assert "pip install 'chatterbox_nb[languages]'" in notes[0]
+
+
+# -- item 7: a long say shows what to expect from the start, refined as chunks finish --------
+
+_WATCH_STATUS = """
+from chatterbox_nb.display import live
+seen = []
+_init = live.LivePlayer.__init__
+def _watching_init(self, *args, **kwargs):
+    _init(self, *args, **kwargs)
+    seen.append([self.player.status])
+    self.player.observe(lambda change: seen[-1].append(change["new"]), names="status")
+live.LivePlayer.__init__ = _watching_init
+"""
+
+
+def test_long_say_shows_its_estimate_from_the_start_in_a_kernel(kernel):
+    kernel.ok(kernel.execute("import chatterbox_nb as cnb\n" + _WATCH_STATUS))
+    text = " ".join(f"This is sentence number {i} of a rather longer text." for i in range(4))
+    say = (f"u = cnb.say({text!r}, weights='dummy:reduced', device='cpu', dtype='float32', max_tokens=4, "
+           "seed=0, stream=False)")
+    for _ in range(2):
+        kernel.ok(kernel.execute(say))
+    first, second = kernel.value("seen")
+    # before any chunk: chunks, expected audio and time, and where the time comes from
+    assert first[0].startswith("4 chunks \u00b7 about ") and " of audio \u00b7 about " in first[0], first[0]
+    assert "cautious guess" in first[0] and "generating chunk 1/4" in first[0]
+    # refined as chunks finish, from this say's own pace
+    assert any("chunk 1/4" in s and " left \u00b7 generating chunk 2/4" in s for s in first[1:]), first
+    # the next say starts from the rate the first one measured
+    assert "this model's rate here" in second[0], second[0]
