@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from .engine.specs import SAMPLE_RATE, SAMPLES_PER_TOKEN
 from .text import joiner
 
-__all__ = ["Estimate", "audio_seconds", "for_say", "record", "span"]
+__all__ = ["TOKENS_PER_S", "Estimate", "audio_seconds", "expected_tokens", "for_say", "record", "span"]
 
 TOKENS_PER_S = SAMPLE_RATE // SAMPLES_PER_TOKEN  # 25: S3 speech tokens a second of audio
 #: characters a second of speech: ~150 words a minute; languages without spaces pack more in one
@@ -36,6 +36,13 @@ def audio_seconds(chunk: str, language: str | None, max_tokens: int) -> float:
     """The audio one chunk is expected to make."""
     per_s = CHARS_PER_S if joiner(language) else CHARS_PER_S_UNSPACED
     return min(len(chunk) / per_s, max_tokens / TOKENS_PER_S)
+
+
+def expected_tokens(text: str, language: str | None) -> int:
+    """Speech tokens `text` is expected to take, all chunks together (what a token count
+    is measured against: the cap is only a ceiling, the stop token usually ends sooner)."""
+    per_s = CHARS_PER_S if joiner(language) else CHARS_PER_S_UNSPACED
+    return max(1, round(len(text) / per_s * TOKENS_PER_S))
 
 
 def record(key: Any, work_s: float, audio_s: float) -> None:

@@ -249,3 +249,32 @@ def test_long_say_shows_its_estimate_from_the_start_in_a_kernel(kernel):
     assert any("chunk 1/4" in s and " left \u00b7 generating chunk 2/4" in s for s in first[1:]), first
     # the next say starts from the rate the first one measured
     assert "this model's rate here" in second[0], second[0]
+
+
+# -- item 10: token progress counts what was made and the audio it holds, not up to the cap --
+
+
+def test_panel_progress_shows_tokens_made_and_their_audio(english_reduced):
+    import threading
+
+    panel = cnb.ui("Hello there, this is a short test.", model="english", weights=REDUCED, device="cpu",
+                   dtype="float32", max_tokens=40, seed=0)
+    shown = threading.Event()
+    panel.status.observe(lambda change: shown.set() if "speech tokens: 10" in change["new"] else None,
+                         names="value")
+    seen: list[str] = []
+    original = panel._on_progress
+
+    def on_progress(stage: str, tokens: int) -> None:
+        original(stage, tokens)
+        if stage == "tokens" and tokens == 10 and not seen:  # hold T3 at its 10th token until it is drawn
+            shown.wait(60)
+            seen.append(panel.status.value)
+
+    panel._on_progress = on_progress
+    panel.start()
+    panel.wait(300)
+    assert not panel.error, panel.error
+    (line,) = seen
+    assert "10 made, 0.4 s of audio" in line, line  # 25 speech tokens a second
+    assert "/40" not in line and "/1000" not in line
