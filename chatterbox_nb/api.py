@@ -167,7 +167,7 @@ def _note_ignored(model: str, given: dict[str, Any]) -> None:
     ignored = SPECS[model].ignored(given)
     if ignored:
         names = ", ".join(f"--{name.replace('_', '-')}" for name in ignored)
-        logging.getLogger("chatterbox_nb").warning(f"chatterbox_nb: {model} ignores {names}; it spoke without them.")
+        logging.getLogger("chatterbox_nb").warning(f"{model} ignores {names} (chatterbox-tts's {model} does not use them).")
 
 
 def _generate_chunks(

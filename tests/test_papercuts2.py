@@ -254,7 +254,7 @@ def test_long_say_shows_its_estimate_from_the_start_in_a_kernel(kernel):
 # -- item 10: token progress counts what was made and the audio it holds, not up to the cap --
 
 
-def test_panel_progress_shows_tokens_made_and_their_audio(english_reduced):
+def test_panel_progress_shows_tokens_made_and_their_audio():
     import threading
 
     panel = cnb.ui("Hello there, this is a short test.", model="english", weights=REDUCED, device="cpu",
@@ -278,3 +278,15 @@ def test_panel_progress_shows_tokens_made_and_their_audio(english_reduced):
     (line,) = seen
     assert "10 made, 0.4 s of audio" in line, line  # 25 speech tokens a second
     assert "/40" not in line and "/1000" not in line
+
+
+def test_the_ignored_options_line_reaches_the_cell(kernel):
+    kernel.ok(kernel.execute("%load_ext chatterbox_nb"))
+    for _ in range(2):  # the second say: after upstream's imports configured logging in the kernel
+        result = kernel.ok(kernel.execute('%chatterbox say "Hello there." -m turbo --exaggeration 0.9 --cfg 0.4 '
+                                          "--weights dummy:reduced --device cpu --dtype float32 --max-tokens 4"))
+        err = "".join(o.get("text", "") for o in result["outputs"] if o["type"] == "stream" and o["name"] == "stderr")
+        lines = [line for line in err.splitlines() if "ignores" in line or "not supported" in line]
+        # one line: the message alone, or after the level and logger where logging is configured
+        assert len(lines) == 1, err
+        assert lines[0].endswith("turbo ignores --exaggeration, --cfg (chatterbox-tts's turbo does not use them)."), err

@@ -40,17 +40,17 @@ def _build() -> Any:
     try:
         from spacy_pkuseg import pkuseg
     except ImportError:
-        log.warning("chatterbox_nb: Chinese is spoken without word segmentation: spacy_pkuseg is not installed "
+        log.warning("Chinese is spoken without word segmentation: spacy_pkuseg is not installed "
                     "(pip install spacy-pkuseg).")
         return Unsegmented()
     if not model_file().exists():
-        log.warning(f"chatterbox_nb: Chinese needs pkuseg's segmentation model; downloading it once to "
+        log.warning(f"Chinese needs pkuseg's segmentation model; downloading it once to "
                     f"{model_file().parent} ...")
     try:
         return pkuseg()
     except Exception as exc:  # noqa: BLE001 - offline, a proxy, a broken zip: speak without it
         why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-        log.warning(f"chatterbox_nb: Chinese is spoken without word segmentation: pkuseg's model ({_MODEL}) could "
+        log.warning(f"Chinese is spoken without word segmentation: pkuseg's model ({_MODEL}) could "
                     f"not be downloaded ({why}). To get it, run `import spacy_pkuseg; spacy_pkuseg.pkuseg()` once "
                     f"with network (it goes to {model_file().parent}; PKUSEG_HOME moves it), then reload the model.")
         return Unsegmented()

@@ -37,9 +37,9 @@ RULES: tuple[Rule, ...] = (
     # api.say names the options turbo ignores itself, once per say (ModelSpec.honours)
     Rule("chatterbox.tts_turbo", ("not supported by Turbo",)),
     Rule("chatterbox.models.tokenizers.tokenizer", ("dicta_onnx not available",),
-         f"chatterbox_nb: Hebrew is spoken without vowel marks (dicta_onnx is not installed): {_EXTRA}"),
+         f"Hebrew is spoken without vowel marks (dicta_onnx is not installed): {_EXTRA}"),
     Rule("chatterbox.models.tokenizers.tokenizer", ("russian_text_stresser not available",),
-         "chatterbox_nb: Russian is spoken without stress marks (russian_text_stresser is not installed; "
+         "Russian is spoken without stress marks (russian_text_stresser is not installed; "
          "it is not on PyPI, so the 'languages' extra cannot bring it: install it from its source)"),
 )
 
