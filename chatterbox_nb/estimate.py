@@ -32,17 +32,19 @@ _LOCK = threading.Lock()
 _RATES: dict[Any, tuple[float, float]] = {}  # model key -> (work seconds, audio seconds) measured
 
 
+def _speech_s(text: str, language: str | None) -> float:
+    return len(text) / (CHARS_PER_S if joiner(language) else CHARS_PER_S_UNSPACED)
+
+
 def audio_seconds(chunk: str, language: str | None, max_tokens: int) -> float:
     """The audio one chunk is expected to make."""
-    per_s = CHARS_PER_S if joiner(language) else CHARS_PER_S_UNSPACED
-    return min(len(chunk) / per_s, max_tokens / TOKENS_PER_S)
+    return min(_speech_s(chunk, language), max_tokens / TOKENS_PER_S)
 
 
 def expected_tokens(text: str, language: str | None) -> int:
     """Speech tokens `text` is expected to take, all chunks together (what a token count
     is measured against: the cap is only a ceiling, the stop token usually ends sooner)."""
-    per_s = CHARS_PER_S if joiner(language) else CHARS_PER_S_UNSPACED
-    return max(1, round(len(text) / per_s * TOKENS_PER_S))
+    return max(1, round(_speech_s(text, language) * TOKENS_PER_S))
 
 
 def record(key: Any, work_s: float, audio_s: float) -> None:
