@@ -10,11 +10,12 @@ player as they come when there are several, wrap the audio in an `Utterance`.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from . import config, loading, options, progressive, voices_api
+from . import config, estimate, loading, options, progressive, voices_api
 from ._state import STATE
 from .engine.specs import SAMPLE_RATE
 from .tasks import LoadTask
@@ -121,6 +122,7 @@ def say(
         opts = dataclasses.replace(opts, choice=loading.in_memory(opts.choice, device=device is not None,
                                                                   dtype=dtype is not None))
     choice = opts.choice
+    _note_ignored(choice.model, given)
     resolved = voices_api.voices.resolve(voice)
 
     chunks = chunk_text(text, opts.language)
@@ -163,6 +165,17 @@ def say(
     return utt
 
 
+def _note_ignored(model: str, given: dict[str, Any]) -> None:
+    """One line, once per say, naming the options this model's `generate` ignores (the
+    `chatterbox_nb` logger: in a notebook it prints in the cell, as upstream's own lines do)."""
+    from .engine.specs import SPECS
+
+    ignored = SPECS[model].ignored(given)
+    if ignored:
+        names = ", ".join(f"--{name.replace('_', '-')}" for name in ignored)
+        logging.getLogger("chatterbox_nb").warning(f"{model} ignores {names} (chatterbox-tts's {model} does not use them).")
+
+
 def _generate_chunks(
     opts: options.SayOptions, text: str, chunks: list[str], voice: voices_api.Resolved | None
 ) -> tuple[Any, dict[str, Any], progressive.RunResult, Any]:
@@ -176,7 +189,7 @@ def _generate_chunks(
         if opts.stream is None:
             opts = dataclasses.replace(opts, stream=_stream_pays(loaded))
         if live is None and (len(chunks) > 1 or opts.stream):
-            live = _show_live_player(text, len(chunks), loaded.is_dummy)
+            live = _show_live_player(text, len(chunks), loaded.is_dummy, estimate.for_say(loaded, chunks, opts))
         run = progressive.ChunkRun(loaded, chunks, opts, voice, sample_rate=SAMPLE_RATE)
         try:
             result = run.start().wait(
@@ -216,7 +229,7 @@ def _stream_pays(loaded: Any) -> bool:
     return _in_kernel() and (loaded.device != "cpu" or loaded.spec.stream_pays_on_cpu)
 
 
-def _show_live_player(text: str, total: int, dummy: bool) -> Any:
+def _show_live_player(text: str, total: int, dummy: bool, guess: Any = None) -> Any:
     """The progressive player, shown now, in a kernel with a front end; None elsewhere."""
     from .display.player import _in_kernel
 
@@ -226,7 +239,7 @@ def _show_live_player(text: str, total: int, dummy: bool) -> Any:
 
     from .display.live import SHOW, LivePlayer
 
-    live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy)
+    live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy, estimate=guess)
     live.standalone = SHOW.get() is None
     (SHOW.get() or display)(live)
     return live

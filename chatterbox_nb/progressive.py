@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from . import estimate
 from ._state import STATE
 from .engine.request import SayOptions
 from .engine.speak import Piece, pieces, stage_totals
@@ -84,6 +85,7 @@ class ChunkRun:
         self.opts = opts
         self.voice = voice
         self.voice_source = "built-in"
+        self.sample_rate = sample_rate
         self._pause = np.zeros(int(round(pause_s * sample_rate)), np.float32)
         self._stop = threading.Event()
         self._cut = threading.Event()  # end the chunk under way at T3's next token
@@ -107,10 +109,12 @@ class ChunkRun:
 
     def _run(self) -> None:
         from .engine.stopping import cuttable
+        from .engine.upstream_logs import translated
 
         try:
             begin = time.perf_counter()
-            with self.loaded.use(user=True), cuttable(self._cut.is_set):
+            # upstream's lines are translated once per say, not once per chunk
+            with self.loaded.use(user=True), cuttable(self._cut.is_set), translated():
                 self.lock_wait_s = time.perf_counter() - begin
                 if self.loaded.tts is None or self.loaded.unloaded:
                     raise Evicted("The model was unloaded while this say waited; run it again.")
@@ -121,13 +125,17 @@ class ChunkRun:
 
                 conds, self.voice_source = voices.conditionals(self.loaded, self.voice)
                 self.conditioning_s = time.perf_counter() - begin
+                begin, made = time.perf_counter(), 0
                 for piece in pieces(self.loaded, self.opts, self.chunks, conds, stopped=self._stop.is_set):
                     if piece.index and piece.part == 0:
                         piece = dataclasses.replace(piece, audio=np.concatenate([self._pause, piece.audio]))
                     if piece.index and piece.kept is not None:
                         piece = dataclasses.replace(piece, kept=np.concatenate([self._pause, piece.kept]))
                     self.done += piece.last
+                    made += len(piece.chunk_audio) if piece.last else 0
                     self._events.put(piece)
+                # this model's seconds of work per second of audio, for the next say's estimate
+                estimate.record(self.loaded.key, time.perf_counter() - begin, made / self.sample_rate)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost in the thread
             self._events.put(exc)
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import html
+import time
 from typing import Any, Callable
 
 import anywidget
@@ -139,9 +140,14 @@ def _pcm16(audio: np.ndarray) -> bytes:
 class LivePlayer:
     """Text, progressive player and progress line; then the timing bars."""
 
-    def __init__(self, text: str, total: int, sample_rate: int, *, dummy: bool = False) -> None:
+    def __init__(self, text: str, total: int, sample_rate: int, *, dummy: bool = False,
+                 estimate: Any = None) -> None:
         import ipywidgets as widgets
 
+        #: an `estimate.Estimate`: the progress line says what to expect from the start
+        self.estimate = estimate
+        self.started = time.perf_counter()
+        self._chunk_s = 0.0  # audio of the chunk under way, so far
         self.total = total
         self.tokens = 0
         self.done = 0  # chunks whose last piece came
@@ -149,7 +155,9 @@ class LivePlayer:
         self.sample_rate = sample_rate
         #: shown by `display` in the cell (not inside a panel): it leaves a saved copy there
         self.standalone = False
-        self.player = ChunkPlayer(total=total, sample_rate=sample_rate, status=f"generating chunk 1/{total}\u2026")
+        first = f"generating chunk 1/{total}\u2026"
+        self.player = ChunkPlayer(total=total, sample_rate=sample_rate,
+                                  status=first if estimate is None else f"{estimate.line()} \u00b7 {first}")
         self.timings = widgets.HTML("")
         head = [widgets.HTML(_banner_html())] if dummy else []
         shown = text if len(text) <= 300 else text[:297] + "..."
@@ -162,12 +170,18 @@ class LivePlayer:
         self.tokens += tokens
         self.seconds += len(audio) / self.sample_rate
         self.done += last
+        self._chunk_s += len(audio) / self.sample_rate
+        if last and self.estimate is not None:
+            self.estimate.finished(self._chunk_s, time.perf_counter() - self.started)
+        self._chunk_s = 0.0 if last else self._chunk_s
         self.player.chunks = [*self.player.chunks, _pcm16(audio)]
         pieces = len(self.player.chunks)
         made = f"chunk {self.done}/{self.total}" if self.total > 1 else ""
         if pieces > self.done or not made:
             made = f"{made} \u00b7 piece {pieces}" if made else f"piece {pieces}"
         after = f" \u00b7 generating chunk {self.done + 1}/{self.total}\u2026" if self.done < self.total else ""
+        if after and self.estimate is not None:
+            after = f" \u00b7 {self.estimate.line()}{after}"
         self.player.status = f"{made} \u00b7 {self.tokens} tokens \u00b7 {duration_label(self.seconds)}{after}"
 
     def finish(self, timings: dict[str, Any], stopped: bool) -> None:

@@ -66,6 +66,7 @@ class Panel:
         self.error = ""
         self._thread: threading.Thread | None = None
         self._progress = ("", 0)
+        self._made = 0  # speech tokens of this say's finished chunks
         #: the output under the panel that keeps the last result for the saved notebook
         self._saved_id = f"cnb-ui-saved-{id(self):x}-{time.time_ns():x}"
         wide = widgets.Layout(width="520px")
@@ -141,9 +142,12 @@ class Panel:
             return []
 
     def _on_model(self, change: dict[str, Any]) -> None:
-        """Language is a choice of the multilingual model only; the sliders take its defaults."""
+        """Language is a choice of the multilingual model only; the sliders take its defaults,
+        and those of options the model ignores are greyed out."""
         model = change["new"]
         multi = SPECS[model].takes_language
+        for key, slider in self.sliders.items():
+            slider.disabled = key not in SPECS[model].honours
         if multi and len(self.lang.options) < 2:
             from ..engine.specs import languages
 
@@ -185,7 +189,7 @@ class Panel:
             return None
         self.generate_button.disabled = True
         self.generate_button.description, self.generate_button.icon = "Generating\u2026", "spinner spin"
-        self.error, self._progress = "", ("starting", 0)
+        self.error, self._progress, self._made = "", ("starting", 0), 0
         self.bar.value, self.bar.bar_style, self.bar.layout.visibility = 0.0, "info", "visible"
         self._thread = threading.Thread(target=self._run, name="chatterbox_nb-ui", daemon=True)
         self._thread.start()
@@ -237,16 +241,25 @@ class Panel:
         self.result.children = [player.box]
 
     def _on_progress(self, stage: str, tokens: int) -> None:
+        if stage == "vocoder" and self._progress[0] == "tokens":
+            self._made += tokens  # a chunk's tokens are all sampled
         self._progress = (stage, tokens)  # called per token: only remember; the ticker draws
 
     def _tick(self, begin: float, done: threading.Event) -> None:
+        """The status line: tokens made and the audio they hold (the cap, 1000 by default, is
+        only a ceiling: the stop token ends a sentence long before), the bar against the
+        tokens the text is expected to take."""
+        from ..estimate import TOKENS_PER_S, expected_tokens
+
+        expected = expected_tokens(self.text.value, self.lang.value)
         while not done.wait(_TICK_S):
             stage, tokens = self._progress
-            cap = max(1, self.max_tokens.value)
+            made = self._made + (tokens if stage == "tokens" else 0)
             if stage == "tokens":
-                what, value = f"sampling speech tokens: {tokens}/{cap}", min(tokens / cap, 1.0) * 0.8
+                what = f"sampling speech tokens: {made} made, {made / TOKENS_PER_S:.1f} s of audio"
+                value = min(made / expected, 1.0) * 0.8
             elif stage == "vocoder":
-                what, value = f"vocoder (S3Gen) on {tokens} tokens", 0.9
+                what, value = f"vocoder (S3Gen) on {tokens} tokens, {tokens / TOKENS_PER_S:.1f} s of audio", 0.9
             else:
                 what, value = "loading the model / preparing the voice", 0.02
             self.bar.value = value

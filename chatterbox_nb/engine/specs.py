@@ -18,6 +18,10 @@ SAMPLE_RATE = 24_000
 SAMPLES_PER_TOKEN = SAMPLE_RATE // 25
 # S3 speech token ids S3Gen renders; T3's head also has start/stop and unused ids
 SPEECH_VOCAB_SIZE = 6561
+#: the say options that steer sampling (options.SAMPLING checks them), by their API names
+SAMPLING_OPTIONS = ("exaggeration", "cfg", "temperature", "top_p", "min_p", "repetition_penalty")
+#: the one whose upstream `generate` keyword is spelled differently
+_UPSTREAM_KEYWORD = {"cfg": "cfg_weight"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class ModelSpec:
     meanflow: bool = False
     #: keyword defaults of the upstream `generate` (the ones we expose)
     generate_defaults: tuple[tuple[str, Any], ...] = ()
+    #: the sampling options (`SAMPLING_OPTIONS`) upstream's `generate` acts on; it takes the
+    #: others and ignores them, so a say notes them and the panel greys their sliders
+    honours: tuple[str, ...] = SAMPLING_OPTIONS
     #: the T3 method upstream's `generate` calls, and the keyword that caps its tokens
     t3_method: str = "inference"
     t3_cap_keyword: str = "max_new_tokens"
@@ -94,6 +101,13 @@ class ModelSpec:
     def defaults(self) -> dict[str, Any]:
         return dict(self.generate_defaults)
 
+    def ignored(self, given: dict[str, Any]) -> list[str]:
+        """The sampling options in `given` (API names) set away from this model's default
+        that its `generate` ignores, in `SAMPLING_OPTIONS` order."""
+        defaults = self.defaults()
+        return [name for name in SAMPLING_OPTIONS if name not in self.honours and given.get(name) is not None
+                and given[name] != defaults.get(_UPSTREAM_KEYWORD.get(name, name))]
+
     @property
     def default_language(self) -> str | None:
         """The language warm-up speaks in (None: the model takes none)."""
@@ -139,6 +153,8 @@ SPECS: dict[str, ModelSpec] = {
         drops_backbone_embedding=True,
         min_reference_s=5.0,
         tokenizer="gpt2",
+        # upstream's turbo `generate` logs that CFG, min_p and exaggeration "will be ignored"
+        honours=("temperature", "top_p", "repetition_penalty"),
         stream_first_tokens=8,
         stream_context_tokens=10,
         stream_overhead=0.3,

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import precision, stopping, streaming
+from . import precision, segmenter, stopping, streaming, upstream_logs
 from .build import quiet_upstream_warnings
 from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
@@ -257,6 +257,7 @@ def generate(
     kwargs = dict(sampling)
     if spec.takes_language:
         kwargs["language_id"] = language
+        segmenter.prepare(tts, language)
     builtin = tts.conds
     t3_dtype = precision.t3_dtype(tts)
     tts.conds = private_copy(
@@ -268,7 +269,7 @@ def generate(
         # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
         # and turbo's generate has none of its own.
         with instrument(tts, spec, timings, max_tokens, renderable_only, cfm_steps), torch.inference_mode(), \
-                quiet_upstream_warnings(), contextlib.ExitStack() as stack:
+                quiet_upstream_warnings(), upstream_logs.translated(), contextlib.ExitStack() as stack:
             if deliver is not None:
                 stack.enter_context(streaming.streamed(tts, spec, timings, deliver))
             wav = tts.generate(text, **kwargs)
