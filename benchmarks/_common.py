@@ -45,8 +45,8 @@ def run_child(code: str, args: list[str], env: dict[str, str], what: str) -> Any
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def add_common_args(parser: argparse.ArgumentParser, tokens: int, reps: int = 3) -> None:
-    parser.add_argument("--weights", default="dummy", choices=("dummy", "dummy:reduced"),
+def add_common_args(parser: argparse.ArgumentParser, tokens: int, reps: int = 3, weights: str = "dummy") -> None:
+    parser.add_argument("--weights", default=weights, choices=("dummy", "dummy:reduced"),
                         help="dummy: full size (official shapes); dummy:reduced: a quick smoke test")
     parser.add_argument("--tokens", type=int, default=tokens, help="speech-token cap (random weights never stop)")
     parser.add_argument("--reps", type=int, default=reps, help="repetitions, alternated; medians are reported")
