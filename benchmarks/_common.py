@@ -167,7 +167,11 @@ class UpstreamWorker:
         return reply
 
     def generate(self, text: str, tokens: int, seed: int) -> dict[str, Any]:
-        self.proc.stdin.write(json.dumps({"text": text, "tokens": tokens, "seed": seed}) + "\n")
+        """Upstream's timed `generate`, with as many torch threads as this process uses now."""
+        import torch
+
+        request = {"text": text, "tokens": tokens, "seed": seed, "threads": torch.get_num_threads()}
+        self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         return self._read()
 

@@ -12,7 +12,7 @@ the file; the modules stay upstream's). Turbo's `from_local` loads S3Gen strictl
 dummy's file, like the hub's english one, holds no copy of the S3 tokenizer's mel
 filters and window: those two are taken from the module as its constructor made them.
 
-    python _upstream_worker.py MODEL FOLDER   # then: {"text": ..., "tokens": N, "seed": S} per line
+    python _upstream_worker.py MODEL FOLDER   # then {"text": ..., "tokens": N, "seed": S, "threads": T} a line
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ def _generate(tts: Any, spec: Any, request: dict[str, Any]) -> dict[str, Any]:
     _timed(tts.t3, spec.t3_method, timings, "t3_s", lambda kw: kw.__setitem__(spec.t3_cap_keyword, cap), "out")
     _timed(tts.s3gen, "inference", timings, "s3gen_s", count="in")
     _timed(tts.watermarker, "apply_watermark", timings, "watermark_s")
+    if request.get("threads"):
+        torch.set_num_threads(int(request["threads"]))  # as many as the say it is compared with
     seed = int(request["seed"])
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -113,6 +115,7 @@ def _generate(tts: Any, spec: Any, request: dict[str, Any]) -> dict[str, Any]:
         for part, method in ((tts.t3, spec.t3_method), (tts.s3gen, "inference"), (tts.watermarker, "apply_watermark")):
             vars(part).pop(method, None)
     timings["audio_s"] = wav.shape[-1] / tts.sr
+    timings["threads"] = torch.get_num_threads()
     return timings
 
 

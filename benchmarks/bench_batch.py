@@ -62,7 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=12)
     add_common_args(parser, tokens=3, weights="dummy:reduced")
-    parser.add_argument("--max-tokens", dest="tokens", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # its former name
+    # --max-tokens: its former name
+    parser.add_argument("--max-tokens", dest="tokens", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--voice-seconds", type=float, default=1.2)
     args = parser.parse_args()
 

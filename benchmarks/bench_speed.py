@@ -45,12 +45,14 @@ class Bench:
         a = self.args
 
         def run() -> dict:
+            import torch
+
             u = cnb.say(TEXT, model=self.model, weights=a.weights, device="cpu", max_tokens=a.tokens, seed=a.seed,
                         **{"dtype": a.dtype, **kw})
             return {"t3_s": u.timings["t3_s"], "s3gen_s": u.timings["s3gen_s"], "total_s": u.timings["total_s"],
                     "t3_tokens": self.counter.last, "s3gen_tokens": u.timings["speech_tokens"],
                     "dtype": u.params["dtype"], "stream": u.params.get("stream"),
-                    "compiled": u.timings.get("s3gen_compiled")}
+                    "compiled": u.timings.get("s3gen_compiled"), "threads": torch.get_num_threads()}
 
         return run
 
@@ -63,6 +65,9 @@ class Bench:
         for rep in range(a.reps):
             for label, run in ordered(rep, runs):
                 results[label].append(run())
+        threads = {r["threads"] for got in results.values() for r in got}
+        if len(threads) != 1:
+            raise SystemExit(f"{self.model}: the two sides ran with different torch thread counts: {threads}")
         for label, got in results.items():
             for r in got:
                 if r["t3_tokens"] != a.tokens:
@@ -105,7 +110,8 @@ class Bench:
                          (f"+ --prompt-tokens {a.prompt_tokens}", self.ours(prompt_tokens=a.prompt_tokens))]
             results = self.phase(rows, worker)
             first = results["our default say"][0]
-            self.heading(f"ours: {first['dtype']}, streamed {first['stream']}, S3Gen compiled {first['compiled']}")
+            self.heading(f"ours: {first['dtype']}, streamed {first['stream']}, S3Gen compiled {first['compiled']}; "
+                         f"{first['threads']} torch threads on each side")
             self.table(results)
             ups, ours = results[UPSTREAM], results["our default say"]
             t3 = statistics.median(u["t3_s"] / r["t3_s"] for u, r in zip(ups, ours))
@@ -170,7 +176,8 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto", help="our side's dtype (upstream is float32)")
     parser.add_argument("--warmup-calls", type=int, default=1, help="untimed calls on each side before timing")
     parser.add_argument("--prompt-tokens", type=int, default=75)
-    parser.add_argument("--no-knobs", dest="knobs", action="store_false", help="skip the --cfm-steps/--prompt-tokens rows")
+    parser.add_argument("--no-knobs", dest="knobs", action="store_false",
+                        help="skip the --cfm-steps/--prompt-tokens rows")
     parser.add_argument("--no-int8", dest="int8", action="store_false", help="skip the int8 rows")
     parser.add_argument("--compile", action="store_true", help="build S3Gen's package if none is in the cache")
     args = parser.parse_args()
