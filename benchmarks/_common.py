@@ -124,7 +124,7 @@ class Output:
         self.lines.extend(line.splitlines() or [""])
 
     def header(self) -> None:
-        self(f"{self.name}: {shlex.join(['python', f'benchmarks/{self.name}.py', *sys.argv[1:]])}")
+        self(f"command: {shlex.join(['python', f'benchmarks/{self.name}.py', *sys.argv[1:]])}")
         for line in machine_header():
             self(line)
 

@@ -38,7 +38,9 @@ def _send(obj: dict[str, Any]) -> None:
     _PROTO.write(json.dumps(obj) + "\n")
 
 
-def _from_local(spec: Any, folder: Path, device: str) -> Any:
+def _from_local(spec: Any, folder: Path, device: str, adjusted: list[str]) -> Any:
+    """Upstream's `from_local`; `adjusted` gets what was changed for these files (nothing for a
+    full-size english checkpoint)."""
     from unittest import mock
 
     from chatterbox.models.s3gen import S3Gen
@@ -51,6 +53,13 @@ def _from_local(spec: Any, folder: Path, device: str) -> Any:
     layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
     mid_blocks = count_mid_blocks(weight_keys(folder / spec.s3gen_file))
 
+    hp = t3_config(spec, layers)
+    reduced_t3 = hp.llama_config_name != t3_config(spec).llama_config_name
+    if reduced_t3:
+        adjusted.append(f"T3 built with the checkpoint's {layers} layers")
+    if mid_blocks is not None:
+        adjusted.append(f"S3Gen's estimator built with the checkpoint's {mid_blocks} middle blocks")
+
     def s3gen(*args: Any, **kwargs: Any) -> Any:
         module = trim_mid_blocks(S3Gen(*args, **kwargs), mid_blocks)
         built = module.state_dict()
@@ -58,13 +67,15 @@ def _from_local(spec: Any, folder: Path, device: str) -> Any:
 
         def load_state_dict(state: dict, *a: Any, **k: Any) -> Any:
             missing = {key: built[key] for key in _S3GEN_OPTIONAL if key in built and key not in state}
+            if missing and k.get("strict", a[0] if a else True):
+                adjusted.append(f"S3Gen's {', '.join(missing)} as its constructor made them (strict load)")
             return strict_load({**state, **missing}, *a, **k)
 
         module.load_state_dict = load_state_dict
         return module
 
-    def t3(*args: Any, **kwargs: Any) -> Any:  # english builds T3(), turbo T3(hp): the same config
-        return T3(t3_config(spec, layers))
+    def t3(*args: Any, **kwargs: Any) -> Any:  # english builds T3(), turbo T3(hp): the reduced config for both
+        return T3(hp) if reduced_t3 else T3(*args, **kwargs)
 
     module = spec.tts_class.partition(":")[0]
     with mock.patch(f"{module}.T3", t3), mock.patch(f"{module}.S3Gen", s3gen):
@@ -127,10 +138,11 @@ def main() -> None:
 
     spec = SPECS[model]
     start = time.perf_counter()
-    tts = _from_local(spec, folder, "cpu")
+    adjusted: list[str] = []
+    tts = _from_local(spec, folder, "cpu", adjusted)
     ours = [name for name in _OURS if name in sys.modules]
     _send({"ready": True, "load_s": time.perf_counter() - start, "threads": torch.get_num_threads(),
-           "pid": os.getpid(), "our_modules": ours})
+           "pid": os.getpid(), "our_modules": ours, "adjusted": adjusted})
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("quit"):

@@ -100,6 +100,7 @@ class Bench:
                 f"own process in {worker.info['load_s']:.1f} s ({worker.info['threads']} threads), ours "
                 f"({report.dtype}, dtype {a.dtype}) in {report.seconds:.1f} s; warm-up on each side: "
                 f"{a.warmup_calls} untimed call(s) of the timed say")
+            out(f"  upstream's from_local, adjusted for these files: {'; '.join(worker.info['adjusted']) or 'nothing'}")
             default = self.ours()
             for _ in range(a.warmup_calls):
                 worker.generate(TEXT, a.tokens, a.seed)
