@@ -11,9 +11,10 @@ its median printed. T3's sampled token count must be equal on both sides (the ca
 random weights never sample the stop token); the tokens S3Gen renders are printed too
 (random weights also sample ids S3Gen drops, and bfloat16 samples other ids than float32).
 
-Rows: our default say; `--cfm-steps`, `--prompt-tokens` (opt-in, lossy); S3Gen compiled,
-only when its package is installed (from the cache, or built with `--compile`: minutes,
-~7 GB of compiler memory), else the reason it is absent; `--dtype int8`.
+Rows: our default say; `--cfm-steps`, `--prompt-tokens` (opt-in, lossy); S3Gen compiled
+against eager, only when its package is installed (from the cache, or built with
+`--compile`: minutes, ~7 GB of compiler memory), else the reason it is absent; `--dtype
+int8`. Each group of rows is timed against upstream again, in the same alternation.
 
     python benchmarks/bench_speed.py [--weights dummy|dummy:reduced] [--tokens 40] [--reps 3] [--out [PATH]]
     python benchmarks/bench_speed.py --weights dummy:reduced --tokens 6 --reps 1 --no-int8   # smoke test
