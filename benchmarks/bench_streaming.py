@@ -1,71 +1,89 @@
-"""Token streaming: time to the first piece vs the whole sentence, and what streaming costs.
+"""Token streaming: what a streamed say costs over `--no-stream`, and how soon its first audio comes.
 
-For each model a fresh process loads the full-size dummy from the disk cache (light
-warm-up), then says one sentence (no chunk boundary), seeded and capped at 90 tokens,
-once with `--no-stream` and once streamed, side by side (same seed: same tokens).
-`first_audio_s` is when the first piece reached the caller (what the player plays at
-once); unstreamed it is the whole say. The overhead is the streamed say's `total_s`
-over the unstreamed one's.
+For each model, this process loads the checkpoint (no warm-up of its own), runs the same
+warm-up for both modes (`--warmup-calls` untimed says of each), then `--reps`
+repetitions of one sentence (no chunk boundary), seeded and capped at `--tokens`,
+streamed and `--no-stream`, in an order that reverses from one repetition to the next
+(same seed: same tokens; T3's count must equal the cap in both modes). Printed:
+medians [min-max] of each mode's total and of the side-by-side ratios: streamed total
+over unstreamed total (what streaming costs), and the streamed say's first audio (when
+its first piece reached the caller, what the player plays at once) over its total.
 
-Targets (issue #16): english first audio <= 0.45 x total and overhead <= 25 %;
-turbo first audio <= 0.3 x total.
+Targets (issue #23): english streamed/unstreamed <= 1.15, first audio <= 0.35 of the
+total; turbo <= 1.05 and <= 0.2.
 
-    python benchmarks/bench_streaming.py [--models english turbo] [--tokens 90] [--says 1] [--dtype auto]
+    python benchmarks/bench_streaming.py [--models english turbo] [--weights dummy|dummy:reduced] [--tokens 90]
+        [--reps 3] [--dtype auto] [--out [PATH]]
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from _common import bench_env, run_child
+from _common import Output, T3Counter, add_common_args, fmt, ordered, use_bench_cache
 
 SENTENCE = "The quick brown fox jumps over the lazy dog while the farmer watches from the porch"
+TARGETS = {"english": (1.15, 0.35), "turbo": (1.05, 0.2)}  # streamed/unstreamed total, first audio/total
+KEYS = ("first_audio_s", "total_s", "pieces", "speech_tokens", "audio_s", "t3_s", "s3gen_s", "watermark_s")
 
-CHILD = r"""
-import json, sys
-import chatterbox_nb as cnb
-model, text, tokens, says, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-kw = dict(model=model, weights="dummy", device="cpu", dtype=dtype)
-cnb.load(warmup="light", wait=True, **kw)
-runs = []
-keys = ("first_audio_s", "total_s", "pieces", "speech_tokens", "audio_s", "t3_s", "s3gen_s", "watermark_s")
-for i in range(says):
-    pair = {}
-    for stream in (False, True):
-        u = cnb.say(text, max_tokens=tokens, seed=i, stream=stream, **kw)
-        pair["stream" if stream else "plain"] = {k: u.timings[k] for k in keys} | {"dtype": u.params["dtype"]}
-    runs.append(pair)
-print(json.dumps(runs))
-"""
 
-TARGETS = {"english": (0.45, 0.25), "turbo": (0.3, None)}
+def bench(model: str, args: argparse.Namespace, out: Output, counter: T3Counter) -> None:
+    import chatterbox_nb as cnb
+
+    kw: dict[str, Any] = dict(model=model, weights=args.weights, device="cpu", dtype=args.dtype)
+    report = cnb.load(warmup="off", wait=True, **kw)
+
+    def say(stream: bool) -> dict[str, Any]:
+        u = cnb.say(SENTENCE, max_tokens=args.tokens, seed=args.seed, stream=stream, **kw)
+        if counter.last != args.tokens:
+            raise SystemExit(f"{model}: T3 sampled {counter.last} tokens, not the cap of {args.tokens} "
+                             f"({'streamed' if stream else '--no-stream'}): unequal work")
+        if bool(u.params["stream"]) != stream:
+            raise SystemExit(f"{model}: asked stream={stream}, the say ran stream={u.params['stream']}")
+        return {k: u.timings[k] for k in KEYS}
+
+    for _ in range(args.warmup_calls):
+        say(False)
+        say(True)
+    runs: dict[str, list[dict[str, Any]]] = {"--no-stream": [], "streamed": []}
+    modes = [("--no-stream", False), ("streamed", True)]
+    for rep in range(args.reps):
+        for name, stream in ordered(rep, modes):
+            runs[name].append(say(stream))
+    plain, streamed = runs["--no-stream"], runs["streamed"]
+    out(f"\n{model}: {report.dtype} (dtype {args.dtype}), {args.weights}, CPU; one sentence capped at {args.tokens} "
+        f"tokens, seed {args.seed}; {args.reps} reps, order alternated; warm-up: {args.warmup_calls} untimed say(s) "
+        f"in each mode; {plain[0]['speech_tokens']} tokens rendered, {plain[0]['audio_s']:.2f} s of audio")
+    for name, got in runs.items():
+        out(f"  {name:11} total {fmt((t['total_s'] for t in got), ' s')}  first audio "
+            f"{fmt((t['first_audio_s'] for t in got), ' s')}  pieces {sorted({t['pieces'] for t in got})}  "
+            f"T3 {fmt(t['t3_s'] for t in got)} s  S3Gen {fmt(t['s3gen_s'] for t in got)} s")
+    cost_target, first_target = TARGETS.get(model, (None, None))
+    goal = f"  (target <= {cost_target})" if cost_target else ""
+    out(f"  streamed total / --no-stream total, side by side: "
+        f"{fmt(s['total_s'] / p['total_s'] for s, p in zip(streamed, plain))}{goal}")
+    goal = f"  (target <= {first_target})" if first_target else ""
+    out(f"  streamed first audio / its total:                 "
+        f"{fmt(s['first_audio_s'] / s['total_s'] for s in streamed)}{goal}")
+    cnb.unload(model)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["english", "turbo"])
-    parser.add_argument("--tokens", type=int, default=90)
-    parser.add_argument("--says", type=int, default=1)
+    parser.add_argument("--models", nargs="+", default=["english", "turbo"], choices=("english", "turbo"))
+    add_common_args(parser, tokens=90)
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--warmup-calls", type=int, default=1, help="untimed says in each mode before timing")
     args = parser.parse_args()
-    env = bench_env()
+    cache = use_bench_cache()
+    out = Output("bench_streaming")
+    out.header()
+    out(f"cache dir {cache}")
+    counter = T3Counter()
     for model in args.models:
-        runs = run_child(CHILD, [model, SENTENCE, str(args.tokens), str(args.says), args.dtype], env, f"{model} run")
-        first_target, overhead_target = TARGETS.get(model, (None, None))
-        for r in runs:
-            plain, stream = r["plain"], r["stream"]
-            ratio = stream["first_audio_s"] / stream["total_s"]
-            overhead = stream["total_s"] / plain["total_s"] - 1
-            print(f"{model} ({plain['dtype']}, full-size dummy, CPU): {plain['speech_tokens']} tokens, "
-                  f"{plain['audio_s']:.2f} s of audio", flush=True)
-            for name, t in (("--no-stream", plain), ("streamed", stream)):
-                print(f"  {name:11} total {t['total_s']:6.2f} s  first audio {t['first_audio_s']:6.2f} s  "
-                      f"pieces {t['pieces']}  T3 {t['t3_s']:.2f} s  S3Gen {t['s3gen_s']:.2f} s  "
-                      f"watermark {t['watermark_s']:.2f} s")
-            goal = f" (target <= {first_target})" if first_target else ""
-            print(f"  first_audio_s / total_s  {ratio:.2f}{goal}")
-            goal = f" (target <= {overhead_target:.0%})" if overhead_target is not None else ""
-            print(f"  streaming overhead       {overhead:+.1%}{goal}", flush=True)
+        bench(model, args, out, counter)
+    out.write(args.out)
 
 
 if __name__ == "__main__":
