@@ -79,8 +79,13 @@ def english_reduced():
     import chatterbox_nb as cnb
     from chatterbox_nb.engine import loader
 
+    from chatterbox_nb import config
+    from chatterbox_nb.engine.precision import resolve_dtype
+
     cnb.load("english", weights=REDUCED, device="cpu", warmup="off", wait=True)
-    (loaded,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy]
+    dtype = resolve_dtype(config.settings().dtype, "cpu")  # other tests of this worker may hold other dtypes
+    (loaded,) = [m for m in loader.loaded_models()
+                 if m.name == "english" and m.weights == REDUCED and m.device == "cpu" and m.dtype == dtype]
     return loaded
 
 

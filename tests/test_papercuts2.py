@@ -17,7 +17,8 @@ REDUCED = "dummy:reduced"
 def multilingual():
     """The reduced multilingual dummy in this process's registry."""
     cnb.load("multilingual", weights=REDUCED, device="cpu", dtype="float32", warmup="off", wait=True)
-    (loaded,) = [m for m in loader.loaded_models() if m.name == "multilingual"]
+    (loaded,) = [m for m in loader.loaded_models()
+                 if m.name == "multilingual" and m.weights == REDUCED and m.dtype == "float32"]
     yield loaded
     cnb.unload("multilingual")
 
@@ -53,7 +54,8 @@ def test_light_warmup_runs_the_watermarker_even_when_its_say_is_silent(monkeypat
     from chatterbox_nb.engine import synth
 
     cnb.load("english", weights=REDUCED, device="cpu", dtype="float32", warmup="off", wait=True)
-    (loaded,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy]
+    (loaded,) = [m for m in loader.loaded_models()
+                 if m.name == "english" and m.weights == REDUCED and m.dtype == "float32"]
     marked: list[int] = []
     cls = type(loaded.tts.watermarker)
     original = cls.apply_watermark

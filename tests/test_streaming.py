@@ -28,8 +28,11 @@ TEXT = "Hello there, this is one sentence."
 
 def _loaded(weights: str):
     cnb.load("english", weights=weights, device="cpu", warmup="off", wait=True)
-    (found,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.fingerprint.split(":")[2]
-                == weights.partition(":")[2]]
+    from chatterbox_nb import config
+    from chatterbox_nb.engine.precision import resolve_dtype
+
+    dtype = resolve_dtype(config.settings().dtype, "cpu")  # other tests of this worker may hold other dtypes
+    (found,) = [m for m in loader.loaded_models() if m.name == "english" and m.weights == weights and m.dtype == dtype]
     return found
 
 
