@@ -106,3 +106,21 @@ class Kernel:
     def shutdown(self) -> None:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
+
+
+# For a script run in a fresh process (`python -c`) that must load S3Gen's compiled package
+# without compiling anything: compiling raises, and `calls` records each call of the package.
+PACKAGE_SPY = """
+calls = []
+def refuse(*a, **k):
+    raise AssertionError("compiled again in a fresh process")
+compiled.export_estimator = compiled.build_package = torch.compile = refuse
+real_load = torch._inductor.aoti_load_package
+def counting_load(path):
+    package = real_load(path)
+    def run(*a):
+        calls.append(a[0].shape[-1])
+        return package(*a)
+    return run
+torch._inductor.aoti_load_package = counting_load
+"""

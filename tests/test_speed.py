@@ -19,6 +19,7 @@ from chatterbox_nb.engine import compiled, loader, precision, warmup
 from chatterbox_nb.errors import InvalidOption
 
 from conftest import REDUCED
+from kernel_utils import PACKAGE_SPY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,18 +224,7 @@ import torch
 import chatterbox_nb as cnb
 from chatterbox_nb.engine import compiled, loader
 
-def refuse(*a, **k):
-    raise AssertionError("compiled again in a fresh process")
-compiled.export_estimator = compiled.build_package = torch.compile = refuse
-calls = []
-real_load = torch._inductor.aoti_load_package
-def counting_load(path):
-    package = real_load(path)
-    def run(*a):
-        calls.append(a[0].shape[-1])
-        return package(*a)
-    return run
-torch._inductor.aoti_load_package = counting_load
+exec(PACKAGE_SPY)
 report = cnb.load("english", weights="dummy:reduced", device="cpu", dtype="int8", warmup="light", wait=True)
 (m,) = [m for m in loader.loaded_models() if m.dtype == "int8"]
 u = cnb.say("Packaged.", weights="dummy:reduced", device="cpu", dtype="int8", max_tokens=3, seed=1)
@@ -280,7 +270,8 @@ def test_a_fresh_kernel_loads_the_package_and_never_compiles(cache_dir, tmp_path
 
         env = {**os.environ, "CHATTERBOX_NB_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT),
                "CHATTERBOX_NB_COMPILE": "1", "OMP_NUM_THREADS": str(threads)}
-        out = subprocess.run([sys.executable, "-c", _FRESH_KERNEL], capture_output=True, text=True, env=env,
+        script = _FRESH_KERNEL.replace("exec(PACKAGE_SPY)", f"exec({PACKAGE_SPY!r})")
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
                              timeout=600)
         assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
         result = json.loads(out.stdout.strip().splitlines()[-1])
