@@ -68,6 +68,8 @@ class KernelState:
         self.says: list[Any] = []
         #: Utterances of this kernel, oldest first
         self.history = History()
+        #: seconds of work and of audio of this kernel's says, by model key (estimate.py's pace)
+        self.say_rates: dict[Any, tuple[float, float]] = {}
         #: voice conditionals by (model entry, audio sha256), least recently used first
         self.voice_conds: OrderedDict[Any, Any] = OrderedDict()
         #: sha256 of audio files by (path, size, mtime_ns), so a voice is not re-read every cell

@@ -4,16 +4,16 @@ as its chunks finish.
 Audio is guessed from the text (characters a second of speech, per language; each
 chunk at most its token cap, 25 tokens a second); time from the seconds of work a
 second of audio took this model on this machine in this kernel's earlier says (a
-running mean), or a conservative default before any. The rates are kernel state:
-this module is not re-run by `%reload_ext`, so they survive it. No torch here.
+running mean, kept in `_state` so that `%reload_ext` keeps it), or a conservative
+default before any. No torch here.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ._state import STATE
 from .engine.specs import SAMPLE_RATE, SAMPLES_PER_TOKEN
 from .text import joiner
 
@@ -28,8 +28,6 @@ CHARS_PER_S_UNSPACED = 5.0
 DEFAULT_RATE = {"cpu": 10.0}
 DEFAULT_RATE_ELSEWHERE = 1.0
 
-_LOCK = threading.Lock()
-_RATES: dict[Any, tuple[float, float]] = {}  # model key -> (work seconds, audio seconds) measured
 
 
 def _speech_s(text: str, language: str | None) -> float:
@@ -51,15 +49,15 @@ def record(key: Any, work_s: float, audio_s: float) -> None:
     """Add one say's figures to the model's rate (what later estimates start from)."""
     if audio_s <= 0 or work_s <= 0:
         return
-    with _LOCK:
-        work, audio = _RATES.get(key, (0.0, 0.0))
-        _RATES[key] = (work + work_s, audio + audio_s)
+    with STATE.lock:
+        work, audio = STATE.say_rates.get(key, (0.0, 0.0))
+        STATE.say_rates[key] = (work + work_s, audio + audio_s)
 
 
 def rate(key: Any, device: str) -> tuple[float, bool]:
     """Seconds of work per second of audio for this model, and whether it was measured."""
-    with _LOCK:
-        measured = _RATES.get(key)
+    with STATE.lock:
+        measured = STATE.say_rates.get(key)
     if measured:
         return measured[0] / measured[1], True
     return DEFAULT_RATE.get(device.split(":")[0], DEFAULT_RATE_ELSEWHERE), False
