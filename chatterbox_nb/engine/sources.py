@@ -48,20 +48,11 @@ class Source:
         (a match, or no record: a user's own folder). Hub blobs are named by their etag:
         the sha256 of an LFS file, the git blob sha1 of a small one; a dummy checkpoint
         records the sha256 of each file it wrote."""
-        if self.kind == "hub":
-            name = Path(os.path.realpath(path)).name
-            if _is_hex(name, 64):
-                actual = fsutil.sha256_file(path)
-            elif _is_hex(name, 40):
-                actual = _git_blob_sha1(path)
-            else:
-                return None
-            expected = name
-        elif self.kind == "dummy":
-            expected = dummy.recorded_sha256(self.folder, path.name)
-            if expected is None:
-                return None
+        expected = self.vouched_sha256(path)
+        if expected is not None:
             actual = fsutil.sha256_file(path)
+        elif self.kind == "hub" and _is_hex(expected := Path(os.path.realpath(path)).name, 40):
+            actual = _git_blob_sha1(path)
         else:
             return None
         return None if actual == expected else f"its checksum does not match the one the {self.kind} source records"
