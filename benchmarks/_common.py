@@ -197,7 +197,7 @@ class UpstreamWorker:
 def checkpoint_folder(model: str, weights: str) -> Path:
     """The checkpoint files both sides load (made first if they are not in the cache)."""
     from chatterbox_nb import config
-    from chatterbox_nb.engine import sources
+    from chatterbox_nb.engine.store import sources
     from chatterbox_nb.engine.specs import SPECS
 
     return sources.resolve(SPECS[model], weights, config.cache_dir()).folder

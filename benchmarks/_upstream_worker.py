@@ -31,7 +31,7 @@ os.dup2(2, 1)
 sys.stdout = sys.stderr
 
 _S3GEN_OPTIONAL = ("tokenizer._mel_filters", "tokenizer.window")
-_OURS = ("chatterbox_nb.engine.synth", "chatterbox_nb.engine.streaming", "chatterbox_nb.api")
+_OURS = ("chatterbox_nb.engine.generation.synth", "chatterbox_nb.engine.generation.streaming", "chatterbox_nb.api")
 
 
 def _send(obj: dict[str, Any]) -> None:
@@ -46,8 +46,8 @@ def _from_local(spec: Any, folder: Path, device: str, adjusted: list[str]) -> An
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
 
-    from chatterbox_nb.engine.build import trim_mid_blocks
-    from chatterbox_nb.engine.checkpoint import count_mid_blocks, count_t3_layers, weight_keys
+    from chatterbox_nb.engine.store.build import trim_mid_blocks
+    from chatterbox_nb.engine.store.checkpoint import count_mid_blocks, count_t3_layers, weight_keys
     from chatterbox_nb.engine.specs import t3_config
 
     layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))

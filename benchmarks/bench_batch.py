@@ -69,7 +69,7 @@ def main() -> None:
 
     import soundfile as sf
 
-    from chatterbox_nb.engine import dummy
+    from chatterbox_nb.engine.store import dummy
 
     out = Output("bench_batch")
     out.header()

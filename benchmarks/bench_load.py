@@ -47,7 +47,8 @@ t2 = time.perf_counter()
 if sys.argv[1] == "ours":
     cnb.say(TEXT, weights="dummy", device="cpu", dtype="float32", max_tokens=TOKENS, seed=0)
 else:
-    from chatterbox_nb.engine import specs, synth
+    from chatterbox_nb.engine import specs
+    from chatterbox_nb.engine.generation import synth
     spec = specs.SPECS["english"]
     synth.generate(tts, spec, TEXT, max_tokens=TOKENS, seed=0, sampling=spec.defaults())
 first_say = time.perf_counter() - t2
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    from chatterbox_nb.engine import dummy
+    from chatterbox_nb.engine.store import dummy
 
     env = bench_env()
     print("preparing the full-size dummy and its disk-cache entry (once)...", flush=True)

@@ -35,7 +35,7 @@ def main() -> None:
     from kernel_utils import Kernel
     from test_soak import LOOP
 
-    from chatterbox_nb.engine import dummy
+    from chatterbox_nb.engine.store import dummy
 
     voice = Path(tempfile.mkdtemp()) / "soak.wav"
     sf.write(voice, dummy.synthetic_voice(3.0, 24000, seed=401), 24000)

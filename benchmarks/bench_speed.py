@@ -138,7 +138,8 @@ class Bench:
         import torch
 
         from chatterbox_nb import config
-        from chatterbox_nb.engine import compiled, loader, warmup
+        from chatterbox_nb.engine.generation import compiled, warmup
+        from chatterbox_nb.engine.models import loader
 
         (loaded,) = [m for m in loader.loaded_models() if m.name == self.model]
         root = config.cache_dir()

@@ -22,7 +22,9 @@ import numpy as np, soundfile as sf
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 from chatterbox_nb._state import STATE
-from chatterbox_nb.engine import dummy, loader, voices as engine
+from chatterbox_nb.engine.store import dummy
+from chatterbox_nb.engine.models import loader
+from chatterbox_nb.engine.voices import conditionals as engine
 
 repeat, seconds = int(sys.argv[1]), float(sys.argv[2])
 cnb.load("english", weights="dummy", device="cpu", warmup="off", wait=True)

@@ -42,7 +42,7 @@ def _peak_gib(device: str) -> float | None:
 
 
 def _say(loaded, args) -> tuple:
-    from chatterbox_nb.engine import synth
+    from chatterbox_nb.engine.generation import synth
 
     with loaded.use():
         audio, t = synth.generate(loaded.tts, loaded.spec, TEXT, max_tokens=args.max_tokens, seed=args.seed,
@@ -79,8 +79,8 @@ def _from_local(spec, folder: Path, device: str):
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
 
-    from chatterbox_nb.engine.build import trim_mid_blocks
-    from chatterbox_nb.engine.checkpoint import count_mid_blocks, count_t3_layers, weight_keys
+    from chatterbox_nb.engine.store.build import trim_mid_blocks
+    from chatterbox_nb.engine.store.checkpoint import count_mid_blocks, count_t3_layers, weight_keys
     from chatterbox_nb.engine.specs import t3_config
 
     layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
@@ -112,8 +112,10 @@ def main() -> None:
     import torch
 
     from chatterbox_nb import config
-    from chatterbox_nb.engine import compiled, loader, sources, warmup
-    from chatterbox_nb.engine.device import resolve_device
+    from chatterbox_nb.engine.generation import compiled, warmup
+    from chatterbox_nb.engine.models import loader
+    from chatterbox_nb.engine.store import sources
+    from chatterbox_nb.engine.models.device import resolve_device
     from chatterbox_nb.engine.specs import SPECS
 
     device = resolve_device(args.device)
@@ -140,7 +142,7 @@ def main() -> None:
             rows.append(row)
         loader.drop(loaded.key)
 
-    from chatterbox_nb.engine import synth
+    from chatterbox_nb.engine.generation import synth
 
     source = sources.resolve(spec, args.weights, root)
     upstream = _from_local(spec, source.folder, device)

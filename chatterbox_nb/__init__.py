@@ -85,7 +85,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """Remove the magics and stop background work between its steps; loaded models
     stay in the kernel for the next %load_ext."""
-    from .engine.memory import stop_idle_timer
+    from .engine.models.memory import stop_idle_timer
     from .loading import cancel_all
     from .progressive import stop_all
 

@@ -76,9 +76,9 @@ class KernelState:
         self.file_hashes: dict[tuple[str, int, int], str] = {}
         #: the `Chatterbox` settings object (config.py), created on first use
         self.settings: Any = None
-        #: the idle-unload timer (engine/memory.py), while one runs
+        #: the idle-unload timer (engine/models/memory.py), while one runs
         self.idle_timer: Any = None
-        #: what config calls when idle_unload is turned on (engine/loader.py sets it), so that
+        #: what config calls when idle_unload is turned on (engine/models/loader.py sets it), so that
         #: config, below the engine, need not import it
         self.idle_unload_hook: Any = None
         #: bytes each model key held when last loaded, to make room before loading it again

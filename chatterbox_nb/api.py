@@ -111,7 +111,7 @@ def say(
     prompt, cut to that many tokens) trade quality for speed; off by default.
 
     `stream`: each sentence is rendered and played in pieces while T3 samples it, so
-    the first sound comes after its first tokens (engine/streaming.py). None (default):
+    the first sound comes after its first tokens (engine/generation/streaming.py). None (default):
     where it pays, in a notebook (turbo, or any model on an accelerator); True/False force it.
     The same seed samples the same tokens either way."""
     given = {k: v for k, v in locals().items() if k != "text"}  # the keywords, as options.SAY_OPTIONS names them
@@ -215,7 +215,7 @@ def _generate_chunks(
 
 
 def _is_compiled(loaded: Any) -> bool:
-    from .engine.compiled import is_installed
+    from .engine.generation.compiled import is_installed
 
     tts = loaded.tts
     return tts is not None and is_installed(tts)
@@ -263,7 +263,7 @@ def _finish_timings(timings: dict[str, Any], audio_s: float) -> None:
 
 def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa: A002 - mirrors --all
     """Drop models from memory (and give GPU memory back); returns what was dropped."""
-    from .engine import loader
+    from .engine.models import loader
 
     if not all:
         model = options.choose_model(model).model
@@ -273,7 +273,7 @@ def unload(model: str | None = None, *, all: bool = False) -> list[str]:  # noqa
             loaded.unloaded = True  # first: a say queued for it must not start once the running one stops
     progressive.stop_all()  # a long say holds the model until its current chunk ends
     if all:
-        from .engine.memory import stop_idle_timer
+        from .engine.models.memory import stop_idle_timer
 
         stop_idle_timer()
     dropped = []
@@ -288,7 +288,7 @@ class Status:
     """Models in memory, settings and the cache dir; renders as a table."""
 
     def __init__(self) -> None:
-        from .engine import loader, memory
+        from .engine.models import loader, memory
 
         s = config.settings()
         now = time.time()

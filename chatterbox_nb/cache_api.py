@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from . import config
-from .engine.layout import CacheLayout
+from .engine.store.layout import CacheLayout
 
 __all__ = ["Cache", "cache"]
 
@@ -23,7 +23,8 @@ class CacheInfo:
     """Entries with their disk use; linked files are shared with their source (no extra space)."""
 
     def __init__(self, root: Path) -> None:
-        from .engine import compiled, diskcache
+        from .engine.store import packages
+        from .engine.store import diskcache
 
         self.root = root
         self.entries = [diskcache.describe(p) for p in diskcache.entries(root)]
@@ -37,7 +38,7 @@ class CacheInfo:
         #: compiled S3Gen estimators (`--warmup full`), by path under the cache dir
         self.packages = {str(p.relative_to(root)): p.stat().st_size for p in layout.compiled_packages()}
         #: scratch folders of package builds that were killed (`cache clear` removes them)
-        self.leftovers = {str(p.relative_to(root)): _tree_bytes(p) for p in compiled.leftovers(root)}
+        self.leftovers = {str(p.relative_to(root)): _tree_bytes(p) for p in packages.leftovers(root)}
         conds_root = layout.conds
         self.voice_bytes = sum(f.stat().st_size for f in conds_root.rglob("*.safetensors")) if conds_root.is_dir() else 0
 
@@ -98,7 +99,8 @@ class Cache:
     def verify(self) -> dict[str, list[str]]:
         """Check every file against its sha256; bad entries are removed (and their models
         evicted) so the next load rebuilds them. Returns {entry: problems}."""
-        from .engine import diskcache, loader
+        from .engine.store import diskcache
+        from .engine.models import loader
 
         report = {}
         for folder in diskcache.entries(self.dir):
@@ -111,7 +113,7 @@ class Cache:
         """Delete the entries (and dummy checkpoints, voice conditionals and compiled
         packages) of `model`, or everything. Models in memory keep working: their mapped
         files and loaded packages live on until unloaded."""
-        from .engine import diskcache
+        from .engine.store import diskcache
         from .options import choose_model
 
         if model is not None:

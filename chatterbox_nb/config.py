@@ -21,7 +21,7 @@ from .errors import CacheError, InvalidOption
 
 #: one entry a spec (engine/specs.py): adding a model adds it here
 MODELS = tuple(SPECS)
-#: `auto` resolves per device at load time (engine/precision.py); `int8` is opt-in and lossy
+#: `auto` resolves per device at load time (engine/models/precision.py); `int8` is opt-in and lossy
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 WARMUP_LEVELS = ("off", "light", "full")
 

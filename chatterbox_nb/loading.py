@@ -17,7 +17,7 @@ from . import config, options
 from ._state import STATE
 from .display.once import ShownOncePerCell
 from .engine.specs import SPECS
-from .engine import loader
+from .engine.models import loader
 from .errors import InvalidOption
 from .tasks import Cancelled, LoadTask
 
@@ -43,7 +43,7 @@ class LoadReport(ShownOncePerCell):
         return {"text/plain": repr(self)}
 
     def __repr__(self) -> str:
-        from .engine.warmup import describe
+        from .engine.generation.warmup import describe
 
         noise = " (dummy weights: output is noise)" if self.dummy else ""
         return (
@@ -59,8 +59,8 @@ def key(choice: options.ModelChoice) -> TaskKey:
 def load_now(choice: options.ModelChoice, reload: bool = False, progress: Any = None) -> tuple[Any, str, float]:
     """Load in the calling thread (a memory hit costs a lookup). Device and dtype are
     resolved here (`auto`), so the registry holds what really runs."""
-    from .engine.device import resolve_device
-    from .engine.precision import apply_threads, resolve_dtype
+    from .engine.models.device import resolve_device
+    from .engine.models.precision import apply_threads, resolve_dtype
 
     device = resolve_device(choice.device)
     dtype = resolve_dtype(choice.dtype, device)
@@ -89,7 +89,7 @@ def start(
         task.mark_ready((loaded, source))
         metrics = None
         if rewarm or config.WARMUP_LEVELS.index(level) > config.WARMUP_LEVELS.index(loaded.warmed):
-            from .engine.warmup import warm
+            from .engine.generation.warmup import warm
 
             root = config.cache_dir() if config.settings().compile else None
             with loaded.hold():  # being warmed: never unloaded to make room
@@ -160,8 +160,8 @@ def in_memory(choice: options.ModelChoice, *, device: bool = False, dtype: bool 
     dtype, will do."""
     import dataclasses
 
-    from .engine.device import resolve_device
-    from .engine.precision import resolve_dtype
+    from .engine.models.device import resolve_device
+    from .engine.models.precision import resolve_dtype
 
     def fits(on: str, kind: str) -> bool:
         wanted = resolve_device(choice.device) if device else on

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
 from . import config
-from .engine.device import check_device_name
+from .engine.models.device import check_device_name
 from .engine.request import ModelChoice, SayOptions
 from .errors import InvalidOption, UnknownKeyword
 
@@ -35,7 +35,7 @@ MAX_TOKENS_LIMIT = 4096  # T3Config.max_speech_tokens: the learned position tabl
 def choose_model(
     model: str | None = None, weights: str | None = None, device: str | None = None, dtype: str | None = None
 ) -> ModelChoice:
-    from .engine.sources import check_weights  # numpy and safetensors: not at %load_ext
+    from .engine.store.sources import check_weights  # numpy and safetensors: not at %load_ext
 
     s = config.settings()
     model = (model or s.model).strip().lower()

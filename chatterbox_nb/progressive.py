@@ -29,7 +29,7 @@ import numpy as np
 from . import estimate
 from ._state import STATE
 from .engine.request import SayOptions
-from .engine.speak import Piece, pieces, stage_totals
+from .engine.generation.speak import Piece, pieces, stage_totals
 from .errors import ChatterboxError
 
 __all__ = ["PAUSE_S", "Piece", "RunResult", "ChunkRun", "Evicted", "running", "stop_all"]
@@ -93,7 +93,7 @@ class ChunkRun:
         self.conditioning_s = 0.0
         self.lock_wait_s = 0.0
         self.done = 0
-        # the caller's context (a display's progress hook, engine/stopping.py) goes along
+        # the caller's context (a display's progress hook, engine/generation/stopping.py) goes along
         ctx = contextvars.copy_context()
         self.thread = threading.Thread(target=ctx.run, args=(self._run,), name="chatterbox_nb-say", daemon=True)
 
@@ -108,8 +108,8 @@ class ChunkRun:
         return self
 
     def _run(self) -> None:
-        from .engine.stopping import cuttable
-        from .engine.upstream_logs import translated
+        from .engine.generation.stopping import cuttable
+        from .engine.seams.logs import translated
 
         try:
             begin = time.perf_counter()

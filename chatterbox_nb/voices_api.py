@@ -4,7 +4,7 @@ The registry is `voices/voices.json` in the cache dir: for each voice its files
 (absolute path, sha256, size, duration, sample rate, channels, blend weight). It is
 re-read before every change and rewritten atomically under a file lock, so two
 kernels sharing a cache dir never undo each other's voices. The conditionals
-themselves live in `engine/voices.py`, keyed by content, not by name.
+themselves live in `engine/voices/conditionals.py`, keyed by content, not by name.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from . import config
-from .engine.layout import CacheLayout
+from .engine.store.layout import CacheLayout
 from .errors import AudioFileError, CacheError, InvalidOption, UnknownVoice
 
 __all__ = ["Voice", "Voices", "VoiceTable", "voices"]
@@ -47,7 +47,7 @@ class Voice:
         return sum(f["duration_s"] for f in self.files)
 
     def voice_files(self) -> list[Any]:
-        from .engine.voices import VoiceFile
+        from .engine.voices.conditionals import VoiceFile
 
         return [VoiceFile(Path(f["path"]), f["sha256"], f["weight"]) for f in self.files]
 
@@ -95,7 +95,7 @@ class Registry:
             return {}
 
     def _set_aside(self, exc: Exception, locked: bool) -> None:
-        from .engine import fsutil
+        from .engine.store import fsutil
 
         def move() -> bool:
             try:  # another kernel may have mended it meanwhile
@@ -121,7 +121,7 @@ class Registry:
     @contextlib.contextmanager
     def editing(self) -> Iterator[dict[str, Voice]]:
         """Read, let the caller change, write back: all under the registry's file lock."""
-        from .engine import fsutil
+        from .engine.store import fsutil
 
         try:
             with fsutil.lock_for(self.path):
@@ -135,7 +135,7 @@ class Registry:
             ) from None
 
     def _write(self, voices: dict[str, Voice]) -> None:
-        from .engine.fsutil import write_atomic
+        from .engine.store.fsutil import write_atomic
 
         data = {"format": FORMAT, "voices": {name: v.to_json() for name, v in sorted(voices.items())}}
         write_atomic(self.path, json.dumps(data, indent=1).encode("utf-8"))
@@ -192,7 +192,7 @@ class Voices:
         weighted by `weights`. Every file is read and checked first, so a bad one changes
         nothing. The conditionals are computed at once for the models in memory, lazily
         for the others."""
-        from .engine import audio
+        from .engine.voices import audio
 
         if not isinstance(name, str) or not _NAME.match(name):
             raise InvalidOption(
@@ -213,7 +213,7 @@ class Voices:
 
     def remove(self, name: str) -> Voice:
         """Forget the voice, and the cached conditionals no other voice uses."""
-        from .engine import voices as engine
+        from .engine.voices import conditionals as engine
 
         with self.registry.editing() as known:
             if name not in known:
@@ -237,8 +237,8 @@ class Voices:
     def resolve(self, voice: str | None) -> Resolved | None:
         """A registered name, else an audio file (or folder) path; each file hashed now
         (cheap: remembered per path, size and mtime), so a changed file gets new conditionals."""
-        from .engine import audio
-        from .engine.voices import VoiceFile
+        from .engine.voices import audio
+        from .engine.voices.conditionals import VoiceFile
 
         if voice is None:
             return None
@@ -264,7 +264,7 @@ class Voices:
         """The voice's conditionals for `loaded` (None: its built-in voice) and where they
         came from; a registered file that changed is described anew in the registry.
         The caller holds the model."""
-        from .engine import voices as engine
+        from .engine.voices import conditionals as engine
 
         if voice is None:
             return None, "built-in"
@@ -300,7 +300,7 @@ def _unknown(name: str, known: dict[str, Voice]) -> str:
 
 
 def _expand(paths: Sequence[Any]) -> list[Path]:
-    from .engine import audio
+    from .engine.voices import audio
 
     files: list[Path] = []
     for p in _flat(paths):
@@ -362,8 +362,8 @@ def _prepare(voice: Voice) -> None:
     """Compute the conditionals for each model in memory, so the first say with the
     voice costs no conditioning. A model the voice does not suit (turbo and a short
     file) is skipped with a note: the voice remains usable with the others."""
-    from .engine import loader
-    from .engine import voices as engine
+    from .engine.models import loader
+    from .engine.voices import conditionals as engine
 
     start = time.perf_counter()
     for loaded in loader.loaded_models():
@@ -383,7 +383,7 @@ class VoiceTable:
     """`voice list`: name, files, duration, the models with cached conditionals, disk use."""
 
     def __init__(self, known: dict[str, Voice], root: Path) -> None:
-        from .engine.voices import cached_models
+        from .engine.voices.conditionals import cached_models
 
         self.rows = []
         folders = cached_models(root)

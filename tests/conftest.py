@@ -77,10 +77,10 @@ def cache_dir() -> Path:
 def english_reduced():
     """The reduced-size English dummy, loaded once into this process's registry."""
     import chatterbox_nb as cnb
-    from chatterbox_nb.engine import loader
+    from chatterbox_nb.engine.models import loader
 
     from chatterbox_nb import config
-    from chatterbox_nb.engine.precision import resolve_dtype
+    from chatterbox_nb.engine.models.precision import resolve_dtype
 
     cnb.load("english", weights=REDUCED, device="cpu", warmup="off", wait=True)
     dtype = resolve_dtype(config.settings().dtype, "cpu")  # other tests of this worker may hold other dtypes

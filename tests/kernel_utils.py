@@ -50,7 +50,7 @@ class Kernel:
         `token`-th token; `_interrupted_at == [(chunks whose T3 had ended, token)]`."""
         return (
             "import os as _os, signal as _signal\n"
-            "from chatterbox_nb.engine import stopping as _stopping\n"
+            "from chatterbox_nb.engine.generation import stopping as _stopping\n"
             "_interrupted_at, _t3_ended = [], []\n"
             "def _press(stage, n):\n"
             "    if stage == 'vocoder':\n"

@@ -122,6 +122,43 @@ def test_engine_imports_nothing_above_it() -> None:
     assert {m: t for m, t in upward.items() if t} == {}
 
 
+#: the engine's rooms, lowest first: each imports only the rooms below it (and itself)
+ENGINE_ROOMS = ("bottom", "seams", "store", "models", "generation", "voices")
+ENGINE_BOTTOM = {f"{ROOT}.engine.specs", f"{ROOT}.engine.request"}
+
+
+def _room(module: str) -> str | None:
+    """The engine room a module lives in (None outside the engine)."""
+    if module in ENGINE_BOTTOM or module == f"{ROOT}.engine":
+        return "bottom"
+    parts = module.split(".")
+    if parts[:2] != [ROOT, "engine"] or len(parts) < 3:
+        return None
+    return parts[2]
+
+
+def test_engine_is_split_into_rooms() -> None:
+    """Every engine module lives in a named room: a flat folder of two dozen files hides
+    which ones hold files on disk and which ones generate."""
+    stray = sorted(m for m in MODULES if m.startswith(f"{ROOT}.engine") and _room(m) not in ENGINE_ROOMS)
+    assert stray == []
+
+
+def test_engine_rooms_import_only_rooms_below() -> None:
+    """The store never imports generation; models never import voices; the seams import
+    nothing of ours but the specs."""
+    rank = {room: i for i, room in enumerate(ENGINE_ROOMS)}
+    upward = {}
+    for module, targets in _internal_graph().items():
+        room = _room(module)
+        if room is None:
+            continue
+        above = sorted(t for t in targets if _room(t) is not None and rank[_room(t)] > rank[room])
+        if above:
+            upward[module] = above
+    assert upward == {}
+
+
 def test_display_never_imports_torch() -> None:
     offenders = {
         module: sorted(n for n in _imports(module) if n.split(".")[0] in ("torch", "torchaudio"))

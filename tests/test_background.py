@@ -25,7 +25,7 @@ def test_kernel_answers_while_a_model_loads(kernel):
     assert kernel.value("u.timings['model_source']") in ("dummy", "disk-cache")
     assert kernel.value("u.timings['wait_s']") > 0.0
     # the default dtype (auto, or CHATTERBOX_NB_DTYPE's) made concrete: what ran is what params and timings show
-    default = kernel.value("__import__('chatterbox_nb.engine.precision').engine.precision.resolve_dtype("
+    default = kernel.value("__import__('chatterbox_nb.engine.models.precision').engine.models.precision.resolve_dtype("
                            "__import__('chatterbox_nb.config').config.settings().dtype, 'cpu')")
     assert kernel.value("u.params['dtype']") == kernel.value("u.timings['dtype']") == default
     assert kernel.value("t.wait().warmed") == "light"

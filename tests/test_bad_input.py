@@ -148,6 +148,6 @@ def test_interrupted_say_keeps_kernel_model_and_history(kernel):
     assert kernel.value("u.timings['stopped']") is True
     assert 5 <= kernel.value("u.timings['speech_tokens']") < 600 and kernel.value("len(u.audio) > 0")
     assert kernel.value("len(__import__('chatterbox_nb').history)") == history + 1
-    assert kernel.value("[m.lock.locked() for m in __import__('chatterbox_nb.engine.loader').engine.loader.loaded_models()]") == [False]
+    assert kernel.value("[m.lock.locked() for m in __import__('chatterbox_nb.engine.models.loader').engine.models.loader.loaded_models()]") == [False]
     ok(kernel.execute(f'u = %chatterbox say "Still here." {MODEL} --max-tokens 3 --seed 2'))
     assert kernel.value("u.timings['model_source']") == "memory" and kernel.value("u.timings['stopped']") is False

@@ -26,7 +26,7 @@ from IPython.core.error import UsageError
 
 import chatterbox_nb as cnb
 from chatterbox_nb.batching.rows import BatchError, read_rows, row_seed
-from chatterbox_nb.engine import dummy
+from chatterbox_nb.engine.store import dummy
 
 from conftest import REDUCED
 

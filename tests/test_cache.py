@@ -18,7 +18,9 @@ import pytest
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 from chatterbox_nb._state import STATE
-from chatterbox_nb.engine import compiled, diskcache, dummy, loader
+from chatterbox_nb.engine.generation import compiled
+from chatterbox_nb.engine.store import diskcache, dummy
+from chatterbox_nb.engine.models import loader
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -247,7 +249,7 @@ RACE = """
 import json, os, sys, time
 os.environ["CHATTERBOX_NB_CACHE_DIR"] = sys.argv[1]
 import chatterbox_nb as cnb
-from chatterbox_nb.engine import loader  # past the heavy imports: torch, chatterbox
+from chatterbox_nb.engine.models import loader  # past the heavy imports: torch, chatterbox
 barrier = sys.argv[3]
 open(os.path.join(barrier, str(os.getpid())), "w").close()
 while len(os.listdir(barrier)) < 2:  # both past their imports, then go at once

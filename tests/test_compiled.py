@@ -1,4 +1,4 @@
-"""S3Gen's compiled package (engine/compiled.py) built from the reduced english dummy's own
+"""S3Gen's compiled package (engine/generation/compiled.py) built from the reduced english dummy's own
 estimator, not a stand-in: a fresh process loads it as a light warm-up does, and its say's
 audio and mel match those of the eager float32 estimator it was compiled from, within stated
 tolerances, every CFM step through the package.
@@ -41,7 +41,8 @@ import json, sys
 import numpy as np, torch
 import chatterbox_nb as cnb
 from chatterbox_nb import config
-from chatterbox_nb.engine import compiled, loader, warmup
+from chatterbox_nb.engine.generation import compiled, warmup
+from chatterbox_nb.engine.models import loader
 
 mode, out = sys.argv[1], sys.argv[2]
 KW = dict(weights="dummy:reduced", device="cpu", dtype="bfloat16")

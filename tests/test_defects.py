@@ -16,7 +16,8 @@ import pytest
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 from chatterbox_nb._state import STATE
-from chatterbox_nb.engine import diskcache, dummy, loader, sources
+from chatterbox_nb.engine.store import diskcache, dummy, sources
+from chatterbox_nb.engine.models import loader
 from chatterbox_nb.engine.specs import SPECS
 from chatterbox_nb.errors import CheckpointError, SourceCorrupt
 
@@ -161,7 +162,7 @@ def test_say_out_is_checked_before_generating(shell, tmp_path, out, words, own_m
 
 def _killed_build(root: Path, model: str = "english") -> Path:
     """What a package build killed mid-compile leaves: its scratch folder, with files."""
-    from chatterbox_nb.engine import compiled
+    from chatterbox_nb.engine.generation import compiled
 
     package = compiled.package_path(root, model, "weights", "cpu", "bfloat16", 1)
     scratch = package.parent / f".{package.name}.0123456789ab.incomplete"
@@ -173,7 +174,7 @@ def _killed_build(root: Path, model: str = "english") -> Path:
 def test_killed_package_builds_are_listed_and_cleared(cache_root):
     """A killed compile's scratch folder is shown by `cache info` and removed by `cache
     clear`, unless its build still runs (holds the package's lock); main never saw them."""
-    from chatterbox_nb.engine import compiled, fsutil
+    from chatterbox_nb.engine.store import fsutil, packages
 
     dead = _killed_build(cache_root, "english")
     running = _killed_build(cache_root, "turbo")
@@ -186,7 +187,7 @@ def test_killed_package_builds_are_listed_and_cleared(cache_root):
         removed = cnb.cache.clear()
     assert str(dead.relative_to(cache_root)) in removed and not dead.exists()
     assert running.exists()  # still being built: kept
-    assert compiled.leftovers(cache_root) == [running]  # its lock free now: the next clear takes it
+    assert packages.leftovers(cache_root) == [running]  # its lock free now: the next clear takes it
 
 
 def test_two_builds_of_one_package_compile_once(tmp_path, monkeypatch):
@@ -196,7 +197,7 @@ def test_two_builds_of_one_package_compile_once(tmp_path, monkeypatch):
 
     import torch
 
-    from chatterbox_nb.engine import compiled
+    from chatterbox_nb.engine.generation import compiled
 
     started, release = threading.Event(), threading.Event()
     calls = []
@@ -245,7 +246,7 @@ def test_cache_clear_waits_for_a_load_that_builds_the_entry(cache_root, reduced_
     import threading
     import time
 
-    from chatterbox_nb.engine import fsutil
+    from chatterbox_nb.engine.store import fsutil
 
     shutil.copytree(reduced_dummy, dummy.dummy_dir(cache_root, "english", "reduced"))
     built, go = threading.Event(), threading.Event()

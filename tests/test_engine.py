@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import chatterbox_nb as cnb
-from chatterbox_nb.engine import build, dummy, specs
+from chatterbox_nb.engine.store import build, dummy
+from chatterbox_nb.engine import specs
 from chatterbox_nb.utterance import TIMING_KEYS
 
 REDUCED = "dummy:reduced"
@@ -112,7 +113,7 @@ def test_other_models_load_and_speak(model, lang, capfd):
     assert u.timings["speech_tokens"] > 0
     assert len(u.audio) > 0 and np.isfinite(u.audio).all()
     cnb.unload(model)
-    assert model not in {m.name for m in __import__("chatterbox_nb.engine.loader", fromlist=["x"]).loaded_models()}
+    assert model not in {m.name for m in __import__("chatterbox_nb.engine.models.loader", fromlist=["x"]).loaded_models()}
 
 
 def test_too_few_tokens_render_as_silence_not_a_crash(english_reduced):

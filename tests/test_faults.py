@@ -30,7 +30,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from chatterbox_nb.engine import diskcache, dummy, fsutil, sources
+from chatterbox_nb.engine.store import diskcache, dummy, fsutil, sources
 from chatterbox_nb.engine.specs import SPECS
 
 SPEC = SPECS["english"]
@@ -217,7 +217,7 @@ def test_killed_voice_writes_keep_registry_and_conditionals_whole(tmp_path, engl
     old file or the new one, both readable."""
     import chatterbox_nb as cnb
     from chatterbox_nb import config, voices_api
-    from chatterbox_nb.engine import voices as engine
+    from chatterbox_nb.engine.voices import conditionals as engine
 
     monkeypatch.setattr(config.settings(), "cache_dir", str(tmp_path / "cache"))
     monkeypatch.setattr(voices_api, "_prepare", lambda voice: None)  # no model work in the child

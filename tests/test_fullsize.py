@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from chatterbox_nb import config
-from chatterbox_nb.engine import build, diskcache, dummy, specs, synth
+from chatterbox_nb.engine.store import build, diskcache, dummy
+from chatterbox_nb.engine import specs
+from chatterbox_nb.engine.generation import synth
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +32,7 @@ def test_full_size_files_have_official_sizes(full_folder):
 def test_disk_cache_load_is_bit_identical_to_upstream_from_local(full_folder):
     from chatterbox.tts import ChatterboxTTS
 
-    from chatterbox_nb.engine import loader
+    from chatterbox_nb.engine.models import loader
 
     spec = specs.SPECS["english"]
     kwargs = dict(max_tokens=8, seed=1234, sampling=spec.defaults(), language=None)

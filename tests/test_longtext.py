@@ -75,7 +75,7 @@ def test_unknown_language_falls_back_to_english_rules():
 
 
 def test_paragraph_is_chunked_and_joined(english_reduced):
-    from chatterbox_nb.engine import stopping
+    from chatterbox_nb.engine.generation import stopping
 
     t3_done: list[float] = []  # when each chunk's T3 ended (its "vocoder" event)
     with stopping.watching(lambda stage, n: t3_done.append(time.perf_counter()) if stage == "vocoder" else None):

@@ -42,7 +42,7 @@ def _budget(kernel: Kernel) -> float:
 
 
 def _models(kernel: Kernel) -> list[str]:
-    return kernel.value("sorted(m.name for m in __import__('chatterbox_nb.engine.loader').engine.loader.loaded_models())")
+    return kernel.value("sorted(m.name for m in __import__('chatterbox_nb.engine.models.loader').engine.models.loader.loaded_models())")
 
 
 def test_budget_unloads_the_least_recently_used_idle_model(kernel):
@@ -71,7 +71,7 @@ def test_a_model_generating_is_never_unloaded(kernel):
     # three sentences in a thread hold english: its first token waits until turbo is loaded
     _ok(kernel.execute(
         "import threading, chatterbox_nb as cnb\n"
-        "from chatterbox_nb.engine import loader, stopping\n"
+        "from chatterbox_nb.engine.models import loader\nfrom chatterbox_nb.engine.generation import stopping\n"
         "said, sampling, release = [], threading.Event(), threading.Event()\n"
         "def hold(stage, n):\n"
         "    sampling.set(); release.wait(120)\n"

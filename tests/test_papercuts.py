@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 import chatterbox_nb as cnb
-from chatterbox_nb.engine import dummy
+from chatterbox_nb.engine.store import dummy
 from chatterbox_nb.errors import InvalidOption
 
 REDUCED = "dummy:reduced"
@@ -103,7 +103,7 @@ def test_batch_leaves_only_wavs_and_the_manifest(shell, tmp_path, english_reduce
     from IPython.core.error import UsageError
 
     from chatterbox_nb import config
-    from chatterbox_nb.engine.layout import CacheLayout
+    from chatterbox_nb.engine.store.layout import CacheLayout
 
     src = tmp_path / "lines.txt"
     src.write_text("First line.\nSecond line.\n")
@@ -159,7 +159,7 @@ def test_a_full_disk_while_a_compiled_package_is_built_is_one_sentence(tmp_path,
 
     import torch._inductor
 
-    from chatterbox_nb.engine import compiled
+    from chatterbox_nb.engine.generation import compiled
     from chatterbox_nb.errors import CacheError
 
     def full(exported, package_path, **kwargs):
@@ -178,7 +178,8 @@ def test_a_full_disk_while_a_compiled_package_is_built_is_one_sentence(tmp_path,
 
 def test_a_say_without_weights_uses_the_model_in_memory(english_reduced, monkeypatch):
     from chatterbox_nb.display.timings import timings_html
-    from chatterbox_nb.engine import loader, sources
+    from chatterbox_nb.engine.models import loader
+    from chatterbox_nb.engine.store import sources
 
     def no_hub(*args, **kwargs):
         raise AssertionError("the say tried the default weights (the hub)")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import chatterbox_nb as cnb
-from chatterbox_nb.engine import loader
+from chatterbox_nb.engine.models import loader
 
 REDUCED = "dummy:reduced"
 
@@ -51,7 +51,7 @@ def test_japanese_sentences_are_joined_without_spaces(multilingual, monkeypatch)
 
 
 def test_light_warmup_runs_the_watermarker_even_when_its_say_is_silent(monkeypatch):
-    from chatterbox_nb.engine import synth
+    from chatterbox_nb.engine.generation import synth
 
     cnb.load("english", weights=REDUCED, device="cpu", dtype="float32", warmup="off", wait=True)
     (loaded,) = [m for m in loader.loaded_models()
@@ -136,7 +136,7 @@ def test_multilingual_say_prints_no_generation_flags_notice(multilingual, hf_lin
 
 
 def test_the_filter_keeps_other_lines_of_the_same_logger(hf_lines):
-    from chatterbox_nb.engine.upstream_logs import translated
+    from chatterbox_nb.engine.seams.logs import translated
 
     logger = logging.getLogger(_HF)
     with translated():

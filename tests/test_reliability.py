@@ -21,7 +21,8 @@ from IPython.core.error import UsageError
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 from chatterbox_nb._state import STATE
-from chatterbox_nb.engine import diskcache, dummy, fsutil, loader
+from chatterbox_nb.engine.store import diskcache, dummy, fsutil
+from chatterbox_nb.engine.models import loader
 from chatterbox_nb.errors import SourceCorrupt
 
 from kernel_utils import Kernel

@@ -13,8 +13,8 @@ import torch
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 from chatterbox_nb._state import STATE
-from chatterbox_nb.engine import diskcache, sources
-from chatterbox_nb.engine import voices as engine
+from chatterbox_nb.engine.store import diskcache, sources
+from chatterbox_nb.engine.voices import conditionals as engine
 from chatterbox_nb.errors import CacheError
 from test_faults import SPEC, _tiny_checkpoint
 from test_voices import _wav

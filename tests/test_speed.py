@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 import chatterbox_nb as cnb
-from chatterbox_nb.engine import compiled, loader, precision, warmup
+from chatterbox_nb.engine.generation import compiled, warmup
+from chatterbox_nb.engine.models import loader, precision
 from chatterbox_nb.errors import InvalidOption
 
 from conftest import REDUCED
@@ -114,7 +115,7 @@ def test_default_say_reports_the_resolved_dtype_and_knobs_change_only_s3gen(engl
 
 
 def test_shorter_prompt_keeps_token_and_mel_lengths_in_step(english_reduced):
-    from chatterbox_nb.engine.synth import shorter_prompt
+    from chatterbox_nb.engine.generation.synth import shorter_prompt
 
     gen = english_reduced.tts.conds.gen
     short = shorter_prompt(gen, 30)
@@ -222,7 +223,8 @@ _FRESH_KERNEL = """
 import json, sys, time
 import torch
 import chatterbox_nb as cnb
-from chatterbox_nb.engine import compiled, loader
+from chatterbox_nb.engine.generation import compiled
+from chatterbox_nb.engine.models import loader
 
 exec(PACKAGE_SPY)
 report = cnb.load("english", weights="dummy:reduced", device="cpu", dtype="int8", warmup="light", wait=True)
@@ -284,7 +286,7 @@ def test_a_fresh_kernel_loads_the_package_and_never_compiles(cache_dir, tmp_path
 
 
 def sources_fingerprint(cache_dir):
-    from chatterbox_nb.engine import sources
+    from chatterbox_nb.engine.store import sources
     from chatterbox_nb.engine.specs import SPECS
 
     return sources.resolve(SPECS["english"], REDUCED, cache_dir).fingerprint

@@ -1,4 +1,4 @@
-"""Token-level streaming (engine/streaming.py): pieces while T3 samples, on the reduced dummies.
+"""Token-level streaming (engine/generation/streaming.py): pieces while T3 samples, on the reduced dummies.
 
 What must hold: the same seed samples the same tokens streamed or not; the pieces played
 back to back are the kept audio (before upstream's watermark over the whole), as long as
@@ -15,10 +15,11 @@ from IPython.core.error import UsageError
 
 import chatterbox_nb as cnb
 from chatterbox_nb import progressive
-from chatterbox_nb.engine import loader, streaming
+from chatterbox_nb.engine.models import loader
+from chatterbox_nb.engine.generation import streaming
 from chatterbox_nb.engine.request import SayOptions
 from chatterbox_nb.engine.specs import SAMPLE_RATE, SAMPLES_PER_TOKEN
-from chatterbox_nb.engine.speak import pieces
+from chatterbox_nb.engine.generation.speak import pieces
 from chatterbox_nb.errors import InvalidOption
 
 REDUCED = "dummy:reduced"
@@ -29,7 +30,7 @@ TEXT = "Hello there, this is one sentence."
 def _loaded(weights: str):
     cnb.load("english", weights=weights, device="cpu", warmup="off", wait=True)
     from chatterbox_nb import config
-    from chatterbox_nb.engine.precision import resolve_dtype
+    from chatterbox_nb.engine.models.precision import resolve_dtype
 
     dtype = resolve_dtype(config.settings().dtype, "cpu")  # other tests of this worker may hold other dtypes
     (found,) = [m for m in loader.loaded_models() if m.name == "english" and m.weights == weights and m.dtype == dtype]
@@ -105,7 +106,7 @@ def test_pieces_joined_are_the_kept_audio(reduced):
 
 
 def test_no_stream_is_the_old_path_bit_for_bit(reduced):
-    from chatterbox_nb.engine import synth
+    from chatterbox_nb.engine.generation import synth
 
     default = _say(REDUCED, seed=11, max_tokens=20)  # outside a notebook: no player, no streaming
     off = _say(REDUCED, seed=11, max_tokens=20, stream=False)
@@ -283,7 +284,7 @@ def test_streamed_audio_is_the_unstreamed_audio_outside_the_fades(stand_in_s3gen
 _RECORDER = """
 import ipywidgets
 from chatterbox_nb.display.live import ChunkPlayer
-from chatterbox_nb.engine.stopping import watching
+from chatterbox_nb.engine.generation.stopping import watching
 events = []
 def _seen(widget):
     if isinstance(widget, ChunkPlayer):
@@ -334,7 +335,7 @@ tts = _from_local(SPECS["english"], __import__("pathlib").Path(sys.argv[2]), "cp
 seed = int(sys.argv[3])
 random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 wav = tts.generate(sys.argv[4])
-assert "chatterbox_nb.engine.streaming" not in sys.modules and t3_module.torch is torch
+assert "chatterbox_nb.engine.generation.streaming" not in sys.modules and t3_module.torch is torch
 np.save(sys.argv[5], wav.reshape(-1).float().numpy())
 """
 
@@ -347,7 +348,7 @@ def test_no_stream_float32_is_upstreams_own_generate_bit_for_bit(cache_dir, tmp_
     import sys
     from pathlib import Path
 
-    from chatterbox_nb.engine import sources
+    from chatterbox_nb.engine.store import sources
     from chatterbox_nb.engine.specs import SPECS
 
     root = Path(__file__).resolve().parents[1]

@@ -16,8 +16,9 @@ from IPython.core.error import UsageError
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 from chatterbox_nb._state import STATE
-from chatterbox_nb.engine import diskcache, dummy, synth
-from chatterbox_nb.engine import voices as engine
+from chatterbox_nb.engine.store import diskcache, dummy
+from chatterbox_nb.engine.generation import synth
+from chatterbox_nb.engine.voices import conditionals as engine
 from chatterbox_nb.errors import AudioFileError, InvalidOption, UnknownVoice
 
 SAY = dict(weights="dummy:reduced", device="cpu", max_tokens=6, seed=7)

@@ -41,7 +41,7 @@ def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.
     conditionals and the engine's `speak.pieces`, as a one-sentence `say` with this seed
     makes it (the engine calls, not `api`'s private helpers, so a row does not change
     when say's text handling does)."""
-    from ..engine.speak import pieces
+    from ..engine.generation.speak import pieces
 
     start = time.perf_counter()
     with loaded.use(user=True), torch_threads(job.threads):

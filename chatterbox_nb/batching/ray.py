@@ -51,7 +51,7 @@ class BatchActor:
 
     def prepare(self, voices: list[tuple[str, Any]]) -> dict[str, str]:
         """Conditionals of each voice into the disk cache; the problems by voice label."""
-        from ..engine import voices as voice_engine
+        from ..engine.voices import conditionals as voice_engine
         from .job import torch_threads
 
         problems = {}

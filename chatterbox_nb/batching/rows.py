@@ -180,7 +180,7 @@ class Manifest:
 
     def compact(self, order: list[str]) -> None:
         """Rewrite atomically: one line per id, in input order, then ids not in this input."""
-        from ..engine.fsutil import write_atomic
+        from ..engine.store.fsutil import write_atomic
 
         ranked = {row_id: n for n, row_id in enumerate(order)}
         ids = sorted(self.entries, key=lambda i: (ranked.get(i, len(ranked)), i))

@@ -133,7 +133,7 @@ def _run(job: BatchJob, rows: list[Row], voice: str | None, report: BatchReport,
          start: float) -> None:
     """Skip the complete rows, record the bad ones, make the rest; the caller holds the folder."""
     from ..display.batch_progress import BatchProgress
-    from ..engine import fsutil
+    from ..engine.store import fsutil
 
     out = report.out_dir
     fsutil.clean_stale(out, max_age_s=0)  # temporaries of a killed run
@@ -208,7 +208,7 @@ def _exclusive(out: Path) -> Iterator[None]:
     lock file lives in the cache dir, keyed by the folder, not beside the user's WAVs."""
     from filelock import FileLock, Timeout
 
-    from ..engine.layout import CacheLayout
+    from ..engine.store.layout import CacheLayout
 
     path = CacheLayout(config.cache_dir()).batch_lock(out)
     try:
@@ -261,7 +261,7 @@ Record = Callable[..., None]
 
 def _recorder(out: Path, manifest: Manifest, wanted: dict, report: BatchReport, bar: Any, engine: str) -> Record:
     """The one place a row's outcome lands: WAV (atomic), then its manifest line, counters, bar."""
-    from ..engine.fsutil import write_atomic
+    from ..engine.store.fsutil import write_atomic
 
     def record(row: Row, audio: Any, info: dict[str, Any]) -> None:
         entry: dict[str, Any] = {"id": row.id, "row": row.index, **wanted[row.id], "engine": engine,

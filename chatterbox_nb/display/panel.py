@@ -202,7 +202,7 @@ class Panel:
 
     def _run(self) -> None:
         from ..api import say
-        from ..engine.stopping import watching
+        from ..engine.generation.stopping import watching
 
         begin = time.perf_counter()
         done = threading.Event()

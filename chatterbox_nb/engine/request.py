@@ -43,7 +43,7 @@ class SayOptions:
     prompt_tokens: int | None = None
     out: Path | None = None
     autoplay: bool = False
-    #: render each chunk in pieces while T3 samples (engine/streaming.py); None: where it
+    #: render each chunk in pieces while T3 samples (engine/generation/streaming.py); None: where it
     #: pays (the API decides: in a notebook, and see `ModelSpec.stream_pays_on_cpu`)
     stream: bool | None = None
 

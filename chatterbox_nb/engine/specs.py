@@ -66,7 +66,7 @@ class ModelSpec:
     dummy_s3gen_mid_blocks: int = 1
     #: upstream's `generate` does not drop the token ids S3Gen cannot render (random weights sample them)
     keeps_unrenderable_tokens: bool = False
-    #: token streaming (engine/streaming.py): the first piece's tokens (small: the first sound
+    #: token streaming (engine/generation/streaming.py): the first piece's tokens (small: the first sound
     #: comes early), the earlier tokens S3Gen re-renders before each later piece for a
     #: seamless join, and the share of the time spent on a piece's tokens that what a
     #: render costs beyond them (the reference prompt, re-read on every call, the context)

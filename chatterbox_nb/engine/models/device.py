@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import DeviceUnavailable, InvalidOption
+from ...errors import DeviceUnavailable, InvalidOption
 
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import fsutil
 from .layout import CacheLayout
-from .specs import SAMPLE_RATE, SPECS, ModelSpec
+from ..specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
 FORMAT = 4  # 2: the marker records each file's sha256; 3: reduced built-in voices are short; 4: and S3Gen too

@@ -20,9 +20,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import CheckpointError
+from ...errors import CheckpointError
 from . import checkpoint
-from .specs import ModelSpec, t3_config
+from ..specs import ModelSpec, t3_config
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import CacheError, CheckpointError, HubUnavailable, InvalidOption, SourceCorrupt
+from ...errors import CacheError, CheckpointError, HubUnavailable, InvalidOption, SourceCorrupt
 from . import checkpoint, dummy, fsutil
-from .specs import ModelSpec
+from ..specs import ModelSpec
 
 _PROBE_TIMEOUT_S = 5.0
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import CheckpointError
-from .specs import ModelSpec
+from ...errors import CheckpointError
+from ..specs import ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint
-from .specs import ModelSpec
+from ..specs import ModelSpec
 
 
 def _digest(tensors: dict[str, Any]) -> str:

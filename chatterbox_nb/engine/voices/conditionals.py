@@ -26,10 +26,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .._state import STATE
-from ..errors import AudioFileError
-from . import audio, diskcache, fsutil
-from .layout import CacheLayout
+from ..._state import STATE
+from ...errors import AudioFileError
+from . import audio
+from ..store import diskcache, fsutil
+from ..store.layout import CacheLayout
 
 # Bump when the way conditionals are computed or stored changes: old entries are then ignored.
 RECIPE = 1
@@ -111,7 +112,7 @@ def _file_conds(loaded: Any, vf: VoiceFile, folder: Path) -> tuple[Any, str, aud
 
 
 def _compute(loaded: Any, ref: audio.Reference, folder: Path) -> tuple[Any, str, audio.Reference]:
-    from .synth import compute_conditionals
+    from ..generation.synth import compute_conditionals
 
     shortest = loaded.spec.min_reference_s
     if shortest and ref.duration_s <= shortest:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 from filelock import FileLock
 
-from ..errors import CacheError
+from ...errors import CacheError
 
 INCOMPLETE = ".incomplete"
 # Temporary folders older than this belong to a process that died mid-build.

@@ -6,7 +6,7 @@ in; the pieces it makes out, in order, each with its stage timings.
 hold are decided here once. The caller holds the model (`loaded.use`); this takes no lock.
 
 Unstreamed, each chunk of text is one piece. Streamed (`opts.stream`), a chunk comes in
-several pieces, made while T3 samples (engine/streaming.py); its last piece also
+several pieces, made while T3 samples (engine/generation/streaming.py); its last piece also
 carries the chunk's audio as kept (`kept`: the pieces joined, watermarked whole).
 """
 
@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .request import SayOptions
+from ..request import SayOptions
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
 STAGES = ("t3_s", "s3gen_s", "watermark_s")

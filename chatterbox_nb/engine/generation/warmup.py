@@ -28,9 +28,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import synth
-from .request import SayOptions
+from ..request import SayOptions
 from .speak import pieces
-from .specs import SAMPLE_RATE
+from ..specs import SAMPLE_RATE
 
 _TOKENS = 4
 
@@ -185,7 +185,7 @@ def _stays_eager(what: str, exc: BaseException) -> dict[str, Any]:
 def _synthetic_conds(loaded: Any) -> Any:
     import soundfile as sf
 
-    from .dummy import synthetic_voice
+    from ..store.dummy import synthetic_voice
 
     seconds = max(2.0, loaded.spec.min_reference_s + 1.0)  # turbo refuses references under 5 s
     with tempfile.TemporaryDirectory() as tmp:

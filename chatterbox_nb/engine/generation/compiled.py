@@ -29,15 +29,12 @@ import contextlib
 import hashlib
 import os
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from filelock import Timeout
-
-from . import fsutil
-from .layout import CacheLayout
+from ..store import fsutil
+from ..store.layout import CacheLayout
 
 #: the lengths (mel frames, prompt included) the package covers; others run eagerly
 MIN_FRAMES, MAX_FRAMES = 8, 8192
@@ -169,7 +166,7 @@ def build_package(exported: Any, path: Path) -> None:
     Under the package's lock: a second kernel building the same package (minutes, some
     GB of compiler memory) waits, then finds it built and compiles nothing. Inductor's
     intermediate files go to a scratch folder beside it, named after the package, so
-    a build that was killed is found (`leftovers`) and swept by the next one."""
+    a build that was killed is found (`store.packages.leftovers`) and swept by the next one."""
     import torch
     from torch._inductor.utils import fresh_inductor_cache
 
@@ -187,39 +184,6 @@ def build_package(exported: Any, path: Path) -> None:
             os.replace(tmp, path)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-
-
-def leftovers(root: Path, model: str | None = None) -> list[Path]:
-    """Scratch folders of package builds that are not running (killed ones): those whose
-    package nobody holds the lock of, and the older releases' `.build-*` folders once
-    older than any build takes."""
-    found = []
-    for folder in sorted(CacheLayout(root).compiled.glob("torch-*/.*")):
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        if folder.name.startswith(".build-"):  # named by mkdtemp: no package to ask
-            if model is None and time.time() - folder.stat().st_mtime > fsutil.STALE_AFTER_S:
-                found.append(folder)
-            continue
-        if not folder.name.endswith(fsutil.INCOMPLETE):
-            continue
-        package = folder.parent / folder.name[1:].rsplit(".", 2)[0]
-        if model is not None and not package.name.startswith(f"estimator-{model}-"):
-            continue
-        if not _building(package):
-            found.append(folder)
-    return found
-
-
-def _building(package: Path) -> bool:
-    """Whether some process holds the package's lock now (a build in progress)."""
-    lock = fsutil.lock_for(package)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
 
 
 def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., Any]:

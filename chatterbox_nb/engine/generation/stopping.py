@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 _CUT: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar("chatterbox_nb_cut", default=None)
 #: `progress(stage, tokens)`: ("tokens", n) after each sampled token, ("vocoder", n) when T3 is done
-#: `tick()` between two sampled tokens: where a streamed say renders its pieces (engine/streaming.py)
+#: `tick()` between two sampled tokens: where a streamed say renders its pieces (engine/generation/streaming.py)
 _EACH_TOKEN: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
     "chatterbox_nb_each_token", default=None
 )

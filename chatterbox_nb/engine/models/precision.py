@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidOption
+from ...errors import InvalidOption
 
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 

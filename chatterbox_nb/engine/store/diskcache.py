@@ -30,13 +30,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import CheckpointError, SourceCorrupt
+from ...errors import CheckpointError, SourceCorrupt
 from . import checkpoint, dummy, fsutil
 from .condsfile import load_conds, save_conds
 from .integrity import MANIFEST, STAMP, check_entry, identity, read_manifest, stamp, trusted, verify
 from .layout import CacheLayout
 from .sources import Source
-from .specs import ModelSpec
+from ..specs import ModelSpec
 
 __all__ = ["open_or_build", "entry_dir", "entries", "describe", "clear", "check_entry", "verify", "trusted", "stamp",
            "identity", "read_manifest", "save_conds", "load_conds", "MANIFEST", "STAMP", "CacheWarning"]
@@ -383,14 +383,14 @@ def clear(root: Path, model: str | None = None) -> list[str]:
     """Delete entries, dummy checkpoints, voice conditionals and compiled packages of
     `model`, or all; returns their names. The voice registry stays: conditionals are
     recomputed on use. A model in memory keeps its mapped files and loaded package."""
-    from . import compiled
+    from . import packages
 
     removed = []
     layout = CacheLayout(root)
     for package in layout.compiled_packages(model):
         package.unlink(missing_ok=True)
         removed.append(str(package.relative_to(root)))
-    for scratch in compiled.leftovers(root, model):  # killed builds' (a running one keeps its own)
+    for scratch in packages.leftovers(root, model):  # killed builds' (a running one keeps its own)
         shutil.rmtree(scratch, ignore_errors=True)
         removed.append(str(scratch.relative_to(root)))
     for parent in layout.per_model():

@@ -17,9 +17,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from . import precision, segmenter, stopping, streaming, upstream_logs
-from .build import quiet_upstream_warnings
-from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
+from ..models import precision
+from . import segmenter, stopping, streaming
+from ..seams import logs as upstream_logs
+from ..store.build import quiet_upstream_warnings
+from ..specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 
 @contextlib.contextmanager

@@ -46,7 +46,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import stopping
-from .specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
+from ..specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._state import STATE
-from ..errors import AudioFileError
+from ..._state import STATE
+from ...errors import AudioFileError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aif", ".aiff", ".aifc", ".wv")
 # Below a second the voice encoder and S3Gen have too little speech to go on.

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
-from .._state import STATE
-from . import build, diskcache, memory, precision, sources
+from ..._state import STATE
+from ..store import build, diskcache, sources
+from . import memory, precision
 from .device import release_memory
-from .specs import ModelSpec
+from ..specs import ModelSpec
 
 
 class ModelKey(NamedTuple):

@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from .. import config
-from .._state import STATE
+from ... import config
+from ..._state import STATE
 
 
 def pool(device: str) -> str:
