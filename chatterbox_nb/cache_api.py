@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from . import config
+from .display.cache_report import cache_html, cache_text
 from .engine.store.layout import CacheLayout
 
 __all__ = ["Cache", "cache"]
-
-
-def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
 
 
 def _tree_bytes(folder: Path) -> int:
@@ -43,47 +39,10 @@ class CacheInfo:
         self.voice_bytes = sum(f.stat().st_size for f in conds_root.rglob("*.safetensors")) if conds_root.is_dir() else 0
 
     def __repr__(self) -> str:
-        lines = [f"disk cache {self.root}: {len(self.entries)} model entr{'y' if len(self.entries) == 1 else 'ies'}"]
-        for e in self.entries:
-            lines.append(
-                f"  {e['entry']}: {e['model']} {e['dtype']} from {e['source']}, own {_gib(e['own_bytes'])}, "
-                f"shared with source {_gib(e['shared_bytes'])}"
-            )
-        for name, size in self.dummies.items():
-            lines.append(f"  dummy checkpoint {name}: {_gib(size)}")
-        for name, size in self.packages.items():
-            lines.append(f"  compiled package {name}: {_gib(size)}")
-        for name, size in self.leftovers.items():
-            lines.append(f"  unfinished package build {name}: {_gib(size)} (cache clear removes it)")
-        lines.append(f"  voice conditionals: {self.voice_bytes / 2**20:.2f} MiB")
-        return "\n".join(lines)
+        return cache_text(self)
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><td>{html.escape(e['entry'])}</td><td>{e['model']}</td><td>{e['dtype']}</td><td>{e['source']}</td>"
-            f"<td>{_gib(e['own_bytes'])}</td><td>{_gib(e['shared_bytes'])}</td></tr>"
-            for e in self.entries
-        )
-        rows += "".join(
-            f"<tr><td>dummy/{html.escape(n)}</td><td colspan=3>dummy checkpoint (a source)</td>"
-            f"<td>{_gib(s)}</td><td></td></tr>"
-            for n, s in self.dummies.items()
-        )
-        rows += "".join(
-            f"<tr><td>{html.escape(n)}</td><td colspan=3>compiled S3Gen estimator</td><td>{_gib(s)}</td><td></td></tr>"
-            for n, s in self.packages.items()
-        )
-        rows += "".join(
-            f"<tr><td>{html.escape(n)}</td><td colspan=3>unfinished package build (cache clear removes it)</td>"
-            f"<td>{_gib(s)}</td><td></td></tr>"
-            for n, s in self.leftovers.items()
-        )
-        rows += f"<tr><td>voices/conds</td><td colspan=3>voice conditionals</td><td>{self.voice_bytes / 2**20:.2f} MiB</td><td></td></tr>"
-        return (
-            f'<div style="font:12px sans-serif"><b>disk cache</b> <code>{html.escape(str(self.root))}</code>'
-            "<table><tr><th>entry</th><th>model</th><th>dtype</th><th>source</th><th>own</th>"
-            f"<th>shared with source</th></tr>{rows}</table></div>"
-        )
+        return cache_html(self)
 
 
 class Cache:

@@ -324,7 +324,7 @@ class ChatterboxMagics(Magics):
         return voices.list()
 
     def _history(self, ns: argparse.Namespace) -> Any:
-        from .display.history import history_table
+        from .controllers.history import history_table
 
         return history_table()
 

@@ -1,162 +1,23 @@
 """`cnb.voices` and `%chatterbox voice`: named reference voices that outlive the kernel.
 
-The registry is `voices/voices.json` in the cache dir: for each voice its files
-(absolute path, sha256, size, duration, sample rate, channels, blend weight). It is
-re-read before every change and rewritten atomically under a file lock, so two
-kernels sharing a cache dir never undo each other's voices. The conditionals
-themselves live in `engine/voices/conditionals.py`, keyed by content, not by name.
+What users call: `add`, `remove`, `list`, `voices["name"]`, and what a say asks of a voice
+(`resolve`, `conditionals`). The names and their files are kept by the registry
+(`voice_registry.py`); the conditionals by `engine/voices/conditionals.py`; the table by
+`display/voices_table.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import html
-import json
-import math
-import os
-import re
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from . import config
-from .engine.store.layout import CacheLayout
-from .errors import AudioFileError, CacheError, InvalidOption, UnknownVoice
+from .display.voices_table import VoiceTable
+from .errors import AudioFileError, UnknownVoice
+from .voice_registry import Registry, Resolved, Voice, check_name, check_weights, expand, file_record, listing, unknown
 
-__all__ = ["Voice", "Voices", "VoiceTable", "voices"]
-
-FORMAT = 1
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-
-
-@dataclass
-class Voice:
-    """A registered voice: one file, or several blended with their weights."""
-
-    name: str
-    files: list[dict[str, Any]]
-    added: str = ""
-    #: set by `add`: the models whose conditionals were computed at once, and how long that took
-    ready_for: list[str] = field(default_factory=list)
-    conditioning_s: float = 0.0
-
-    @property
-    def duration_s(self) -> float:
-        return sum(f["duration_s"] for f in self.files)
-
-    def voice_files(self) -> list[Any]:
-        from .engine.voices.conditionals import VoiceFile
-
-        return [VoiceFile(Path(f["path"]), f["sha256"], f["weight"]) for f in self.files]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"files": self.files, "added": self.added}
-
-    def __repr__(self) -> str:
-        names = ", ".join(Path(f["path"]).name + _weight_note(self, f) for f in self.files)
-        line = f"voice {self.name!r}: {len(self.files)} file(s), {self.duration_s:.1f} s ({names})"
-        if self.ready_for:
-            line += f"; conditionals ready for {', '.join(self.ready_for)} in {self.conditioning_s:.2f} s"
-        return line
-
-
-def _weight_note(voice: Voice, f: dict[str, Any]) -> str:
-    weights = {x["weight"] for x in voice.files}
-    return f" x{f['weight']:g}" if len(weights) > 1 else ""
-
-
-@dataclass(frozen=True)
-class Resolved:
-    """What `say --voice` resolved to: a registered name or a plain file, and its files."""
-
-    label: str
-    files: list[Any]
-    name: str | None = None
-
-
-class Registry:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.path = CacheLayout(root).registry
-
-    def read(self, *, locked: bool = False) -> dict[str, Voice]:
-        """The registered voices. A damaged registry (not JSON, or JSON of the wrong
-        shape) is warned about once and set aside as `voices.json.damaged`."""
-        try:
-            return _parse(json.loads(self.path.read_text("utf-8")))
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            raise CacheError(f"Cannot read the voice registry {self.path} ({exc.strerror or exc}).") from None
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            self._set_aside(exc, locked)
-            return {}
-
-    def _set_aside(self, exc: Exception, locked: bool) -> None:
-        from .engine.store import fsutil
-
-        def move() -> bool:
-            try:  # another kernel may have mended it meanwhile
-                _parse(json.loads(self.path.read_text("utf-8")))
-                return False
-            except (ValueError, KeyError, TypeError, AttributeError):
-                self.path.replace(self.path.with_name(self.path.name + ".damaged"))
-                return True
-            except OSError:
-                return False
-
-        with contextlib.ExitStack() as stack:
-            if not locked:
-                stack.enter_context(fsutil.lock_for(self.path))
-            moved = move()
-        if moved:
-            warnings.warn(
-                f"The voice registry {self.path} is damaged ({type(exc).__name__}: {exc}); it is set aside as "
-                f"{self.path.name}.damaged, and voices must be added again.",
-                stacklevel=4,
-            )
-
-    @contextlib.contextmanager
-    def editing(self) -> Iterator[dict[str, Voice]]:
-        """Read, let the caller change, write back: all under the registry's file lock."""
-        from .engine.store import fsutil
-
-        try:
-            with fsutil.lock_for(self.path):
-                voices = self.read(locked=True)
-                yield voices
-                self._write(voices)
-        except OSError as exc:
-            raise CacheError(
-                f"Cannot write the voice registry in {self.path.parent} ({exc.strerror or exc}): free some space, or "
-                "set %config Chatterbox.cache_dir to a folder you can write."
-            ) from None
-
-    def _write(self, voices: dict[str, Voice]) -> None:
-        from .engine.store.fsutil import write_atomic
-
-        data = {"format": FORMAT, "voices": {name: v.to_json() for name, v in sorted(voices.items())}}
-        write_atomic(self.path, json.dumps(data, indent=1).encode("utf-8"))
-
-
-_FILE_FIELDS = {"path": str, "sha256": str, "weight": (int, float), "duration_s": (int, float)}
-
-
-def _parse(data: Any) -> dict[str, Voice]:
-    """The registry's voices; raises ValueError for anything but the shape we write."""
-    voices = {}
-    for name, v in data["voices"].items():
-        files = v["files"]
-        if not isinstance(name, str) or not isinstance(files, list) or not files:
-            raise ValueError(f"voice {name!r} has no files")
-        for f in files:
-            for key, kind in _FILE_FIELDS.items():
-                if not isinstance(f[key], kind):
-                    raise ValueError(f"voice {name!r}: {key} is not a {getattr(kind, '__name__', 'number')}")
-        voices[name] = Voice(name, files, str(v.get("added", "")))
-    return voices
+__all__ = ["Resolved", "Voice", "Voices", "VoiceTable", "voices"]
 
 
 class Voices:
@@ -172,7 +33,7 @@ class Voices:
     def __getitem__(self, name: str) -> Voice:
         known = self.registry.read()
         if name not in known:
-            raise UnknownVoice(_unknown(name, known))
+            raise UnknownVoice(unknown(name, known))
         return known[name]
 
     def __contains__(self, name: object) -> bool:
@@ -194,16 +55,13 @@ class Voices:
         for the others."""
         from .engine.voices import audio
 
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidOption(
-                f"Voice name {name!r} is not usable: use letters, digits, '_', '-' or '.', up to 64 characters."
-            )
-        files = _expand(paths)
-        shares = _check_weights(weights, len(files))
+        check_name(name)
+        files = expand(paths)
+        shares = check_weights(weights, len(files))
         refs = [audio.read(p) for p in files]
         voice = Voice(
             name,
-            [_file_record(ref, w) for ref, w in zip(refs, shares)],
+            [file_record(ref, w) for ref, w in zip(refs, shares)],
             added=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
         with self.registry.editing() as known:
@@ -217,14 +75,14 @@ class Voices:
 
         with self.registry.editing() as known:
             if name not in known:
-                raise UnknownVoice(_unknown(name, known))
+                raise UnknownVoice(unknown(name, known))
             voice = known.pop(name)
             still_used = {f["sha256"] for v in known.values() for f in v.files}
         engine.forget({f["sha256"] for f in voice.files} - still_used, config.cache_dir())
         return voice
 
-    def list(self) -> "VoiceTable":
-        return VoiceTable(self.registry.read(), config.cache_dir())
+    def list(self) -> VoiceTable:
+        return VoiceTable(listing(self.registry.read(), config.cache_dir()))
 
     def __repr__(self) -> str:
         return repr(self.list())
@@ -234,31 +92,9 @@ class Voices:
 
     # -- for say ---------------------------------------------------------------------------
 
-    def resolve(self, voice: str | None) -> Resolved | None:
-        """A registered name, else an audio file (or folder) path; each file hashed now
-        (cheap: remembered per path, size and mtime), so a changed file gets new conditionals."""
-        from .engine.voices import audio
-        from .engine.voices.conditionals import VoiceFile
-
-        if voice is None:
-            return None
-        if not isinstance(voice, (str, Path)) or not str(voice).strip():
-            raise InvalidOption("--voice needs a voice name or the path of an audio file.")
-        known = self.registry.read()
-        if str(voice) in known:
-            files = []
-            for vf in known[str(voice)].voice_files():
-                if vf.path.is_file():
-                    vf = VoiceFile(vf.path, audio.content_hash(vf.path), vf.weight)
-                files.append(vf)
-            return Resolved(str(voice), files, name=str(voice))
-        path = Path(voice).expanduser()
-        if path.exists():
-            paths = audio.audio_files_in(path) if path.is_dir() else [audio.existing_file(path)]
-            return Resolved(str(path), [VoiceFile(p, audio.content_hash(p)) for p in paths])
-        if path.suffix.lower() in audio.AUDIO_SUFFIXES or "/" in str(voice) or "\\" in str(voice):
-            raise AudioFileError(f"{path} does not exist; give the path of a WAV, FLAC or MP3 file.")
-        raise UnknownVoice(_unknown(str(voice), known))
+    def resolve(self, voice: str | Path | None) -> Resolved | None:
+        """A registered name, else an audio file (or folder) path (None: the built-in voice)."""
+        return None if voice is None else self.registry.resolve(voice)
 
     def conditionals(self, loaded: Any, voice: Resolved | None) -> tuple[Any, str]:
         """The voice's conditionals for `loaded` (None: its built-in voice) and where they
@@ -269,93 +105,8 @@ class Voices:
         if voice is None:
             return None, "built-in"
         conds, source, computed = engine.conditionals(loaded, voice.files, config.cache_dir())
-        self.record(voice, computed)
+        self.registry.describe_again(voice, computed)
         return conds, source
-
-    def record(self, resolved: Resolved, computed: list[Any]) -> None:
-        """After a say computed new conditionals for a changed file of a registered voice,
-        the registry describes the file as it is now."""
-        if resolved.name is None or not computed:
-            return
-        by_path = {str(ref.path): ref for ref in computed}
-        with self.registry.editing() as known:
-            voice = known.get(resolved.name)
-            if voice is None:
-                return
-            voice.files = [
-                _file_record(by_path[f["path"]], f["weight"]) if f["path"] in by_path else f for f in voice.files
-            ]
-
-
-def _unknown(name: str, known: dict[str, Voice]) -> str:
-    if not known:
-        return (
-            f"Unknown voice {name!r}: no voices are registered; add one with %chatterbox voice add NAME FILE, "
-            "or give the path of an audio file."
-        )
-    return (
-        f"Unknown voice {name!r}: known voices are {', '.join(sorted(known))}; "
-        "or give the path of an audio file."
-    )
-
-
-def _expand(paths: Sequence[Any]) -> list[Path]:
-    from .engine.voices import audio
-
-    files: list[Path] = []
-    for p in _flat(paths):
-        path = Path(p).expanduser()
-        if path.is_dir():
-            files.extend(audio.audio_files_in(path))
-        else:
-            files.append(audio.existing_file(path))
-    return [f.resolve() for f in files]
-
-
-def _flat(paths: Sequence[Any]) -> list[str | Path]:
-    """The paths as a Python user writes them: `add("duo", "a.wav", "b.wav")`, or one list
-    or tuple of them (`add("duo", ["a.wav", "b.wav"])`)."""
-    flat: list[str | Path] = []
-    for p in paths:
-        if isinstance(p, (list, tuple)):
-            flat.extend(_flat(p))
-        elif isinstance(p, (str, os.PathLike)) and str(os.fspath(p)).strip():
-            flat.append(p)
-        else:
-            raise InvalidOption(
-                f"voice add takes audio file paths or folders, not {p!r}: "
-                'add("duo", "a.wav", "b.wav"), add("duo", ["a.wav", "b.wav"]) or add("duo", "folder/").'
-            )
-    if not flat:
-        raise InvalidOption("voice add needs at least one audio file or folder.")
-    return flat
-
-
-def _check_weights(weights: Sequence[float] | None, n: int) -> list[float]:
-    if weights is None:
-        return [1.0] * n
-    try:
-        shares = [float(w) for w in weights]
-    except (TypeError, ValueError):
-        raise InvalidOption(f"Voice weights must be numbers, got {weights!r}.") from None
-    if len(shares) != n:
-        raise InvalidOption(f"{len(shares)} weight(s) for {n} file(s): give one weight per file.")
-    if not all(math.isfinite(w) and w > 0 for w in shares):
-        raise InvalidOption(f"Voice weights must be positive numbers, got {', '.join(map(str, weights))}.")
-    return shares
-
-
-def _file_record(ref: Any, weight: float) -> dict[str, Any]:
-    stat = ref.path.stat()
-    return {
-        "path": str(ref.path.resolve()),
-        "sha256": ref.sha256,
-        "size": stat.st_size,
-        "duration_s": round(ref.duration_s, 3),
-        "sample_rate": ref.sample_rate,
-        "channels": ref.channels,
-        "weight": weight,
-    }
 
 
 def _prepare(voice: Voice) -> None:
@@ -377,63 +128,6 @@ def _prepare(voice: Voice) -> None:
                 continue
         voice.ready_for.append(f"{loaded.name}{' (dummy weights)' if loaded.is_dummy else ''}")
     voice.conditioning_s = time.perf_counter() - start
-
-
-class VoiceTable:
-    """`voice list`: name, files, duration, the models with cached conditionals, disk use."""
-
-    def __init__(self, known: dict[str, Voice], root: Path) -> None:
-        from .engine.voices.conditionals import cached_models
-
-        self.rows = []
-        folders = cached_models(root)
-        for name, voice in sorted(known.items()):
-            models, size = [], 0
-            for folder, label in folders.items():
-                paths = [folder / f"{f['sha256']}.safetensors" for f in voice.files]
-                if all(p.is_file() for p in paths):
-                    models.append(label)
-                    size += sum(p.stat().st_size for p in paths)
-            self.rows.append(
-                {
-                    "name": name,
-                    "files": [Path(f["path"]).name + _weight_note(voice, f) for f in voice.files],
-                    "missing": [f["path"] for f in voice.files if not Path(f["path"]).is_file()],
-                    "duration_s": voice.duration_s,
-                    "models": models,
-                    "bytes": size,
-                }
-            )
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __repr__(self) -> str:
-        if not self.rows:
-            return "No voices yet: %chatterbox voice add NAME FILE [FILE ...]"
-        lines = [f"{len(self.rows)} voice(s):"]
-        for r in self.rows:
-            lines.append(
-                f"  {r['name']}: {', '.join(r['files'])}; {r['duration_s']:.1f} s; cached for "
-                f"{', '.join(r['models']) or 'no model yet'}; {r['bytes'] / 1024:.0f} KiB on disk"
-                + (f"; missing: {', '.join(r['missing'])}" if r["missing"] else "")
-            )
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        if not self.rows:
-            return f"<pre>{html.escape(repr(self))}</pre>"
-        rows = "".join(
-            f"<tr><td><b>{html.escape(r['name'])}</b></td><td>{html.escape(', '.join(r['files']))}"
-            + (f" <span style='color:#b00'>(missing: {html.escape(', '.join(r['missing']))})</span>" if r["missing"] else "")
-            + f"</td><td>{r['duration_s']:.1f} s</td><td>{html.escape(', '.join(r['models']) or '—')}</td>"
-            f"<td>{r['bytes'] / 1024:.0f} KiB</td></tr>"
-            for r in self.rows
-        )
-        return (
-            '<table style="font:12px sans-serif"><tr><th>voice</th><th>files</th><th>duration</th>'
-            f"<th>cached for</th><th>on disk</th></tr>{rows}</table>"
-        )
 
 
 voices = Voices()

@@ -46,7 +46,7 @@ def test_history_table_lists_each_utterance(shell, two_utterances):
 def test_history_replay_and_save(two_utterances, tmp_path, monkeypatch):
     import ipywidgets as widgets
 
-    from chatterbox_nb.display.history import history_table
+    from chatterbox_nb.controllers.history import history_table
 
     table = history_table()
     grid, replay = table.widget().children

@@ -2,14 +2,15 @@
 
 In a kernel the table is ipywidgets (a grid of labels and buttons; Replay shows that
 utterance's player under the table, Save writes a WAV to the path in the row's box);
-in a terminal, and in a saved notebook, it is a short text or HTML table.
+in a terminal, and in a saved notebook, it is a short text or HTML table. The view is fed
+the utterances and a `save` callback; `controllers/history.py` fetches them and wires Save.
 """
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..errors import AudioReleased
 from .player import _in_kernel, utterance_widget
@@ -53,16 +54,17 @@ def html_table(utts: Sequence[Any]) -> str:
     return f'<table class="cnb-history" style="font:12px sans-serif"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def save(utt: Any, index: int, path: str = "") -> Path:
-    """Write the WAV to `path`, or to `utterance_<index>.wav` in the current folder."""
-    return utt.save(path.strip() or default_name(index))
+#: what Save does: (utterance, its index, the text in the row's path box) -> the file written
+Saver = Callable[[Any, int, str], Path]
 
 
 class History:
-    """A snapshot of the kernel's utterances; renders as the table."""
+    """A snapshot of the kernel's utterances; renders as the table. Without `save`, the
+    rows have Replay only."""
 
-    def __init__(self, utts: Sequence[Any]) -> None:
+    def __init__(self, utts: Sequence[Any], save: Saver | None = None) -> None:
         self.utts = list(utts)
+        self.save = save
         self._widget: Any = None
 
     def __len__(self) -> int:
@@ -89,16 +91,12 @@ class History:
         self._widget = widgets.VBox([grid, replay])
         return self._widget
 
-    @staticmethod
-    def _actions(i: int, utt: Any, replay: Any) -> Any:
+    def _actions(self, i: int, utt: Any, replay: Any) -> Any:
         import ipywidgets as widgets
 
         play = widgets.Button(description="Replay", icon="play", layout=widgets.Layout(width="auto"))
-        path = widgets.Text(placeholder=default_name(i), layout=widgets.Layout(width="180px"))
-        keep = widgets.Button(description="Save", icon="save", layout=widgets.Layout(width="auto"))
         note = widgets.HTML("")
         play.add_class("cnb-replay")
-        keep.add_class("cnb-save")
 
         def on_play(_: Any) -> None:
             try:
@@ -106,13 +104,20 @@ class History:
             except AudioReleased as exc:
                 note.value = html.escape(str(exc))
 
+        play.on_click(on_play)
+        save = self.save
+        if save is None:
+            return widgets.HBox([play, note])
+        path = widgets.Text(placeholder=default_name(i), layout=widgets.Layout(width="180px"))
+        keep = widgets.Button(description="Save", icon="save", layout=widgets.Layout(width="auto"))
+        keep.add_class("cnb-save")
+
         def on_save(_: Any) -> None:
             try:
                 note.value = f"saved {html.escape(str(save(utt, i, path.value)))}"
             except (OSError, AudioReleased) as exc:
                 note.value = f'<span style="color:var(--jp-error-color1,#b00020)">{html.escape(str(exc))}</span>'
 
-        play.on_click(on_play)
         keep.on_click(on_save)
         return widgets.HBox([play, path, keep, note])
 
@@ -126,8 +131,3 @@ class History:
             bundle.update({k: v for k, v in view.items() if k != "text/plain"})
         return bundle
 
-
-def history_table() -> History:
-    from ..api import history
-
-    return History(history())

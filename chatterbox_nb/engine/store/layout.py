@@ -2,7 +2,7 @@
 
     <cache_dir>/models/<model>-<dtype>-<key>/   disk-cache entries (diskcache.py)
     <cache_dir>/dummy/<model>-<size>-seed<n>/   dummy checkpoints (dummy.py)
-    <cache_dir>/voices/voices.json              the voice registry (voices_api.py)
+    <cache_dir>/voices/voices.json              the voice registry (voice_registry.py)
     <cache_dir>/voices/conds/<model>-<key>/     voice conditionals (voices.py)
     <cache_dir>/compiled/torch-<version>/estimator-<model>-...pt2
                                                 compiled S3Gen estimators (compiled.py)
