@@ -76,7 +76,7 @@ def test_empty_history_says_so(shell):
 
 def test_ui_panel_generates_in_the_background(shell, english_reduced, monkeypatch):
     import chatterbox_nb as cnb
-    from chatterbox_nb.display import panel as panel_module
+    from chatterbox_nb.controllers import panel as panel_module
 
     monkeypatch.setattr(panel_module, "_TICK_S", 0.0001)  # the progress line redrawn all the time
 
@@ -99,7 +99,7 @@ def test_ui_panel_generates_in_the_background(shell, english_reduced, monkeypatc
 
 
 def test_ui_panel_errors_are_one_line(shell, english_reduced):
-    from chatterbox_nb.display.panel import ui
+    from chatterbox_nb.controllers.panel import ui
 
     panel = ui(weights="dummy:reduced", device="cpu", max_tokens=3)
     panel.start()
@@ -128,7 +128,7 @@ def test_ui_panel_keeps_a_long_texts_progressive_player(english_reduced, monkeyp
     """Several sentences: the live player goes into the panel (not the last cell), and stays."""
     from chatterbox_nb.display import player
     from chatterbox_nb.display.live import LivePlayer
-    from chatterbox_nb.display.panel import ui
+    from chatterbox_nb.controllers.panel import ui
 
     shown = []
     monkeypatch.setattr(player, "_in_kernel", lambda: True)  # as in a kernel: say shows a live player
