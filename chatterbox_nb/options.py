@@ -299,15 +299,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def keywords_checked(fn: F) -> F:
     """`check_keywords` on every call of `fn`, against its own signature (Python's
     TypeError for an unknown keyword suggests nothing)."""
-    params = inspect.signature(fn).parameters.values()
-    valid = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-
-    @functools.wraps(fn)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        check_keywords(fn.__name__, kwargs, valid)
-        return fn(*args, **kwargs)
-
-    return checked  # type: ignore[return-value]
+    return takes_say_options(())(fn)
 
 
 def takes_say_options(declared: tuple[Option, ...] = SAY_OPTIONS) -> Callable[[F], F]:
@@ -329,9 +321,10 @@ def takes_say_options(declared: tuple[Option, ...] = SAY_OPTIONS) -> Callable[[F
             check_keywords(fn.__name__, kwargs, valid)
             return fn(*args, **kwargs)
 
-        call.__signature__ = sig.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
-        call.__doc__ = (fn.__doc__ or "") + "\n\nOptions (None: the default):\n" + "\n".join(
-            f"    {o.name}: {o.help_text or ''}" for o in declared if o.name not in taken)
+        if added:
+            call.__signature__ = sig.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+            call.__doc__ = (fn.__doc__ or "") + "\n\nOptions (None: the default):\n" + "\n".join(
+                f"    {o.name}: {o.help_text or ''}" for o in declared if o.name not in taken)
         return call  # type: ignore[return-value]
 
     return decorate
