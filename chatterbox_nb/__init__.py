@@ -37,7 +37,7 @@ _LAZY = {
     "warmup": "api",
     "unload": "api",
     "status": "api",
-    "ui": "display.panel",
+    "ui": "controllers.panel",
     "cache": "cache_api",
     "voices": "voices_api",
     "Utterance": "utterance",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 from . import config, estimate, loading, options, progressive, voices_api
@@ -76,30 +75,8 @@ def warmup(
     return loading.finish(task) if wait else task
 
 
-@options.keywords_checked
-def say(
-    text: str,
-    *,
-    model: str | None = None,
-    voice: str | None = None,
-    lang: str | None = None,
-    exaggeration: float | None = None,
-    cfg: float | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
-    repetition_penalty: float | None = None,
-    seed: int | None = None,
-    max_tokens: int | None = None,
-    out: str | Path | None = None,
-    autoplay: bool = False,
-    device: str | None = None,
-    dtype: str | None = None,
-    weights: str | None = None,
-    cfm_steps: int | None = None,
-    prompt_tokens: int | None = None,
-    stream: bool | None = None,
-) -> Utterance:
+@options.takes_say_options()
+def say(text: str, **given: Any) -> Utterance:
     """Synthesize `text`; the result renders as a player plus timings in a notebook.
 
     Long text is spoken sentence by sentence (chunk `i` seeded `seed + i`, all with
@@ -114,16 +91,15 @@ def say(
     the first sound comes after its first tokens (engine/generation/streaming.py). None (default):
     where it pays, in a notebook (turbo, or any model on an accelerator); True/False force it.
     The same seed samples the same tokens either way."""
-    given = {k: v for k, v in locals().items() if k != "text"}  # the keywords, as options.SAY_OPTIONS names them
     start = time.perf_counter()
     text = options.check_text(text)
     opts = options.say_options(**given)
-    if weights is None:  # the model of that name in memory speaks, not the default weights
-        opts = dataclasses.replace(opts, choice=loading.in_memory(opts.choice, device=device is not None,
-                                                                  dtype=dtype is not None))
+    if given.get("weights") is None:  # the model of that name in memory speaks, not the default weights
+        opts = dataclasses.replace(opts, choice=loading.in_memory(opts.choice, device=given.get("device") is not None,
+                                                                  dtype=given.get("dtype") is not None))
     choice = opts.choice
     _note_ignored(choice.model, given)
-    resolved = voices_api.voices.resolve(voice)
+    resolved = voices_api.voices.resolve(given.get("voice"))
 
     chunks = chunk_text(text, opts.language)
 

@@ -99,10 +99,6 @@ def _say_options(p: argparse.ArgumentParser, text: bool = True) -> None:
     options.add_arguments(p, options.SAY_OPTIONS)
 
 
-def _voice_and_sampling(p: argparse.ArgumentParser) -> None:
-    options.add_arguments(p, options.VOICE_AND_SAMPLING)
-
-
 def _build_parsers() -> dict[str, _Parser]:
     say = _parser("say", "Synthesize speech and show it inline.")
     _say_options(say)
@@ -163,9 +159,7 @@ def _batch_parser() -> _Parser:
     p.add_argument("--workers", type=int, metavar="N", help="Ray actors, one model each (default 2)")
     p.add_argument("--address", help="an existing Ray cluster (default: start Ray on this machine)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch threads per row, on every engine (default 1)")
-    _model_options(p)
-    _voice_and_sampling(p)
-    options.add_arguments(p, (options.STREAM_OPTION,))
+    options.add_arguments(p, options.BATCH_OPTIONS)
     return p
 
 
@@ -238,11 +232,11 @@ class ChatterboxMagics(Magics):
     def _batch(self, ns: argparse.Namespace) -> Any:
         from .batching.run import batch
 
-        keys = ("engine", "workers", "address", "threads", "stream")
-        keys += tuple(o.name for o in options.MODEL_OPTIONS + options.VOICE_AND_SAMPLING if o.name != "seed")
-        seed = {} if ns.seed is None else {"seed": ns.seed}
+        say = {o.name: getattr(ns, o.name) for o in options.BATCH_OPTIONS if o.name != "seed"}
+        seed = {} if ns.seed is None else {"seed": ns.seed}  # the batch seed: 0 unless given
         try:
-            return batch(ns.path, ns.out, **{k: getattr(ns, k) for k in keys}, **seed)
+            return batch(ns.path, ns.out, engine=ns.engine, workers=ns.workers, address=ns.address, threads=ns.threads,
+                         **say, **seed)
         except KeyboardInterrupt:
             print("Stopped; the rows made are kept in the manifest: run the same command again to resume.")
             return None
@@ -329,7 +323,7 @@ class ChatterboxMagics(Magics):
         return history_table()
 
     def _ui(self, ns: argparse.Namespace) -> Any:
-        from .display.panel import ui
+        from .controllers.panel import ui
 
         return ui(**_say_kwargs(ns))
 

@@ -233,3 +233,136 @@ def test_magic_help_is_the_full_help(shell) -> None:
     for name in options.SAY_NAMES:
         assert f"--{name.replace('_', '-')}" in shown, name
     assert "--prompt-tokens" in shown and "--engine" in shown
+
+
+# -- each say option declared once, for every front end (issue 22, item 2) -------------------
+# `options.SAY_OPTIONS` declares each option (type, range, step, default, help, panel place);
+# say, batch, the magic's parsers, the `ui` panel and the help are made from it. Before, the
+# panel kept its own slider table with other ranges and `batch` spelled say's keywords again.
+
+#: where option names may be spelled: the declaration itself, and the engine below it (it takes
+#: checked values and knows upstream's keywords; `test_the_engine_agrees_with_the_declaration`)
+OPTION_TABLES_MAY_LIVE_IN = (f"{ROOT}.options", f"{ROOT}.engine")
+
+
+def _declared() -> tuple:
+    from chatterbox_nb import options
+
+    return options.SAY_OPTIONS
+
+
+def _option_tables(names: set[str]) -> list[str]:
+    """Functions spelling three or more say options as parameters, and literals pairing three
+    or more option names with numbers (a table of ranges), outside the declaration."""
+    found = []
+    for module, (path, tree) in MODULES.items():
+        if module.startswith(OPTION_TABLES_MAY_LIVE_IN):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                spelt = {x.arg for x in a.posonlyargs + a.args + a.kwonlyargs} & names
+            elif isinstance(node, (ast.Tuple, ast.List, ast.Set, ast.Dict)):
+                constants = [n.value for n in ast.walk(node) if isinstance(n, ast.Constant)]
+                numbers = any(isinstance(c, (int, float)) and not isinstance(c, bool) for c in constants)
+                spelt = {c for c in constants if isinstance(c, str)} & names if numbers else set()
+            else:
+                continue
+            if len(spelt) >= 3:
+                found.append(f"{path.relative_to(PKG.parent)}:{node.lineno} {sorted(spelt)}")
+    return found
+
+
+def test_no_other_module_holds_a_table_of_say_options() -> None:
+    """A new option added to the declaration reaches every front end only if none of them
+    lists the options again (say's and batch's signatures did, and the panel's sliders)."""
+    from chatterbox_nb import options
+
+    names = {o.name for o in _declared()} - {o.name for o in options.MODEL_OPTIONS}  # load takes those too
+    assert _option_tables(names) == []
+
+
+def test_every_declared_option_reaches_say_batch_the_magic_and_the_help() -> None:
+    import inspect
+
+    from chatterbox_nb import api, magics, options
+    from chatterbox_nb.batching.run import batch
+
+    parsers = magics._build_parsers()
+    say_keywords = set(inspect.signature(api.say).parameters) - {"text"}
+    batch_keywords = set(inspect.signature(batch).parameters)
+    for o in _declared():
+        assert o.name in say_keywords, o.name
+        assert (o.name in batch_keywords) == o.batch or o.name == "seed", o.name  # batch has a seed of its own
+        for command in ("say", "ui", "batch"):
+            if command == "batch" and not o.batch:
+                continue
+            action = parsers[command]._option_string_actions[o.flags[-1]]
+            assert action.dest == o.name, (command, o.name)
+            if not (o.switch or o.negatable):
+                assert action.help == o.help_text, (command, o.name)  # the range and default, as declared
+    assert parsers["batch"]._option_string_actions["--out"].dest == "out"  # batch's --out is its folder
+
+
+def test_the_engine_agrees_with_the_declaration() -> None:
+    """The engine names the sampling options it hands upstream; they are the declared ones,
+    and every model has a default for each (the panel's sliders start there)."""
+    from chatterbox_nb.engine import specs
+
+    upstream = [o for o in _declared() if o.upstream is not None]
+    assert specs.SAMPLING_OPTIONS == tuple(o.name for o in upstream)
+    for spec in specs.SPECS.values():
+        for o in upstream:
+            default = o.default_for(spec.name)
+            assert o.check(default) == default, (spec.name, o.name)  # within the declared range
+
+
+NEW_OPTION = ('    Option("top_k", ("--top-k",), "keep the k likeliest tokens", type=int, metavar="N", low=0, high=1000,\n'
+              '           default=0, panel="advanced"),\n')
+
+
+def test_a_new_option_in_the_declaration_reaches_every_front_end(tmp_path) -> None:
+    """One line added to the declaration (a copy of the package): say, batch, the magic, the
+    help and the panel take it, with its range, and no other file changes."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / ROOT
+    shutil.copytree(PKG, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (copy / "options.py").read_text()
+    anchor = "VOICE_AND_SAMPLING = (\n"
+    assert anchor in source
+    (copy / "options.py").write_text(source.replace(anchor, anchor + NEW_OPTION))
+    script = """
+import inspect
+import chatterbox_nb as cnb
+from chatterbox_nb import magics, options
+from chatterbox_nb.errors import InvalidOption
+assert cnb.__file__.startswith(%r), cnb.__file__
+assert "top_k" in inspect.signature(cnb.say).parameters
+assert "top_k" in inspect.signature(cnb.batch).parameters
+parsers = magics._build_parsers()
+for command, line in (("say", ["hi", "--top-k", "5"]), ("ui", ["--top-k", "5"]), ("batch", ["x.txt", "-o", "d", "--top-k", "5"])):
+    assert parsers[command].parse_args(line).top_k == 5, command
+assert parsers["say"]._option_string_actions["--top-k"].help.endswith("(0 to 1000; default: 0)")
+assert "--top-k N" in magics.full_help()
+for call in (lambda: cnb.say("hi", top_k=5000), lambda: cnb.batch(["hi"], "never", top_k=-1), lambda: cnb.ui(top_k=1001)):
+    try:
+        call()
+    except InvalidOption as exc:
+        assert "--top-k must be between 0 and 1000" in str(exc), exc
+    else:
+        raise AssertionError("top_k out of its range was taken")
+panel = cnb.ui(top_k=7)
+box = panel.view.inputs["top_k"]
+assert (box.min, box.max, box.value) == (0, 1000, 7)
+assert panel.kwargs()["top_k"] == 7
+print("reached")
+""" % str(copy)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)
+    assert done.returncode == 0 and "reached" in done.stdout, done.stderr[-3000:]
+    assert not (tmp_path / "never").exists()  # the batch was refused before it made its folder

@@ -76,7 +76,7 @@ def test_empty_history_says_so(shell):
 
 def test_ui_panel_generates_in_the_background(shell, english_reduced, monkeypatch):
     import chatterbox_nb as cnb
-    from chatterbox_nb.display import panel as panel_module
+    from chatterbox_nb.controllers import panel as panel_module
 
     monkeypatch.setattr(panel_module, "_TICK_S", 0.0001)  # the progress line redrawn all the time
 
@@ -99,7 +99,7 @@ def test_ui_panel_generates_in_the_background(shell, english_reduced, monkeypatc
 
 
 def test_ui_panel_errors_are_one_line(shell, english_reduced):
-    from chatterbox_nb.display.panel import ui
+    from chatterbox_nb.controllers.panel import ui
 
     panel = ui(weights="dummy:reduced", device="cpu", max_tokens=3)
     panel.start()
@@ -128,7 +128,7 @@ def test_ui_panel_keeps_a_long_texts_progressive_player(english_reduced, monkeyp
     """Several sentences: the live player goes into the panel (not the last cell), and stays."""
     from chatterbox_nb.display import player
     from chatterbox_nb.display.live import LivePlayer
-    from chatterbox_nb.display.panel import ui
+    from chatterbox_nb.controllers.panel import ui
 
     shown = []
     monkeypatch.setattr(player, "_in_kernel", lambda: True)  # as in a kernel: say shows a live player
@@ -142,3 +142,80 @@ def test_ui_panel_keeps_a_long_texts_progressive_player(english_reduced, monkeyp
     assert box.children[-2].done and "2 chunks" in box.children[-2].status  # the ChunkPlayer, finished
     assert "total" in box.children[-1].value  # its timing bars
     assert shown == []  # never displayed through IPython
+
+
+# -- the panel is made from the declared say options (issue 22, item 2) ----------------------
+
+
+def test_ui_panel_widgets_are_the_declared_options():
+    """Each say option with a place in the panel has its widget there (main or advanced), the
+    numeric ones with the declared range and step: a slider's ends are values the parser
+    takes, one step beyond them it refuses. The others are passed to every say as given.
+    (Before, the panel had a slider table of its own: exaggeration 0-2, cfg 0-1, against
+    0-10 in the parser, and a `max=4096` of its own.)"""
+    import ipywidgets as widgets
+
+    import chatterbox_nb as cnb
+    from chatterbox_nb import options
+    from chatterbox_nb.errors import InvalidOption
+
+    panel = cnb.ui(weights="dummy:reduced", device="cpu")
+    (accordion,) = [w for w in panel.box.children if isinstance(w, widgets.Accordion)]
+    advanced = accordion.children[0].children
+    numeric = 0
+    for o in options.SAY_OPTIONS:
+        if o.panel is None:
+            assert o.name in panel.fixed and not hasattr(panel, o.name), o.name
+            continue
+        w = panel.sliders[o.name] if o.type is float else getattr(panel, o.name)  # the panel's widget of that name
+        assert (w in advanced) == (o.panel == "advanced"), o.name
+        if o.type is float:
+            assert isinstance(w, widgets.FloatSlider), o.name
+            low = o.low + o.step if o.above else o.low
+            assert (w.min, w.max, w.step) == pytest.approx((low, o.high, o.step)), o.name
+        elif o.type is int and o.default is not None:
+            assert isinstance(w, widgets.BoundedIntText), o.name
+            assert (w.min, w.max) == (o.low, o.high), o.name
+        else:
+            continue
+        numeric += 1
+        assert o.check(w.min) == pytest.approx(w.min) and o.check(w.max) == pytest.approx(w.max), o.name
+        beyond = o.step or 1
+        for value in (w.min - beyond, w.max + beyond):
+            with pytest.raises(InvalidOption, match=f"--{o.name.replace('_', '-')} must be"):
+                o.check(value)
+    assert numeric >= 7  # six sampling sliders and the token cap
+
+
+def test_ui_presets_out_of_range_are_refused_not_clamped(shell):
+    """A preset the slider cannot show is the parser's one sentence (before, the slider
+    silently clamped exaggeration 5 to 2)."""
+    from IPython.core.error import UsageError
+
+    import chatterbox_nb as cnb
+    from chatterbox_nb.errors import InvalidOption
+
+    with pytest.raises(InvalidOption, match=r"--exaggeration must be between 0 and 2, not 5"):
+        cnb.ui(exaggeration=5)
+    with pytest.raises(UsageError, match=r"--cfg must be between 0 and 1, not 3"):
+        shell.run_line_magic("chatterbox", "ui --cfg 3")
+    with pytest.raises(InvalidOption, match=r"--max-tokens must be between 1 and 4096"):
+        cnb.ui(max_tokens=5000)
+
+
+def test_ui_and_batch_refuse_a_misspelt_option_and_lose_nothing(shell, english_reduced, tmp_path):
+    """`temprature=0.5` is one sentence naming the right option, before any work: the models
+    in memory, the history and the output folder stay as they were."""
+    import chatterbox_nb as cnb
+    from chatterbox_nb.errors import UnknownKeyword
+
+    with STATE.lock:
+        models, history = dict(STATE.models), list(STATE.history)
+    with pytest.raises(UnknownKeyword, match=r"^ui\(\) has no option 'temprature': did you mean temperature\?$"):
+        cnb.ui(temprature=0.5)
+    with pytest.raises(UnknownKeyword, match=r"^batch\(\) has no option 'temprature': did you mean temperature\?$"):
+        cnb.batch(["Hello."], tmp_path / "out", temprature=0.5, weights="dummy:reduced", device="cpu")
+    with STATE.lock:
+        assert STATE.models == models and STATE.history == history
+    assert english_reduced in STATE.models.values()
+    assert not (tmp_path / "out").exists()

@@ -76,33 +76,18 @@ class BatchReport:
         )
 
 
-@options.keywords_checked
+@options.takes_say_options(options.BATCH_OPTIONS)
 def batch(
     texts_or_path: Any,
     out_dir: str | Path,
     *,
-    voice: str | None = None,
-    model: str | None = None,
     engine: str = "local",
     workers: int | None = None,
     address: str | None = None,
     threads: int = 1,
     seed: int = 0,
-    lang: str | None = None,
-    exaggeration: float | None = None,
-    cfg: float | None = None,
-    temperature: float | None = None,
-    top_p: float | None = None,
-    min_p: float | None = None,
-    repetition_penalty: float | None = None,
-    max_tokens: int | None = None,
-    device: str | None = None,
-    dtype: str | None = None,
-    weights: str | None = None,
-    cfm_steps: int | None = None,
-    prompt_tokens: int | None = None,
-    stream: bool | None = None,
     progress: bool = True,
+    **say: Any,
 ) -> BatchReport:
     """Synthesize every row into `<out_dir>/<id>.wav` and `<out_dir>/manifest.jsonl`.
 
@@ -110,15 +95,16 @@ def batch(
     without its own seed gets one derived from it and the row's id. `threads` torch
     threads run each row on either engine (and each Ray actor reserves that many CPUs).
     `stream` is accepted as `say` takes it and checked, but rows never stream: nobody
-    plays a row while it is made, and streaming only adds S3Gen calls."""
-    given = dict(locals())
+    plays a row while it is made, and streaming only adds S3Gen calls. The other
+    keywords are say's (`options.BATCH_OPTIONS`), shared by every row."""
     start = time.perf_counter()
     engine, workers = _check_engine(engine, workers, address)
     # the say options every row shares, checked as `say` checks them (the voice and seed are per row)
-    shared = options.say_options(**{k: given[k] for k in options.SAY_NAMES if k in given and k not in ("voice", "seed")})
+    voice = say.pop("voice", None)
+    shared = options.say_options(**say)
     shared = dataclasses.replace(shared, stream=False)
     job = BatchJob(shared, options.check_int("threads", threads, 1, 1024))
-    rows = read_rows(texts_or_path, options.check_int("seed", seed, 0, 2**63 - 1))
+    rows = read_rows(texts_or_path, options.BY_NAME["seed"].check(seed))
     out = _out_dir(out_dir)
     report = BatchReport(out, engine, workers, len(rows))
     try:
