@@ -159,6 +159,22 @@ def test_engine_rooms_import_only_rooms_below() -> None:
     assert upward == {}
 
 
+#: what display/ may not import: it holds views fed with data; controllers/ wire them to these
+DISPLAY_MAY_NOT_IMPORT = ("api", "voices_api", "voice_registry", "batching", "loading", "_state", "controllers")
+
+
+def test_display_holds_views_only() -> None:
+    """A view that reaches for the API (to say, to read the history, to list voices) is a
+    controller in the wrong room: it moves to controllers/."""
+    banned = tuple(f"{ROOT}.{name}" for name in DISPLAY_MAY_NOT_IMPORT)
+    offenders = {
+        module: sorted(t for t in targets if t in banned or t.startswith(tuple(b + "." for b in banned)))
+        for module, targets in _internal_graph().items()
+        if module.startswith(f"{ROOT}.display")
+    }
+    assert {m: t for m, t in offenders.items() if t} == {}
+
+
 def test_display_never_imports_torch() -> None:
     offenders = {
         module: sorted(n for n in _imports(module) if n.split(".")[0] in ("torch", "torchaudio"))
