@@ -12,12 +12,20 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:  # types only: this module imports nothing of ours at run time
+    from .config import Chatterbox
+    from .engine.models.loader import LoadedModel, ModelKey
+    from .engine.models.memory import IdleTimer
+    from .progressive import ChunkRun
+    from .tasks import LoadTask
+    from .utterance import Utterance
 
 _ANCHOR = "_chatterbox_nb_kernel_state"
 
 
-class History(list):
+class History(list["Utterance"]):
     """The kernel's utterances, oldest first. Their audio is bounded: past the budget
     (`Chatterbox.history_audio_mb`, which config hands in as `budget`), the oldest
     utterances release their audio and widgets and keep their text, parameters,
@@ -26,9 +34,9 @@ class History(list):
     def __init__(self) -> None:
         super().__init__()
         #: bytes of audio the history may keep (None: no bound); config sets it
-        self.budget: Any = None
+        self.budget: Callable[[], int | None] | None = None
 
-    def append(self, utt: Any) -> None:
+    def append(self, utt: Utterance) -> None:
         super().append(utt)
         limit = self.budget() if callable(self.budget) else None
         if limit is None:
@@ -54,41 +62,40 @@ class KernelState:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        #: ModelKey -> LoadedModel
-        self.models: dict[Any, Any] = {}
+        self.models: dict[ModelKey, LoadedModel] = {}
         #: per-key locks so two threads never load the same model twice
-        self.load_locks: dict[Any, threading.Lock] = {}
+        self.load_locks: dict[ModelKey, threading.Lock] = {}
         #: held by whichever generation runs now, on any model (loader.LoadedModel.use),
         #: and how many users queue for one (background work gives way to them)
         self.run_lock = threading.Lock()
         self.users_waiting = 0
         #: background loads by (model, weights, device, dtype): running, or failed and not yet reported
-        self.tasks: dict[Any, Any] = {}
+        self.tasks: dict[tuple[str, str, str, str], LoadTask] = {}
         #: long says generating in the background (progressive.ChunkRun), for `cnb.stop()`
-        self.says: list[Any] = []
+        self.says: list[ChunkRun] = []
         #: Utterances of this kernel, oldest first
         self.history = History()
         #: seconds of work and of audio of this kernel's says, by model key (estimate.py's pace)
-        self.say_rates: dict[Any, tuple[float, float]] = {}
+        self.say_rates: dict[ModelKey, tuple[float, float]] = {}
         #: voice conditionals by (model entry, audio sha256), least recently used first
         self.voice_conds: OrderedDict[Any, Any] = OrderedDict()
         #: sha256 of audio files by (path, size, mtime_ns), so a voice is not re-read every cell
         self.file_hashes: dict[tuple[str, int, int], str] = {}
         #: the `Chatterbox` settings object (config.py), created on first use
-        self.settings: Any = None
+        self.settings: Chatterbox | None = None
         #: the idle-unload timer (engine/models/memory.py), while one runs
-        self.idle_timer: Any = None
+        self.idle_timer: IdleTimer | None = None
         #: what config calls when idle_unload is turned on (engine/models/loader.py sets it), so that
         #: config, below the engine, need not import it
-        self.idle_unload_hook: Any = None
+        self.idle_unload_hook: Callable[[], None] | None = None
         #: bytes each model key held when last loaded, to make room before loading it again
-        self.sizes: dict[Any, int] = {}
+        self.sizes: dict[ModelKey, int] = {}
         #: models unloaded by the memory budget or idle unload: model -> (reason, when)
         self.unloaded: dict[str, tuple[str, float]] = {}
         #: whether loading.py registered its atexit hook (once per kernel)
         self.exit_hook = False
 
-    def load_lock(self, key: Any) -> threading.Lock:
+    def load_lock(self, key: ModelKey) -> threading.Lock:
         with self.lock:
             return self.load_locks.setdefault(key, threading.Lock())
 

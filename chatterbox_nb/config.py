@@ -17,6 +17,7 @@ from traitlets.config import Configurable
 
 from ._state import STATE
 from .engine.specs import SPECS
+from .engine.store.weights import WEIGHTS_VALUES
 from .errors import CacheError, InvalidOption
 
 #: one entry a spec (engine/specs.py): adding a model adds it here
@@ -70,7 +71,7 @@ class Chatterbox(Configurable):
         help="Compile S3Gen (AOTInductor) in the background during full warm-up (not float32; the "
         "package is kept in the cache dir and loaded by later kernels; env CHATTERBOX_NB_COMPILE)."
     ).tag(config=True)
-    weights = Unicode(help="hub, dummy, or a local checkpoint folder (env CHATTERBOX_NB_WEIGHTS).").tag(
+    weights = Unicode(help=f"{WEIGHTS_VALUES} (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True
     )
     warmup = CaselessStrEnum(WARMUP_LEVELS, default_value="light", help="Warm-up level after a load.").tag(

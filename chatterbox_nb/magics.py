@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
 from . import config, options
+from .engine.store.weights import WEIGHTS_USAGE
 from .errors import ChatterboxError
 
 HELP = f"""\
@@ -53,7 +54,7 @@ HELP = f"""\
                      made (--stream; by default where it pays: turbo, any model on a GPU).
 
 Common options: -m/--model {"|".join(config.MODELS)}, --device auto|cpu|cuda[:N]|mps,
---dtype auto|float32|bfloat16|float16|int8, --weights hub|dummy|dummy:reduced[-stopping]|FOLDER.
+--dtype auto|float32|bfloat16|float16|int8, --weights {WEIGHTS_USAGE}.
 Speed (lossy, off by default): --cfm-steps N, --prompt-tokens N, --dtype int8.
 Settings: %config Chatterbox (model, device, dtype, threads, weights, warmup, autoload, cache_dir).
 """

@@ -25,6 +25,7 @@ from . import config
 from .engine.models.device import check_device_name
 from .engine.request import ModelChoice, SayOptions
 from .engine.specs import DEFAULT_MAX_TOKENS
+from .engine.store.weights import WEIGHTS_VALUES
 from .errors import InvalidOption, UnknownKeyword
 
 __all__ = [
@@ -217,7 +218,7 @@ MODEL_OPTIONS = (
     Option("device", ("--device",), "auto, cpu, cuda, cuda:N or mps"),
     Option("dtype", ("--dtype",), "auto (bfloat16 where native, else float32), float32 (upstream exactly), bfloat16, "
            "float16, int8 (CPU, lossy)", choices=config.DTYPES),
-    Option("weights", ("--weights",), "hub, dummy, dummy:reduced, or a local checkpoint folder"),
+    Option("weights", ("--weights",), WEIGHTS_VALUES),
 )
 # Ranges: upstream's own Gradio demo sliders where they are (exaggeration 0.25-2, cfg 0-1,
 # temperature 0.05-5, min_p 0-1, top_p 0-1, repetition penalty 1-2), widened to what is

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from . import config
 from .display.voices_table import VoiceTable
+from .engine.specs import BUILT_IN_VOICE
 from .errors import AudioFileError, UnknownVoice
 from .voice_registry import Registry, Resolved, Voice, check_name, check_weights, expand, file_record, listing, unknown
 
@@ -103,7 +104,7 @@ class Voices:
         from .engine.voices import conditionals as engine
 
         if voice is None:
-            return None, "built-in"
+            return None, BUILT_IN_VOICE
         conds, source, computed = engine.conditionals(loaded, voice.files, config.cache_dir())
         self.registry.describe_again(voice, computed)
         return conds, source

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .. import config, options, voices_api
-from ..engine.specs import SAMPLE_RATE
+from ..engine.specs import BUILT_IN_VOICE, SAMPLE_RATE
 from ..errors import ChatterboxError, ModelNotLoaded
 from .job import BatchJob, run_row
 from .rows import BatchError, Manifest, Row, read_rows
@@ -30,7 +30,6 @@ from .rows import BatchError, Manifest, Row, read_rows
 __all__ = ["batch", "BatchReport", "BatchError", "BatchJob", "run_row"]
 
 ENGINES = ("local", "ray")
-BUILT_IN = "built-in"
 
 
 @dataclass
@@ -228,7 +227,7 @@ def _wanted(row: Row, default: str | None, resolved: dict[str | None, Any], job:
     """What a complete manifest entry for this row must say."""
     voice = resolved.get(row.voice or default)
     if not isinstance(voice, voices_api.Resolved):
-        return {"text": row.text, "voice": row.voice or default or BUILT_IN, "seed": row.seed, "params": job.params()}
+        return {"text": row.text, "voice": row.voice or default or BUILT_IN_VOICE, "seed": row.seed, "params": job.params()}
     # the audio's digests too: a voice registered again with other files makes its rows again
     return {"text": row.text, "voice": voice.label, "voice_sha256": [f.sha256 for f in voice.files], "seed": row.seed,
             "params": job.params()}

@@ -20,12 +20,11 @@ from .._state import STATE
 from ..display.live import SHOW
 from ..display.panel import PanelView
 from ..display.player import _in_kernel, saved_bundle
-from ..engine.specs import SPECS
+from ..engine.specs import BUILT_IN_VOICE, SPECS
 from ..errors import ChatterboxError
 
 __all__ = ["Panel", "ui", "models_line"]
 
-BUILT_IN = "built-in"
 _TICK_S = 0.25
 
 
@@ -56,8 +55,8 @@ class Panel:
         options.check_out(self.fixed.get("out"))
         model = presets.get("model") or config.settings().model
         values = {o.name: o.default_for(model) if presets.get(o.name) is None else presets[o.name] for o in fields}
-        voices = [BUILT_IN, *self._voice_names()]
-        values.update(model=model, voice=presets.get("voice") or BUILT_IN, lang=presets.get("lang") or "en")
+        voices = [BUILT_IN_VOICE, *self._voice_names()]
+        values.update(model=model, voice=presets.get("voice") or BUILT_IN_VOICE, lang=presets.get("lang") or "en")
         choices = {"voice": voices if values["voice"] in voices else [*voices, values["voice"]],
                    "lang": [values["lang"]]}
         self.view = PanelView(text, fields, values, choices)
@@ -114,7 +113,7 @@ class Panel:
     def kwargs(self) -> dict[str, Any]:
         """What Generate passes to `api.say`, which checks every value (the seed box too)."""
         given = self.view.values()
-        if given.get("voice") == BUILT_IN:
+        if given.get("voice") == BUILT_IN_VOICE:
             given["voice"] = None
         if not SPECS[given["model"]].takes_language:
             given["lang"] = None

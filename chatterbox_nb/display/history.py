@@ -12,6 +12,7 @@ import html
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..engine.specs import BUILT_IN_VOICE
 from ..errors import AudioReleased
 from .player import _in_kernel, utterance_widget
 
@@ -35,7 +36,7 @@ def row(index: int, utt: Any) -> tuple[str, ...]:
     model = utt.params.get("model", "?") + (f" ({utt.params['lang']})" if utt.params.get("lang") else "")
     t = utt.timings
     return (
-        str(index), text, model, utt.params.get("voice") or "built-in", _params(utt),
+        str(index), text, model, utt.params.get("voice") or BUILT_IN_VOICE, _params(utt),
         f"{utt.duration:.2f} s", f"{float(t.get('total_s') or 0):.2f} s", f"{float(t.get('rtf') or 0):.2f}",
     )
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from ..engine.specs import BUILT_IN_VOICE
+
 # (timings key, label, colour)
 STAGES = (
     ("load_s", "load", "#8c8c8c"),
@@ -54,7 +56,7 @@ def timings_html(timings: dict[str, Any]) -> str:
     if timings.get("dtype"):
         compiled = ", S3Gen compiled" if timings.get("s3gen_compiled") else ""
         summary += f" in <code>{html.escape(str(timings['dtype']))}</code>{compiled}"
-    if timings.get("voice_source") not in (None, "built-in"):
+    if timings.get("voice_source") not in (None, BUILT_IN_VOICE):
         summary += f" · voice from <code>{html.escape(str(timings['voice_source']))}</code>"
     return (
         '<div class="chatterbox-timings" style="font:12px sans-serif;max-width:640px;'

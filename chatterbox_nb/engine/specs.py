@@ -14,6 +14,8 @@ from typing import Any
 # Upstream's T3 loop hard-codes 1000 new tokens; we expose it as --max-tokens.
 DEFAULT_MAX_TOKENS = 1000
 SAMPLE_RATE = 24_000
+#: the voice a say uses without `--voice`: each model's own `conds`, as upstream ships it
+BUILT_IN_VOICE = "built-in"
 # S3 speech tokens run at 25 Hz and S3Gen renders 24 kHz audio: 960 samples a token.
 SAMPLES_PER_TOKEN = SAMPLE_RATE // 25
 # S3 speech token ids S3Gen renders; T3's head also has start/stop and unused ids

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from . import fsutil
+from .weights import DUMMY_SIZES
 from .layout import CacheLayout
 from ..specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
 FORMAT = 4  # 2: the marker records each file's sha256; 3: reduced built-in voices are short; 4: and S3Gen too
-SIZES = ("full", "reduced", "full-stopping", "reduced-stopping")
+SIZES = DUMMY_SIZES
 STOPPING = "-stopping"
 # Reduced size keeps every class and shape but the T3 depth and the number of S3Gen's
 # estimator middle blocks (each spec says how many).

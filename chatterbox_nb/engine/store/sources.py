@@ -15,6 +15,7 @@ from typing import Callable
 
 from ...errors import CacheError, CheckpointError, HubUnavailable, InvalidOption, SourceCorrupt
 from . import checkpoint, dummy, fsutil
+from .weights import WEIGHTS_VALUES, weights_kind
 from ..specs import ModelSpec
 
 _PROBE_TIMEOUT_S = 5.0
@@ -82,12 +83,6 @@ def _git_blob_sha1(path: Path) -> str:
     return digest.hexdigest()
 
 
-def weights_kind(weights: str) -> str:
-    if weights == "hub" or weights.startswith("dummy"):
-        return weights.partition(":")[0]
-    return "local"
-
-
 def check_weights(weights: str) -> str:
     """Syntax check that needs no torch: hub, dummy, dummy:full, dummy:reduced (either with
     `-stopping`: a T3 that ends its utterances), or a folder."""
@@ -95,10 +90,10 @@ def check_weights(weights: str) -> str:
     if weights.startswith("dummy"):
         size = weights.partition(":")[2] or "full"
         if weights not in ("dummy", f"dummy:{size}") or size not in dummy.SIZES:
-            raise InvalidOption(f"Unknown weights {weights!r}: use hub, dummy, dummy:reduced or a checkpoint folder.")
+            raise InvalidOption(f"Unknown weights {weights!r}: use {WEIGHTS_VALUES}.")
     elif weights != "hub" and not Path(weights).expanduser().is_dir():
         raise InvalidOption(
-            f"Weights folder {weights!r} does not exist: give hub, dummy or a folder with the checkpoint files."
+            f"Weights folder {weights!r} does not exist: give {WEIGHTS_VALUES}."
         )
     return weights
 
