@@ -22,6 +22,7 @@ import numpy as np
 
 from ..request import SayOptions
 from .stopping import Stop, bound
+from .streaming import Deliver
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
 STAGES = ("t3_s", "s3gen_s", "watermark_s")
@@ -86,7 +87,9 @@ def pieces(loaded: Any, opts: SayOptions, chunks: Sequence[str], conds: Any = No
     return made
 
 
-def _generate(loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, deliver: Any = None) -> tuple:
+def _generate(
+    loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     from . import synth
 
     return synth.generate(
