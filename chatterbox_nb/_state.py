@@ -69,6 +69,8 @@ class KernelState:
         #: and how many users queue for one (background work gives way to them)
         self.run_lock = threading.Lock()
         self.users_waiting = 0
+        #: notified under `lock` when `users_waiting` falls: background work waits on it
+        self.users_left = threading.Condition(self.lock)
         #: background loads by (model, weights, device, dtype): running, or failed and not yet reported
         self.tasks: dict[tuple[str, str, str, str], LoadTask] = {}
         #: long says generating in the background (progressive.ChunkRun), for `cnb.stop()`

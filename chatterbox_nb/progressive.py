@@ -1,17 +1,20 @@
-"""Long text, chunk by chunk, in a background thread: the caller gets each piece of
+"""Long text, chunk by chunk, in one background thread: the caller gets each piece of
 audio as soon as it is made, so a player can start on the first sentence.
 
 Why a thread: the caller (the notebook's main thread) stays free to pass pieces to
 the player and to take the stop button (KeyboardInterrupt), while generation goes
-on. The run holds the model's lock for all its chunks (`use(user=True)`): two says
-never interleave on one model, the voice's conditionals are computed once, and
-warm-up, which takes the model only between users' runs, goes on afterwards.
+on. A say is that one worker and one queue: the worker holds the model and the engine
+pushes each piece onto the queue as it is made (`speak.run`'s emit); the caller waits
+on the queue. The run holds the model's lock for all its chunks (`use(user=True)`):
+two says never interleave on one model, the voice's conditionals are computed once,
+and warm-up, which takes the model only between users' runs, goes on afterwards.
 
-Stopping (`stop()`, `cnb.stop()`, or the stop button while the caller waits) is
-cooperative: the chunk being generated is finished and kept, the rest is skipped.
-When that chunk is the last one (a short say), finishing it would stop nothing, so
-it is cut instead: T3 ends at its next token and S3Gen renders what was sampled. A
-second press cuts any chunk that way; a third stops waiting.
+Stopping (`stop()`, `cnb.stop()`, or the stop button while the caller waits) goes
+through the say's one `Stop` (engine/generation/stopping.py) and is cooperative: the
+chunk being generated is finished and kept, the rest is skipped. When that chunk is
+the last one (a short say), finishing it would stop nothing, so it is cut instead: T3
+ends at its next token and S3Gen renders what was sampled. A second press cuts any
+chunk that way; a third stops waiting.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import numpy as np
 from . import estimate
 from ._state import STATE
 from .engine.request import SayOptions
-from .engine.generation.speak import Piece, pieces, stage_totals
+from .engine.generation import speak
+from .engine.generation.speak import Piece, stage_totals
+from .engine.generation.stopping import Stop
 from .errors import ChatterboxError
 
 __all__ = ["PAUSE_S", "Piece", "RunResult", "ChunkRun", "Evicted", "running", "stop_all"]
@@ -68,7 +73,7 @@ class RunResult:
 
 class ChunkRun:
     """Generate `chunks` in order on `loaded` with `opts` and `voice` (a `voices_api.Resolved`,
-    or None: the built-in voice), in a daemon thread, through the engine's `speak.pieces`."""
+    or None: the built-in voice), in a daemon thread, through the engine's `speak.run`."""
 
     def __init__(
         self,
@@ -87,9 +92,11 @@ class ChunkRun:
         self.voice_source = "built-in"
         self.sample_rate = sample_rate
         self._pause = np.zeros(int(round(pause_s * sample_rate)), np.float32)
-        self._stop = threading.Event()
-        self._cut = threading.Event()  # end the chunk under way at T3's next token
+        #: the say's one stop request: the stop button, `cnb.stop()` and `unload` ask it
+        self.stop_request = Stop()
+        #: the pieces as they are made, then the run's error if any, then None
         self._events: queue.Queue = queue.Queue()
+        self._made = 0  # samples of the chunks kept
         self.conditioning_s = 0.0
         self.lock_wait_s = 0.0
         self.done = 0
@@ -108,13 +115,12 @@ class ChunkRun:
         return self
 
     def _run(self) -> None:
-        from .engine.generation.stopping import cuttable
         from .engine.seams.logs import translated
 
         try:
             begin = time.perf_counter()
             # upstream's lines are translated once per say, not once per chunk
-            with self.loaded.use(user=True), cuttable(self._cut.is_set), translated():
+            with self.loaded.use(user=True), translated():
                 self.lock_wait_s = time.perf_counter() - begin
                 if self.loaded.tts is None or self.loaded.unloaded:
                     raise Evicted("The model was unloaded while this say waited; run it again.")
@@ -125,17 +131,10 @@ class ChunkRun:
 
                 conds, self.voice_source = voices.conditionals(self.loaded, self.voice)
                 self.conditioning_s = time.perf_counter() - begin
-                begin, made = time.perf_counter(), 0
-                for piece in pieces(self.loaded, self.opts, self.chunks, conds, stopped=self._stop.is_set):
-                    if piece.index and piece.part == 0:
-                        piece = dataclasses.replace(piece, audio=np.concatenate([self._pause, piece.audio]))
-                    if piece.index and piece.kept is not None:
-                        piece = dataclasses.replace(piece, kept=np.concatenate([self._pause, piece.kept]))
-                    self.done += piece.last
-                    made += len(piece.chunk_audio) if piece.last else 0
-                    self._events.put(piece)
+                begin = time.perf_counter()
+                speak.run(self.loaded, self.opts, self.chunks, conds, emit=self._emit, stop=self.stop_request)
                 # this model's seconds of work per second of audio, for the next say's estimate
-                estimate.record(self.loaded.key, time.perf_counter() - begin, made / self.sample_rate)
+                estimate.record(self.loaded.key, time.perf_counter() - begin, self._made / self.sample_rate)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller, never lost in the thread
             self._events.put(exc)
         finally:
@@ -144,22 +143,32 @@ class ChunkRun:
                     STATE.says.remove(self)
             self._events.put(None)
 
+    def _emit(self, piece: Piece) -> None:
+        """A piece, as the engine makes it: a later chunk's first piece starts with the pause."""
+        if piece.index and piece.part == 0:
+            piece = dataclasses.replace(piece, audio=np.concatenate([self._pause, piece.audio]))
+        if piece.index and piece.kept is not None:
+            piece = dataclasses.replace(piece, kept=np.concatenate([self._pause, piece.kept]))
+        self.done += piece.last
+        self._made += len(piece.chunk_audio) if piece.last else 0
+        self._events.put(piece)
+
     # -- the caller side -------------------------------------------------------------------
 
     def stop(self) -> None:
         """Finish the chunk under way, keep it, skip the rest (the last chunk is cut)."""
-        self._stop.set()
         if self.done >= len(self.chunks) - 1:
-            self._cut.set()
+            self.stop_request.at_next_token()
+        else:
+            self.stop_request.after_chunk()
 
     def cut(self) -> None:
         """End the chunk under way at T3's next token, keep what it made, skip the rest."""
-        self._stop.set()
-        self._cut.set()
+        self.stop_request.at_next_token()
 
     @property
     def stopped(self) -> bool:
-        return self._stop.is_set()
+        return self.stop_request.requested
 
     def _pieces(self) -> Iterator[Piece]:
         """Pieces as they come; the stop button asks the run to stop after the chunk
@@ -173,14 +182,16 @@ class ChunkRun:
             except KeyboardInterrupt:
                 if not self.stopped:
                     self.stop()
-                elif not self._cut.is_set():
+                elif not self.stop_request.now:
                     self.cut()
                 else:
                     return
                 continue
             if event is None:
+                self.thread.join()  # it ended: putting None was its last act
                 return
             if isinstance(event, BaseException):
+                self.thread.join()  # its None follows at once
                 raise event
             yield event
 
@@ -199,12 +210,12 @@ class ChunkRun:
                     first_at = time.perf_counter()
                 made.append(piece)
         except BaseException:
-            self.stop()  # nobody takes the pieces any more: free the model after this chunk
+            self.cut()  # nobody takes the pieces any more: free the model at T3's next token
             raise
         return RunResult(
             made,
             total=len(self.chunks),
-            stopped=sum(p.last for p in made) < len(self.chunks) or self._cut.is_set(),
+            stopped=sum(p.last for p in made) < len(self.chunks) or self.stop_request.now,
             conditioning_s=self.conditioning_s,
             lock_wait_s=self.lock_wait_s,
             first_piece_at=first_at,

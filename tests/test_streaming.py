@@ -133,11 +133,32 @@ def test_stop_button_keeps_what_was_made(reduced):
     opts = SayOptions.defaults(reduced.spec, stream=True, seed=5, max_tokens=300)
     run = progressive.ChunkRun(reduced, [TEXT], opts, sample_rate=SAMPLE_RATE).start()
     result = run.wait(lambda p: run.stop() if not p.last else None)  # pressed when the first piece plays
+    assert not run.thread.is_alive()  # the worker ended with the say
     assert result.stopped and result.chunks_done == 1 and len(result.pieces) >= 2
     joined = np.concatenate([p.audio for p in result.pieces])
     assert 0 < result.stages["speech_tokens"] < 250  # cut at the next token, long before the cap
     assert len(joined) == result.stages["speech_tokens"] * SAMPLES_PER_TOKEN
     np.testing.assert_array_equal(result.audio, _watermarked(reduced, joined))
+
+
+def test_a_streamed_say_is_one_worker_thread(reduced, monkeypatch):
+    """The caller and one worker that holds the model and pushes each piece onto one queue:
+    no helper thread turning callbacks back into a generator; the worker is over when the say returns."""
+    import threading
+
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def spy(thread: threading.Thread) -> None:
+        started.append(thread)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", spy)
+    u = _say(REDUCED, seed=3, max_tokens=40, stream=True, dtype=reduced.dtype)  # the model in memory: no load
+    monkeypatch.undo()
+    assert u.timings["pieces"] >= 2  # it streamed
+    assert [t.name for t in started] == ["chatterbox_nb-say"], f"threads started: {[t.name for t in started]}"
+    assert not started[0].is_alive()  # joined before the say returned
 
 
 def test_bad_stream_values_are_one_sentence(shell):

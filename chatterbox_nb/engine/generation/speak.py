@@ -1,9 +1,12 @@
 """The one way the engine speaks: a loaded model, a say's options and its conditionals
-in; the pieces it makes out, in order, each with its stage timings.
+in; each piece it makes pushed to the caller's `emit`, in order, with its stage timings.
 
 `say` (through `progressive.ChunkRun`), `batch` rows and warm-up all speak through
-`pieces`, so seeding, the token cap, the lossy knobs, streaming and what the timings
-hold are decided here once. The caller holds the model (`loaded.use`); this takes no lock.
+`run`, so seeding, the token cap, the lossy knobs, streaming and what the timings
+hold are decided here once. The caller holds the model (`loaded.use`) and `emit` is
+called in its thread, as each piece is made: a say's emit puts it on the one queue its
+caller waits on; batch and warm-up collect them (`pieces`). This takes no lock and
+starts no thread.
 
 Unstreamed, each chunk of text is one piece. Streamed (`opts.stream`), a chunk comes in
 several pieces, made while T3 samples (engine/generation/streaming.py); its last piece also
@@ -12,15 +15,14 @@ carries the chunk's audio as kept (`kept`: the pieces joined, watermarked whole)
 
 from __future__ import annotations
 
-import contextvars
-import queue
-import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..request import SayOptions
+from .stopping import Stop, bound
+from .streaming import Deliver
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
 STAGES = ("t3_s", "s3gen_s", "watermark_s")
@@ -50,28 +52,44 @@ class Piece:
         return self.audio if self.kept is None else self.kept
 
 
-def pieces(
+#: `emit(piece)`: one more piece of the say, in order, in the thread that holds the model
+Emit = Callable[[Piece], None]
+
+
+def run(
     loaded: Any,
     opts: SayOptions,
     chunks: Sequence[str],
     conds: Any = None,
     *,
-    stopped: Callable[[], bool] = lambda: False,
-) -> Iterator[Piece]:
-    """Each chunk through upstream's `generate` (see `synth.generate`), in order; before
-    each chunk after the first, `stopped()` may end the run. `conds` None: the model's
-    built-in voice."""
-    for i, text in enumerate(chunks):
-        if i and stopped():
-            return
-        if opts.stream:
-            yield from _streamed(loaded, opts, i, text, conds)
-        else:
-            audio, stages = _generate(loaded, opts, i, text, conds)
-            yield Piece(i, text, audio, stages)
+    emit: Emit,
+    stop: Stop | None = None,
+) -> None:
+    """Each chunk through upstream's `generate` (see `synth.generate`), in order, each
+    piece to `emit` as soon as it is made. `stop` ends the run after a chunk, or the chunk
+    under way at T3's next token (stopping.py). `conds` None: the model's built-in voice."""
+    stop = stop if stop is not None else Stop()
+    with bound(stop):
+        for i, text in enumerate(chunks):
+            if i and stop.requested:
+                return
+            if opts.stream:
+                _streamed(loaded, opts, i, text, conds, emit)
+            else:
+                audio, stages = _generate(loaded, opts, i, text, conds)
+                emit(Piece(i, text, audio, stages))
 
 
-def _generate(loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, deliver: Any = None) -> tuple:
+def pieces(loaded: Any, opts: SayOptions, chunks: Sequence[str], conds: Any = None) -> list[Piece]:
+    """Every piece of `chunks`, collected (batch rows and warm-up: nobody plays them live)."""
+    made: list[Piece] = []
+    run(loaded, opts, chunks, conds, emit=made.append)
+    return made
+
+
+def _generate(
+    loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     from . import synth
 
     return synth.generate(
@@ -90,51 +108,23 @@ def _generate(loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, deli
     )
 
 
-def _streamed(loaded: Any, opts: SayOptions, i: int, text: str, conds: Any) -> Iterator[Piece]:
-    """One chunk's pieces as they are made. `generate` runs in a helper thread (with this
-    context: the say's stop request and progress hook) that hands each piece over; this
-    thread only waits, so the two never compute at once. Closed early, the helper is cut
-    at T3's next token and waited for: the model is free when this returns."""
-    from .stopping import cuttable, current_cut
+def _streamed(loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, emit: Emit) -> None:
+    """One chunk's pieces, emitted from inside T3's loop as S3Gen renders them. The last
+    render is emitted when `generate` returns, with the chunk's timings and its audio as
+    kept (watermarked whole, after that render)."""
+    part, last = 0, (np.zeros(0, np.float32), 0)
 
-    events: queue.Queue = queue.Queue()
-    abandoned = threading.Event()
-    outer = current_cut()
+    def deliver(audio: np.ndarray, tokens: int, is_last: bool) -> None:
+        nonlocal part, last
+        if is_last:
+            last = (audio, tokens)
+            return
+        emit(Piece(i, text, audio, {"speech_tokens": tokens}, part, False))
+        part += 1
 
-    def deliver(audio: np.ndarray, tokens: int, last: bool) -> None:
-        events.put(("piece", audio, tokens, last))
-
-    def work() -> None:
-        try:
-            with cuttable(lambda: abandoned.is_set() or (outer is not None and outer())):
-                events.put(("done", *_generate(loaded, opts, i, text, conds, deliver)))
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
-            events.put(("error", exc))
-
-    helper = threading.Thread(target=contextvars.copy_context().run, args=(work,), name="chatterbox_nb-stream",
-                              daemon=True)
-    helper.start()
-    part, held = 0, None
-    try:
-        while True:
-            event = events.get()
-            if event[0] == "error":
-                raise event[1]
-            if event[0] == "done":
-                _, kept, stages = event
-                audio, tokens = held if held is not None else (np.zeros(0, np.float32), 0)
-                stages["speech_tokens"] = tokens
-                yield Piece(i, text, audio, stages, part, True, kept)
-                return
-            _, audio, tokens, last = event
-            if last:  # its timings come when generate returns (after the watermark)
-                held = (audio, tokens)
-                continue
-            yield Piece(i, text, audio, {"speech_tokens": tokens}, part, False)
-            part += 1
-    finally:
-        abandoned.set()
-        helper.join()
+    kept, stages = _generate(loaded, opts, i, text, conds, deliver)
+    audio, stages["speech_tokens"] = last
+    emit(Piece(i, text, audio, stages, part, True, kept))
 
 
 def stage_totals(made: Iterable[Piece]) -> dict[str, Any]:

@@ -97,7 +97,7 @@ def warm(
             if text == "voice":
                 voice = _synthetic_conds(loaded)
             else:
-                list(pieces(loaded, opts, [text], voice if conds else None))  # made and dropped
+                pieces(loaded, opts, [text], voice if conds else None)  # made and dropped
         durations.append(time.perf_counter() - step_start)
     total = time.perf_counter() - start
     metrics = {

@@ -62,7 +62,8 @@ class LoadedModel:
     @contextlib.contextmanager
     def use(self, *, user: bool = True) -> Iterator["LoadedModel"]:
         """Hold the model for one generation. Users go first: background work (warm-up)
-        waits while anyone is queued, and takes the model only between their calls.
+        waits while anyone is queued (on `STATE.users_left`, notified as each user gets its
+        turn), and takes the model only between their calls.
 
         Generations are also serialised across models (`STATE.run_lock`): the RNG a
         seed sets, warm-up's RNG save and restore, and torch's thread count are all
@@ -74,17 +75,18 @@ class LoadedModel:
             try:
                 self._acquire()
             finally:
-                with STATE.lock:
+                with STATE.users_left:
                     STATE.users_waiting -= 1
                     self.users_waiting -= 1
+                    STATE.users_left.notify_all()
         else:
             while True:
-                while STATE.users_waiting:
-                    time.sleep(0.02)
-                self._acquire()
+                with STATE.users_left:  # woken when a user stops waiting, not polled
+                    STATE.users_left.wait_for(lambda: not STATE.users_waiting)
+                self._acquire()  # not under STATE.lock: the model's lock may be held for a whole say
                 if not STATE.users_waiting:
                     break
-                self._release()
+                self._release()  # a user queued meanwhile: it goes first
         try:
             self.calls += 1
             self.last_used = time.time()
