@@ -32,6 +32,7 @@ import numpy as np
 from . import estimate
 from ._state import STATE
 from .engine.request import SayOptions
+from .engine.specs import BUILT_IN_VOICE
 from .engine.generation import speak
 from .engine.generation.speak import Piece, stage_totals
 from .engine.generation.stopping import Stop
@@ -57,7 +58,7 @@ class RunResult:
     first_piece_at: float | None = None  # perf_counter when the caller had the first piece
     stages: dict[str, Any] = field(default_factory=dict)
     #: where the voice's conditionals came from ("built-in", "memory", "disk-cache", "computed")
-    voice_source: str = "built-in"
+    voice_source: str = BUILT_IN_VOICE
 
     @property
     def chunks_done(self) -> int:
@@ -89,7 +90,7 @@ class ChunkRun:
         self.chunks = list(chunks)
         self.opts = opts
         self.voice = voice
-        self.voice_source = "built-in"
+        self.voice_source = BUILT_IN_VOICE
         self.sample_rate = sample_rate
         self._pause = np.zeros(int(round(pause_s * sample_rate)), np.float32)
         #: the say's one stop request: the stop button, `cnb.stop()` and `unload` ask it

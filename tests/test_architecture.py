@@ -392,3 +392,21 @@ print("reached")
                           cwd=tmp_path)
     assert done.returncode == 0 and "reached" in done.stdout, done.stderr[-3000:]
     assert not (tmp_path / "never").exists()  # the batch was refused before it made its folder
+
+
+# ---- names spelled once ---------------------------------------------------------------
+
+
+def test_the_built_in_voice_and_the_weights_values_are_spelled_once() -> None:
+    """A second spelling drifts: the voice named `built-in` (a say's default voice, shown in
+    the panel, the history, the timings and batch's manifest) and the values `--weights`
+    takes (the help, the settings, the parser, the check) live in one module each."""
+    spellings: dict[str, set[str]] = {"built-in": set(), "dummy:reduced": set()}
+    for module, (_path, tree) in MODULES.items():
+        docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                for word in spellings:
+                    if node.value == word or (word == "dummy:reduced" and word in node.value and "hub" in node.value):
+                        spellings[word].add(module)
+    assert spellings == {"built-in": {f"{ROOT}.engine.specs"}, "dummy:reduced": {f"{ROOT}.engine.store.weights"}}
