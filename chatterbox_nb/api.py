@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config, estimate, loading, options, progressive, voices_api
 from ._state import STATE
@@ -22,6 +22,9 @@ from .errors import InvalidOption, ModelNotLoaded, Stopped
 from .loading import LoadReport
 from .text import chunk_text
 from .utterance import Utterance
+
+if TYPE_CHECKING:
+    from .engine.models.loader import LoadedModel
 
 __all__ = ["load", "say", "stop", "warmup", "unload", "status", "history", "LoadReport", "LoadTask", "Status"]
 
@@ -190,14 +193,14 @@ def _generate_chunks(
     raise error
 
 
-def _is_compiled(loaded: Any) -> bool:
+def _is_compiled(loaded: LoadedModel) -> bool:
     from .engine.generation.compiled import is_installed
 
     tts = loaded.tts
     return tts is not None and is_installed(tts)
 
 
-def _stream_pays(loaded: Any) -> bool:
+def _stream_pays(loaded: LoadedModel) -> bool:
     """Streaming by default: where a player takes the pieces as they come (in a kernel),
     on an accelerator, or on a CPU for the models whose S3Gen calls are cheap (turbo)."""
     from .display.player import _in_kernel

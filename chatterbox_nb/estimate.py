@@ -11,11 +11,14 @@ default before any. No torch here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ._state import STATE
 from .engine.specs import SAMPLE_RATE, SAMPLES_PER_TOKEN
 from .text import joiner
+
+if TYPE_CHECKING:
+    from .engine.models.loader import LoadedModel, ModelKey
 
 __all__ = ["TOKENS_PER_S", "Estimate", "audio_seconds", "expected_tokens", "for_say", "record", "span"]
 
@@ -45,7 +48,7 @@ def expected_tokens(text: str, language: str | None) -> int:
     return max(1, round(_speech_s(text, language) * TOKENS_PER_S))
 
 
-def record(key: Any, work_s: float, audio_s: float) -> None:
+def record(key: ModelKey, work_s: float, audio_s: float) -> None:
     """Add one say's figures to the model's rate (what later estimates start from)."""
     if audio_s <= 0 or work_s <= 0:
         return
@@ -54,7 +57,7 @@ def record(key: Any, work_s: float, audio_s: float) -> None:
         STATE.say_rates[key] = (work + work_s, audio + audio_s)
 
 
-def rate(key: Any, device: str) -> tuple[float, bool]:
+def rate(key: ModelKey, device: str) -> tuple[float, bool]:
     """Seconds of work per second of audio for this model, and whether it was measured."""
     with STATE.lock:
         measured = STATE.say_rates.get(key)
@@ -107,7 +110,7 @@ class Estimate:
         return f"about {span(self.left_s())} left"
 
 
-def for_say(loaded: Any, chunks: Sequence[str], opts: Any) -> Estimate:
+def for_say(loaded: LoadedModel, chunks: Sequence[str], opts: Any) -> Estimate:
     """The estimate of a say of `chunks` with `opts` on `loaded`."""
     per_s, measured = rate(loaded.key, loaded.device)
     return Estimate([audio_seconds(c, opts.language, opts.max_tokens) for c in chunks], per_s, measured)

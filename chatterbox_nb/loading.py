@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import atexit
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import config, options
 from ._state import STATE
@@ -21,6 +21,9 @@ from .engine.models import loader
 from .errors import InvalidOption
 from .tasks import Cancelled, LoadTask
 
+if TYPE_CHECKING:
+    from .engine.models.loader import LoadedModel
+
 TaskKey = tuple[str, str, str, str]
 
 
@@ -28,7 +31,7 @@ class LoadReport(ShownOncePerCell):
     """What a load did: which model, from where, how long, how much memory, warm-up.
     After `load --wait` the live progress line already shows it: not again as the value."""
 
-    def __init__(self, loaded: Any, source: str, seconds: float, warmup: dict[str, Any] | None = None) -> None:
+    def __init__(self, loaded: LoadedModel, source: str, seconds: float, warmup: dict[str, Any] | None = None) -> None:
         self.model = loaded.name
         self.source = source
         self.seconds = seconds
@@ -56,7 +59,7 @@ def key(choice: options.ModelChoice) -> TaskKey:
     return (choice.model, choice.weights, choice.device, choice.dtype)
 
 
-def load_now(choice: options.ModelChoice, reload: bool = False, progress: Any = None) -> tuple[Any, str, float]:
+def load_now(choice: options.ModelChoice, reload: bool = False, progress: Any = None) -> tuple[LoadedModel, str, float]:
     """Load in the calling thread (a memory hit costs a lookup). Device and dtype are
     resolved here (`auto`), so the registry holds what really runs."""
     from .engine.models.device import resolve_device
@@ -131,7 +134,7 @@ def _check_covered(running: LoadTask, asks: tuple[str, bool, bool, bool]) -> Non
         )
 
 
-def obtain(choice: options.ModelChoice) -> tuple[Any, str, float, float]:
+def obtain(choice: options.ModelChoice) -> tuple[LoadedModel, str, float, float]:
     """(model, source, load_s, wait_s) for `say`: from memory, after waiting for a
     load in flight (its source, no load time of ours), or loaded here and now."""
     with STATE.lock:

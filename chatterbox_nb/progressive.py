@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from .engine.generation import speak
 from .engine.generation.speak import Piece, stage_totals
 from .engine.generation.stopping import Stop
 from .errors import ChatterboxError
+
+if TYPE_CHECKING:
+    from .engine.models.loader import LoadedModel
 
 __all__ = ["PAUSE_S", "Piece", "RunResult", "ChunkRun", "Evicted", "running", "stop_all"]
 
@@ -78,7 +81,7 @@ class ChunkRun:
 
     def __init__(
         self,
-        loaded: Any,
+        loaded: LoadedModel,
         chunks: list[str],
         opts: SayOptions,
         voice: Any = None,

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from . import config
 from .display.voices_table import VoiceTable
 from .engine.specs import BUILT_IN_VOICE
 from .errors import AudioFileError, UnknownVoice
 from .voice_registry import Registry, Resolved, Voice, check_name, check_weights, expand, file_record, listing, unknown
+
+if TYPE_CHECKING:
+    from .engine.models.loader import LoadedModel
 
 __all__ = ["Resolved", "Voice", "Voices", "VoiceTable", "voices"]
 
@@ -97,7 +100,7 @@ class Voices:
         """A registered name, else an audio file (or folder) path (None: the built-in voice)."""
         return None if voice is None else self.registry.resolve(voice)
 
-    def conditionals(self, loaded: Any, voice: Resolved | None) -> tuple[Any, str]:
+    def conditionals(self, loaded: LoadedModel, voice: Resolved | None) -> tuple[Any, str]:
         """The voice's conditionals for `loaded` (None: its built-in voice) and where they
         came from; a registered file that changed is described anew in the registry.
         The caller holds the model."""

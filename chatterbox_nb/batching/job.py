@@ -8,11 +8,14 @@ import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .. import voices_api
 from ..engine.request import ModelChoice, SayOptions
 from ..errors import ModelNotLoaded
+
+if TYPE_CHECKING:
+    from ..engine.models.loader import LoadedModel
 
 __all__ = ["BatchJob", "run_row", "torch_threads"]
 
@@ -36,7 +39,7 @@ class BatchJob:
                 "max_tokens": o.max_tokens, "threads": self.threads, **o.generate_kwargs, **o.knobs}
 
 
-def run_row(loaded: Any, job: BatchJob, text: str, seed: int, voice: voices_api.Resolved | None) -> tuple[Any, dict]:
+def run_row(loaded: LoadedModel, job: BatchJob, text: str, seed: int, voice: voices_api.Resolved | None) -> tuple[Any, dict]:
     """One row on a loaded model, under `job.threads` torch threads: the voice's cached
     conditionals and the engine's `speak.pieces`, as a one-sentence `say` with this seed
     makes it (the engine calls, not `api`'s private helpers, so a row does not change

@@ -16,13 +16,16 @@ carries the chunk's audio as kept (`kept`: the pieces joined, watermarked whole)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..request import SayOptions
 from .stopping import Stop, bound
 from .streaming import Deliver
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
 STAGES = ("t3_s", "s3gen_s", "watermark_s")
@@ -57,7 +60,7 @@ Emit = Callable[[Piece], None]
 
 
 def run(
-    loaded: Any,
+    loaded: LoadedModel,
     opts: SayOptions,
     chunks: Sequence[str],
     conds: Any = None,
@@ -80,7 +83,7 @@ def run(
                 emit(Piece(i, text, audio, stages))
 
 
-def pieces(loaded: Any, opts: SayOptions, chunks: Sequence[str], conds: Any = None) -> list[Piece]:
+def pieces(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: Any = None) -> list[Piece]:
     """Every piece of `chunks`, collected (batch rows and warm-up: nobody plays them live)."""
     made: list[Piece] = []
     run(loaded, opts, chunks, conds, emit=made.append)
@@ -88,7 +91,7 @@ def pieces(loaded: Any, opts: SayOptions, chunks: Sequence[str], conds: Any = No
 
 
 def _generate(
-    loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None
+    loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None
 ) -> tuple[np.ndarray, dict[str, Any]]:
     from . import synth
 
@@ -108,7 +111,7 @@ def _generate(
     )
 
 
-def _streamed(loaded: Any, opts: SayOptions, i: int, text: str, conds: Any, emit: Emit) -> None:
+def _streamed(loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, emit: Emit) -> None:
     """One chunk's pieces, emitted from inside T3's loop as S3Gen renders them. The last
     render is emitted when `generate` returns, with the chunk's timings and its audio as
     kept (watermarked whole, after that render)."""

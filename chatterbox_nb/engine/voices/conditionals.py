@@ -24,13 +24,16 @@ import tempfile
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..._state import STATE
 from ...errors import AudioFileError
 from . import audio
 from ..store import diskcache, fsutil
 from ..store.layout import CacheLayout
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 # Bump when the way conditionals are computed or stored changes: old entries are then ignored.
 RECIPE = 1
@@ -49,7 +52,7 @@ def conds_root(root: Path) -> Path:
     return CacheLayout(root).conds
 
 
-def conds_dir(root: Path, loaded: Any) -> Path:
+def conds_dir(root: Path, loaded: LoadedModel) -> Path:
     versions = diskcache.versions()
     key = f"{loaded.name}|{loaded.source.fingerprint}|{RECIPE}|{versions['chatterbox_tts']}"
     return conds_root(root) / f"{loaded.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
@@ -67,7 +70,7 @@ def cached_models(root: Path) -> dict[Path, str]:
     return labels
 
 
-def conditionals(loaded: Any, files: list[VoiceFile], root: Path) -> tuple[Any, str, list[audio.Reference]]:
+def conditionals(loaded: LoadedModel, files: list[VoiceFile], root: Path) -> tuple[Any, str, list[audio.Reference]]:
     """The voice's conditionals on the model's device; where they came from ("memory",
     "disk-cache" or "computed"); the references decoded to compute them (for the registry).
 
@@ -85,7 +88,7 @@ def conditionals(loaded: Any, files: list[VoiceFile], root: Path) -> tuple[Any, 
     return _on_device(conds, loaded.tts.device), source, computed
 
 
-def _file_conds(loaded: Any, vf: VoiceFile, folder: Path) -> tuple[Any, str, audio.Reference | None]:
+def _file_conds(loaded: LoadedModel, vf: VoiceFile, folder: Path) -> tuple[Any, str, audio.Reference | None]:
     key = (folder.name, vf.sha256)
     with STATE.lock:
         conds = STATE.voice_conds.get(key)
@@ -111,7 +114,7 @@ def _file_conds(loaded: Any, vf: VoiceFile, folder: Path) -> tuple[Any, str, aud
     return _compute(loaded, audio.read(vf.path), folder)
 
 
-def _compute(loaded: Any, ref: audio.Reference, folder: Path) -> tuple[Any, str, audio.Reference]:
+def _compute(loaded: LoadedModel, ref: audio.Reference, folder: Path) -> tuple[Any, str, audio.Reference]:
     from ..generation.synth import compute_conditionals
 
     shortest = loaded.spec.min_reference_s
@@ -136,7 +139,7 @@ def _remember(key: tuple[str, str], conds: Any) -> None:
             STATE.voice_conds.popitem(last=False)
 
 
-def _save(conds: Any, folder: Path, sha256: str, loaded: Any) -> None:
+def _save(conds: Any, folder: Path, sha256: str, loaded: LoadedModel) -> None:
     """Atomic (a unique temporary name, fsync, rename), under the folder's file lock so
     that the temporary files of writers that died can be swept. A full disk costs the
     disk copy only (one warning); the conditionals are still used from memory."""
