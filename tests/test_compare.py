@@ -1,0 +1,127 @@
+"""`cnb.compare` / `%chatterbox compare`: the product of values, each cell its say bit for
+bit, the cap, bad values (one sentence, nothing lost), history tags, stopping, and in a
+real kernel: the grid shows at once and fills while other cells run; the saved notebook
+keeps a static grid with an `<audio>` per cell. Reduced dummy, float32, a few tokens."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from IPython.core.error import UsageError
+
+import chatterbox_nb as cnb
+from chatterbox_nb import config
+from chatterbox_nb._state import STATE
+from chatterbox_nb.comparison import plan
+from chatterbox_nb.errors import InvalidOption, UnknownKeyword, UnknownVoice
+
+FIXED = {"weights": "dummy:reduced", "device": "cpu", "dtype": "float32", "max_tokens": 3}
+W = "--weights dummy:reduced --device cpu --dtype float32 --max-tokens 3"
+
+
+def test_cells_are_the_product_and_each_is_the_say_it_shows(english_reduced, shell):
+    cmp = cnb.compare("Hello there.", seed=[0, 1], exaggeration=[0.3, 0.7], **FIXED)
+    assert [c.values for c in cmp.cells] == [
+        {"seed": 0, "exaggeration": 0.3}, {"seed": 0, "exaggeration": 0.7},
+        {"seed": 1, "exaggeration": 0.3}, {"seed": 1, "exaggeration": 0.7},
+    ]
+    assert [c.state for c in cmp.cells] == ["done"] * 4 and len(cmp.utterances) == 4
+    for cell in cmp.cells:  # every other option held equal
+        assert {k: v for k, v in cell.kwargs.items() if k not in cell.values} == FIXED
+    assert not np.array_equal(cmp.cells[0].utterance.audio, cmp.cells[2].utterance.audio)  # the seed tells
+    for cell in (cmp.cells[1], cmp.cells[2]):  # the say line it shows makes it again, bit for bit
+        line = cell.say_line()
+        assert line.startswith("%chatterbox say 'Hello there.' ") and "--seed" in line, line
+        again = shell.run_line_magic("chatterbox", line.removeprefix("%chatterbox "))
+        assert np.array_equal(again.audio, cell.utterance.audio), line
+        assert again.params["seed"] == cell.utterance.params["seed"]
+
+
+def test_every_cell_joins_the_history_tagged_with_its_comparison(english_reduced):
+    before = len(cnb.history)
+    cmp = cnb.compare("Tagged.", seed=[3, 4], **FIXED)
+    made = cnb.history[before:]
+    assert [u for u in made] == cmp.utterances
+    assert {STATE.history.tag_of(u) for u in made} == {cmp.name}
+    rows = cmp.rows()
+    assert [r["seed"] for r in rows] == [3, 4] and all(r["audio_s"] > 0 and r["rms_dbfs"] < 0 for r in rows)
+    cmp.favourite(1)
+    assert cmp.favourites == [cmp.cells[1]]
+    pd = pytest.importorskip("pandas")
+    frame = cmp.to_dataframe()
+    assert isinstance(frame, pd.DataFrame) and list(frame["favourite"]) == [False, True]
+
+
+def test_without_a_seed_one_is_drawn_for_every_cell():
+    _, varied, cells = plan("Hi.", {"exaggeration": [0.3, 0.5], **FIXED})
+    seeds = {c.kwargs["seed"] for c in cells}
+    assert len(seeds) == 1 and isinstance(seeds.pop(), int) and list(varied) == ["exaggeration"]
+
+
+def test_the_magic_takes_several_values_per_option(english_reduced, shell):
+    cmp = shell.run_line_magic("chatterbox", f'compare "Three seeds." --seed 0 1 2 --temperature 0.5 0.9 {W}')
+    assert list(cmp.varied) == ["temperature", "seed"]  # in SAY_OPTIONS' order
+    assert len(cmp.cells) == 6 and {c.state for c in cmp.cells} == {"done"}
+    assert [c.values["seed"] for c in cmp.cells] == [0, 1, 2, 0, 1, 2]
+    assert all(c.kwargs["max_tokens"] == 3 for c in cmp.cells)
+
+
+def test_a_model_that_takes_no_language_speaks_without_it():
+    """`-m english multilingual --lang fr`: the language goes to multilingual only."""
+    _, _, cells = plan("Bonjour.", {"model": ["english", "multilingual"], "lang": "fr", "voice": ["built-in"], "seed": 1})
+    english, multilingual = cells
+    assert "lang" not in english.kwargs and "--lang" not in english.say_line()
+    assert multilingual.kwargs["lang"] == "fr" and "--lang fr" in multilingual.say_line()
+    assert "voice" not in english.kwargs  # built-in: the model's own voice, no -v in its line
+
+
+def test_the_cap_is_one_sentence_and_makes_nothing(shell, monkeypatch):
+    monkeypatch.setattr(config.settings(), "compare_max_cells", 4)
+    before = len(cnb.history)
+    with pytest.raises(InvalidOption, match=r"6 cells \(3 seed × 2 exaggeration\), more than the cap of 4"):
+        cnb.compare("Too many.", seed=[0, 1, 2], exaggeration=[0.3, 0.7], **FIXED)
+    with pytest.raises(UsageError, match="compare_max_cells"):
+        shell.run_line_magic("chatterbox", f'compare "Too many." --seed 0 1 2 --exaggeration 0.3 0.7 {W}')
+    assert len(cnb.history) == before
+
+
+@pytest.mark.parametrize("given, error, words", [
+    ({"exaggeration": [0.3, 99]}, InvalidOption, "--exaggeration must be between 0 and 10, not 99"),
+    ({"voice": ["nobody-here", "built-in"]}, UnknownVoice, "nobody-here"),
+    ({"temprature": [0.5, 0.7]}, UnknownKeyword, "did you mean temperature"),
+    ({"out": "x.wav"}, UnknownKeyword, "out is a say option that compare"),
+    ({"seed": []}, InvalidOption, "--seed was given no values"),
+    ({"model": ["english", "klingon"]}, InvalidOption, "Unknown model 'klingon'"),
+])
+def test_bad_values_are_one_sentence_and_lose_nothing(english_reduced, given, error, words):
+    before, models = len(cnb.history), set(STATE.models)
+    with pytest.raises(error, match=words):
+        cnb.compare("Bad.", **{**FIXED, **given})
+    assert len(cnb.history) == before and set(STATE.models) == models and english_reduced.tts is not None
+
+
+@pytest.mark.parametrize("line, words", [
+    ('compare "Bad." --seed 0 x', "invalid int value: 'x'"),
+    ('compare "Bad." --exaggeration 0.3 12', "--exaggeration must be between 0 and 10"),
+    ("compare --seed 0 1", "Nothing to say"),
+])
+def test_bad_values_in_the_magic_are_a_usage_error(shell, line, words):
+    before = len(cnb.history)
+    with pytest.raises(UsageError, match=words):
+        shell.run_line_magic("chatterbox", f"{line} {W}")
+    assert len(cnb.history) == before
+
+
+def test_stop_keeps_the_cells_made(english_reduced):
+    first = threading.Event()
+    cmp = cnb.compare("Stop me.", seed=[0, 1, 2, 3], wait=False, **FIXED)
+    cmp.on_change(lambda cell: first.set() if cell is not None and cell.utterance is not None else None)
+    assert cmp.cells[0].utterance is not None or first.wait(120)
+    assert cnb.stop() >= 1  # the comparison is listed with the says that cnb.stop() stops
+    cmp.wait()
+    states = [c.state for c in cmp.cells]
+    assert states[0] == "done" and states[-1] == "skipped", states
+    assert all(c.utterance is not None for c in cmp.cells if c.state == "done")
+    assert cnb.stop() == 0
