@@ -197,8 +197,8 @@ class Comparison(ShownOncePerCell):
             with STATE.lock:
                 if self in STATE.says:
                     STATE.says.remove(self)
+            self._tell(None)  # the views finish first: after wait() the grid says so
             self._done.set()
-            self._tell(None)
 
     def _tell(self, cell: Cell | None) -> None:
         for listener in list(self._listeners):

@@ -125,3 +125,58 @@ def test_stop_keeps_the_cells_made(english_reduced):
     assert states[0] == "done" and states[-1] == "skipped", states
     assert all(c.utterance is not None for c in cmp.cells if c.state == "done")
     assert cnb.stop() == 0
+
+
+# -- in a real kernel ---------------------------------------------------------------------
+
+KSETUP = (
+    "%load_ext chatterbox_nb\n"
+    "import chatterbox_nb as cnb\n"
+    "from chatterbox_nb._state import STATE\n"
+    "F = dict(weights='dummy:reduced', device='cpu', dtype='float32', max_tokens=3)\n"
+    "cnb.load('english', weights='dummy:reduced', device='cpu', dtype='float32', warmup='off', wait=True);"
+)
+
+
+def _data(result: dict, key: str) -> list:
+    return [o["data"][key] for o in result["outputs"] if key in o.get("data", {})]
+
+
+def test_the_grid_shows_at_once_and_other_cells_run_while_it_fills(kernel):
+    kernel.ok(kernel.execute(KSETUP))
+    # every model held (as by a say in another thread): no cell can be made until it is let go
+    kernel.ok(kernel.execute("STATE.run_lock.acquire();"))
+    shown = kernel.ok(kernel.execute(f'cmp = %chatterbox compare "Fill me." --seed 0 1 2 {W}'))
+    assert _data(shown, "application/vnd.jupyter.widget-view+json"), shown["outputs"]  # the grid, at once
+    (copy,) = [h for h in _data(shown, "text/html") if "cnb-saved-only" in h]
+    assert "chatterbox-compare" in copy and "<audio" not in copy  # placeholders: nothing made yet
+    # this cell runs while the grid waits to fill: the kernel is free
+    assert kernel.value("(cmp.done, [c.utterance is None for c in cmp.cells])") == (False, [True] * 3)
+    kernel.ok(kernel.execute(
+        "made = []\n"
+        "cmp.on_change(lambda c: made.append(sum(x.utterance is not None for x in cmp.cells)))\n"
+        "STATE.run_lock.release()\n"
+        "cmp.wait();"
+    ))
+    made = kernel.value("made")
+    # cell 1 was under way before the listener: then each cell made, the next begun, ..., the end
+    assert made == [1, 1, 2, 2, 3, 3], made
+    states = kernel.value("[c.state for c in cmp.cells]")
+    assert states == ["done"] * 3, states
+    # the grid's boxes hold a player per cell now, and the saved copy an <audio> per cell
+    assert kernel.value("sum(1 for b in cmp._view.boxes for w in b.children if type(w).__name__ == 'Audio')") == 3
+    assert kernel.value("__import__('chatterbox_nb.controllers.compare').controllers.compare"
+                        ".saved_bundle(cmp)['text/html'].count('<audio')") == 3
+
+
+def test_the_stop_button_keeps_the_cells_made(kernel):
+    kernel.ok(kernel.execute(KSETUP))
+    n0 = kernel.value("len(cnb.history)")
+    result = kernel.execute(kernel.interrupting_when(
+        f"len(cnb.history) > {n0}", "cmp = cnb.compare('Stop here.', seed=[0, 1, 2, 3], wait=True, **F)"))
+    assert result["status"] == "ok", result["reply"]
+    assert kernel.value("_interrupted_at") == [True]
+    states = kernel.value("[c.state for c in cmp.cells]")
+    assert states[0] == "done" and states[-1] == "skipped", states
+    made = kernel.value("len(cmp.utterances)")
+    assert 1 <= made < 4 and kernel.value(f"len(cnb.history) - {n0}") == made
