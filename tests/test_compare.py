@@ -180,3 +180,26 @@ def test_the_stop_button_keeps_the_cells_made(kernel):
     assert states[0] == "done" and states[-1] == "skipped", states
     made = kernel.value("len(cmp.utterances)")
     assert 1 <= made < 4 and kernel.value(f"len(cnb.history) - {n0}") == made
+
+
+@pytest.mark.slow
+def test_a_saved_notebook_keeps_the_grid_with_an_audio_per_cell(tmp_path):
+    """Executed headless (nbclient saves the widget state too) and written to disk: the grid's
+    saved copy, refilled as cells were made, holds every cell's `<audio>` and its say line."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    cells = ["%load_ext chatterbox_nb", f'cmp = %chatterbox compare "Saved grid." --seed 0 1 --temperature 0.5 0.8 {W} --wait',
+             "print(len(cmp.utterances))"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, tmp_path / "saved.ipynb")
+    nb = nbformat.read(tmp_path / "saved.ipynb", as_version=4)
+    assert not [o for c in nb.cells for o in c.outputs if o.output_type == "error"]
+    assert "4" in "".join(o.get("text", "") for o in nb.cells[2].outputs)
+    outputs = nb.cells[1].outputs
+    assert [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]  # the live grid
+    (copy,) = [o["data"]["text/html"] for o in outputs if "cnb-saved-only" in o.get("data", {}).get("text/html", "")]
+    assert "chatterbox-compare" in copy and copy.count("<audio") == 4 and copy.count("data:audio/wav;base64,") == 4
+    assert "%chatterbox say &#x27;Saved grid.&#x27;" in copy and "--seed 1" in copy and "dBFS" in copy
