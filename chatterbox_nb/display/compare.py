@@ -27,7 +27,7 @@ WAITING = "waiting…"
 _STATE_LINE = {"waiting": "waiting…", "making": "making…", "skipped": "skipped (stopped)", "stopped": "stopped"}
 _CELL_CSS = (
     "<style>.cnb-cell{border:1px solid var(--jp-border-color2,#ccc);border-radius:4px;padding:4px;"
-    "margin:2px;min-width:260px}.cnb-cell audio{width:250px;height:32px}"
+    "margin:2px;min-width:220px}.cnb-cell audio{width:220px;height:32px}"
     ".cnb-cell button.cnb-js{font:12px sans-serif;padding:1px 6px;margin-right:4px}"
     ".cnb-compare-head{font:12px sans-serif;font-weight:bold}</style>"
 )
@@ -96,7 +96,7 @@ def cell_html(cell: CellView, *, static: bool) -> str:
     head = f'<div style="font:12px sans-serif;{TEXT}"><b>{html.escape(cell.label or "the one cell")}</b></div>'
     body = ""
     if cell.audio is not None:
-        body = (audio_tag(cell.wav()) if static else "") + waveform_svg(cell.audio, width=250, height=32)
+        body = (audio_tag(cell.wav()) if static else "") + waveform_svg(cell.audio, width=220, height=32)
     star = " &#9733;" if cell.favourite and static else ""
     stats = f'<div class="cnb-cell-stats" style="font:11px sans-serif;{MUTED}">{cell.stats()}{star}</div>'
     line = f'<div style="font:10px monospace;{MUTED};word-break:break-all">{html.escape(cell.say_line)}</div>'
@@ -174,7 +174,7 @@ class GridView:
             for r in rows:
                 items.append(label(f"{axes[0]} {r}"))
                 items += [self.boxes[c.index] for c in cells if c.values[axes[0]] == r]
-            template = f"auto repeat({len(cols)}, minmax(270px, max-content))"
+            template = f"auto repeat({len(cols)}, minmax(240px, max-content))"
             return w.GridBox(items, layout=w.Layout(grid_template_columns=template))
         lines = [w.HBox([label(a) for a in axes] + [label("")])]
         for c in cells:
@@ -198,16 +198,18 @@ class GridView:
         if cell.audio is not None:
             header, *rest = parts
             player = w.Audio(value=cell.wav(), format="wav", autoplay=False, loop=False)
-            star = w.ToggleButton(value=cell.favourite, description="favourite", icon="star",
-                                  layout=w.Layout(width="100px"))
-            save = w.Button(description="save WAV", icon="download", layout=w.Layout(width="100px"))
+            star = w.ToggleButton(value=cell.favourite, description="", icon="star",
+                                  tooltip="keep as a favourite (Comparison.favourites)", layout=w.Layout(width="auto"))
+            save = w.Button(description="WAV", icon="download", tooltip="save this cell's WAV (as made)",
+                            layout=w.Layout(width="auto"))
             saved = w.HTML("")
             if self.on_favourite is not None:
                 star.observe(lambda ch, i=cell.index: self.on_favourite(i, ch["new"]), names="value")
             if self.on_save is not None:
                 save.on_click(lambda _b, i=cell.index: setattr(saved, "value", self._saved(i)))
             js = w.HTML(_PLAY + _copy_button(cell.say_line))
-            parts = [header, player, w.HBox([js]), w.HBox([star, save]), saved]
+            buttons = w.HBox([js, star, save], layout=w.Layout(flex_flow="row wrap", align_items="center"))
+            parts = [header, player, buttons, saved]
         box = self.boxes[cell.index]
         box.children = parts
         for name in [c for c in box._dom_classes if c.startswith("cnb-cell-")]:
