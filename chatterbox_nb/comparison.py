@@ -72,7 +72,8 @@ class Cell:
                 words.append(flag if value else f"--no-{flag[2:]}")
             else:
                 words += [flag, shlex.quote(str(value))]
-        return " ".join(words)
+        # IPython expands `$name` and `{expr}` in a magic's line: doubled, they stay as typed
+        return " ".join(words).replace("$", "$$").replace("{", "{{").replace("}", "}}")
 
     @property
     def rms_dbfs(self) -> float:

@@ -79,7 +79,10 @@ def test_the_grid_shows_first_fills_cell_by_cell_and_plays(server, front_end, tm
             page.evaluate(_RECORD)
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             try:
-                page.wait_for_selector(".cnb-compare .cnb-cell", timeout=300_000)
+                # the grid, or the error the cell printed instead (said at once, not after a timeout)
+                page.wait_for_selector(".cnb-compare .cnb-cell, .jp-OutputArea-output[data-mime-type*='stderr']",
+                                       timeout=300_000)
+                assert page.locator(".cnb-compare .cnb-cell").count() == 6, page.locator(".jp-OutputArea").all_inner_texts()
                 page.wait_for_function(
                     "() => document.querySelectorAll('.cnb-compare .cnb-cell audio').length === 6", timeout=600_000)
                 events = page.evaluate("() => window.cnbGrid.events")

@@ -203,3 +203,68 @@ def test_a_saved_notebook_keeps_the_grid_with_an_audio_per_cell(tmp_path):
     (copy,) = [o["data"]["text/html"] for o in outputs if "cnb-saved-only" in o.get("data", {}).get("text/html", "")]
     assert "chatterbox-compare" in copy and copy.count("<audio") == 4 and copy.count("data:audio/wav;base64,") == 4
     assert "%chatterbox say &#x27;Saved grid.&#x27;" in copy and "--seed 1" in copy and "dBFS" in copy
+
+
+def test_the_say_line_survives_ipythons_expansion(shell):
+    """`$x` and `{x}` in the text would be expanded when the line is pasted: they are escaped."""
+    _, _, cells = plan("Costs $5 {today}.", {"seed": [0, 1], **FIXED})
+    line = cells[0].say_line()
+    assert shell.var_expand(line) == line.replace("$$", "$").replace("{{", "{").replace("}}", "}")
+    assert "'Costs $5 {today}.'" in shell.var_expand(line)
+
+
+def test_a_voice_is_obtained_once_for_all_its_cells(english_reduced, tmp_path):
+    import soundfile as sf
+
+    from chatterbox_nb.engine import dummy
+
+    path = tmp_path / "ref.wav"
+    wav = dummy.synthetic_voice(2.0, 24000, seed=7)
+    wav[-32:] += np.random.default_rng().uniform(-1e-4, 1e-4, 32).astype(np.float32)  # new bytes: not cached yet
+    sf.write(path, wav, 24000)
+    cmp = cnb.compare("Two voices.", seed=[0, 1], voice=[str(path), "built-in"], **FIXED)
+    sources = [c.utterance.timings["voice_source"] for c in cmp.cells]
+    assert sources == ["computed", "built-in", "memory", "built-in"], sources
+    assert [c.values["voice"] for c in cmp.cells] == [str(path), "built-in"] * 2
+
+
+def test_listening_normalisation_leaves_the_audio_and_its_wav_alone(tmp_path):
+    from chatterbox_nb.comparison import Comparison
+    from chatterbox_nb.controllers.compare import cell_views
+    from chatterbox_nb.display.compare import grid_html
+    from chatterbox_nb.utterance import Utterance
+
+    _, varied, cells = plan("Loud and soft.", {"seed": [0, 1, 2], **FIXED})
+    for cell, level in zip(cells, (0.5, 0.05, 0.2)):
+        cell.utterance = Utterance(np.full(2400, level, np.float32) * np.sign(np.sin(np.arange(2400))), 24000,
+                                   "Loud and soft.", {}, {"rtf": 1.0})
+        cell.state = "done"
+    cmp = Comparison("Loud and soft.", varied, cells, normalise=True)
+    gains = cmp.gains()
+    heard = [c.rms_dbfs + 20 * np.log10(g) for c, g in zip(cells, gains)]
+    assert max(heard) - min(heard) < 0.01, heard  # every cell heard at the median loudness
+    assert gains[2] == pytest.approx(1.0) and gains[0] < 1 < gains[1]
+    views = cell_views(cmp)
+    assert "heard at" in views[1].stats() and "dBFS RMS" in views[1].stats()
+    saved = cmp.save(1, tmp_path / "soft.wav")
+    import soundfile as sf
+
+    audio, _ = sf.read(saved, dtype="float32")
+    assert np.array_equal(audio, cells[1].utterance.audio)  # as made: the gain is for listening only
+    assert Comparison("x", varied, cells).gains() == [1.0] * 3  # off unless asked for
+    assert grid_html("Loud and soft.", views).count("<audio") == 3
+
+
+def test_more_than_two_varied_options_are_a_table_with_a_column_each():
+    from chatterbox_nb.comparison import Comparison
+    from chatterbox_nb.controllers.compare import cell_views
+    from chatterbox_nb.display.compare import grid_html
+
+    text, varied, cells = plan("Three ways.", {"seed": [0, 1], "temperature": [0.5, 0.8], "cfg": [0.3, 0.6], **FIXED})
+    page = grid_html(text, cell_views(Comparison(text, varied, cells)))
+    head = page.split("<tr>", 2)[1]
+    assert [h.split("</th>")[0] for h in head.split("<th>")[1:4]] == ["seed", "temperature", "cfg"]  # as given
+    assert page.count("<tr>") == 1 + 8 and "<audio" not in page  # a row a cell; nothing made yet
+    two = plan("Two ways.", {"seed": [0, 1, 2], "temperature": [0.5, 0.8], **FIXED})
+    grid = grid_html(two[0], cell_views(Comparison(*two)))
+    assert grid.count("<tr>") == 1 + 3 and "<th>temperature 0.8</th>" in grid and "<th>seed 2</th>" in grid  # rows × columns
