@@ -10,6 +10,7 @@ from typing import Any
 from .. import config
 from ..comparison import Cell, Comparison
 from ..display.compare import CellView, GridView, saved_grid_bundle
+from ..utterance import Utterance
 
 
 def _finite(x: float) -> float | None:
@@ -28,8 +29,16 @@ def cell_views(cmp: Comparison) -> list[CellView]:
             audio=None if u is None else u.audio, sample_rate=24000 if u is None else u.sample_rate,
             rtf=None if u is None else u.timings.get("rtf"), rms_dbfs=_finite(cell.rms_dbfs),
             peak_dbfs=_finite(cell.peak_dbfs), favourite=cell.favourite, error=cell.error, gain=gain,
+            wav=b"" if u is None else _heard(u, gain),
         ))
     return views
+
+
+def _heard(utt: Utterance, gain: float) -> bytes:
+    """What the cell plays: the utterance's WAV, louder or softer for listening only."""
+    if gain == 1.0:
+        return utt.wav_bytes()
+    return Utterance(utt.audio * gain, utt.sample_rate, utt.text, {}, {}).wav_bytes()
 
 
 def is_dummy(cmp: Comparison) -> bool:

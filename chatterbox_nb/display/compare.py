@@ -13,8 +13,6 @@ notebook keeps: the same grid with an `<audio>` per cell.
 from __future__ import annotations
 
 import html
-import io
-import wave
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -49,22 +47,12 @@ class CellView:
     favourite: bool = False
     error: str = ""
     gain: float = 1.0
+    #: the 16-bit WAV the cell plays: its audio times `gain` (the saved WAV is not this)
+    wav: bytes = b""
 
     @property
     def label(self) -> str:
         return " · ".join(f"{k} {v}" for k, v in self.values.items())
-
-    def wav(self) -> bytes:
-        """16-bit PCM of the audio times the listening gain (the saved WAV is not this)."""
-        assert self.audio is not None
-        pcm = (np.clip(self.audio * self.gain, -1.0, 1.0) * 32767).astype("<i2")
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(self.sample_rate)
-            w.writeframes(pcm.tobytes())
-        return buf.getvalue()
 
     def stats(self) -> str:
         if self.audio is None:
@@ -96,7 +84,7 @@ def cell_html(cell: CellView, *, static: bool) -> str:
     head = f'<div style="font:12px sans-serif;{TEXT}"><b>{html.escape(cell.label or "the one cell")}</b></div>'
     body = ""
     if cell.audio is not None:
-        body = (audio_tag(cell.wav()) if static else "") + waveform_svg(cell.audio, width=220, height=32)
+        body = (audio_tag(cell.wav) if static else "") + waveform_svg(cell.audio, width=220, height=32)
     star = " &#9733;" if cell.favourite and static else ""
     stats = f'<div class="cnb-cell-stats" style="font:11px sans-serif;{MUTED}">{cell.stats()}{star}</div>'
     line = f'<div style="font:10px monospace;{MUTED};word-break:break-all">{html.escape(cell.say_line)}</div>'
@@ -197,7 +185,7 @@ class GridView:
         parts = [w.HTML(cell_html(cell, static=False))]
         if cell.audio is not None:
             header, *rest = parts
-            player = w.Audio(value=cell.wav(), format="wav", autoplay=False, loop=False)
+            player = w.Audio(value=cell.wav, format="wav", autoplay=False, loop=False)
             star = w.ToggleButton(value=cell.favourite, description="", icon="star",
                                   tooltip="keep as a favourite (Comparison.favourites)", layout=w.Layout(width="auto"))
             save = w.Button(description="WAV", icon="download", tooltip="save this cell's WAV (as made)",
