@@ -26,6 +26,7 @@ import numpy as np
 
 from . import config, options
 from ._state import STATE
+from .display.compare import shown as _shown
 from .display.once import ShownOncePerCell
 from .errors import ChatterboxError, InvalidOption, Stopped
 from .utterance import Utterance
@@ -95,8 +96,6 @@ class Cell:
         }
 
 
-def _shown(value: Any) -> str:
-    return BUILT_IN if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def plan(text: Any, given: dict[str, Any]) -> tuple[str, dict[str, tuple[Any, ...]], list[Cell]]:

@@ -1,4 +1,5 @@
-"""Wires a `Comparison` to its grid view: cells become `CellView`s, the view's buttons
+"""Wires a `Comparison` to its grid view (duck-typed: comparison.py imports this module
+lazily, so this one imports it not at all): cells become `CellView`s, the view's buttons
 call the comparison back (favourite, save, stop), and each change of a cell refills its
 box and the saved copy that a saved notebook keeps."""
 
@@ -8,8 +9,7 @@ import math
 from typing import Any
 
 from .. import config
-from ..comparison import Cell, Comparison
-from ..display.compare import CellView, GridView, saved_grid_bundle
+from ..display.compare import CellView, GridView, saved_grid_bundle, shown
 from ..utterance import Utterance
 
 
@@ -17,15 +17,13 @@ def _finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def cell_views(cmp: Comparison) -> list[CellView]:
+def cell_views(cmp: Any) -> list[CellView]:
     """What each cell shows now, with its listening gain."""
-    from ..comparison import _shown
-
     views = []
     for cell, gain in zip(cmp.cells, cmp.gains()):
         u = cell.utterance
         views.append(CellView(
-            cell.index, {k: _shown(v) for k, v in cell.values.items()}, cell.state, cell.say_line(),
+            cell.index, {k: shown(v) for k, v in cell.values.items()}, cell.state, cell.say_line(),
             audio=None if u is None else u.audio, sample_rate=24000 if u is None else u.sample_rate,
             rtf=None if u is None else u.timings.get("rtf"), rms_dbfs=_finite(cell.rms_dbfs),
             peak_dbfs=_finite(cell.peak_dbfs), favourite=cell.favourite, error=cell.error, gain=gain,
@@ -41,22 +39,22 @@ def _heard(utt: Utterance, gain: float) -> bytes:
     return Utterance(utt.audio * gain, utt.sample_rate, utt.text, {}, {}).wav_bytes()
 
 
-def is_dummy(cmp: Comparison) -> bool:
+def is_dummy(cmp: Any) -> bool:
     weights = {str(c.kwargs.get("weights") or config.settings().weights) for c in cmp.cells}
     return all(w.startswith("dummy") for w in weights)
 
 
-def saved_bundle(cmp: Comparison) -> dict[str, Any]:
+def saved_bundle(cmp: Any) -> dict[str, Any]:
     return saved_grid_bundle(cmp.text, cell_views(cmp), dummy=is_dummy(cmp))
 
 
-def grid(cmp: Comparison) -> GridView:
+def grid(cmp: Any) -> GridView:
     """The live grid of `cmp`, kept up to date from the thread that makes the cells."""
     view = GridView(cmp.text, cell_views(cmp), dummy=is_dummy(cmp),
                     on_favourite=lambda i, on: cmp.favourite(i, on),
                     on_save=lambda i: str(cmp.save(i)), on_stop=cmp.stop)
 
-    def changed(cell: Cell | None) -> None:
+    def changed(cell: Any) -> None:
         views = cell_views(cmp)
         if cell is None:
             for v in views:  # the gains change as cells come: hear every cell at its final level
@@ -76,7 +74,7 @@ def grid(cmp: Comparison) -> GridView:
 
 
 
-def show_saved_copy(cmp: Comparison) -> None:
+def show_saved_copy(cmp: Any) -> None:
     """Display the saved copy now (empty cells) and refill it as cells are made: what a
     saved notebook, nbconvert or a front end without our widgets shows."""
     from IPython.display import display

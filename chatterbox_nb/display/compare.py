@@ -22,6 +22,7 @@ from .player import HIDE_SAVED_CSS, MUTED, SAVED_ONLY, TEXT, _banner_html, audio
 from .waveform import waveform_svg
 
 WAITING = "waiting…"
+BUILT_IN = "built-in"
 _STATE_LINE = {"waiting": "waiting…", "making": "making…", "skipped": "skipped (stopped)", "stopped": "stopped"}
 _CELL_CSS = (
     "<style>.cnb-cell{border:1px solid var(--jp-border-color2,#ccc);border-radius:4px;padding:4px;"
@@ -67,6 +68,11 @@ class CellView:
         if self.state == "stopped":
             parts.append("stopped")
         return " · ".join(p for p in parts if p)
+
+
+def shown(value: Any) -> str:
+    """An option's value as a cell shows it (None: the model's built-in voice)."""
+    return BUILT_IN if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _copy_button(line: str) -> str:
