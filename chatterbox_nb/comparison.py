@@ -18,7 +18,7 @@ import math
 import secrets
 import shlex
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
