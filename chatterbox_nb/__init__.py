@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "say",
+    "compare",
+    "Comparison",
     "stop",
     "load",
     "warmup",
@@ -32,6 +34,8 @@ __all__ = [
 
 _LAZY = {
     "say": "api",
+    "compare": "comparison",
+    "Comparison": "comparison",
     "stop": "api",
     "load": "api",
     "warmup": "api",
@@ -48,6 +52,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import load, say, status, stop, unload
+    from .comparison import Comparison, compare
     from .errors import ChatterboxError
     from .utterance import Utterance
 

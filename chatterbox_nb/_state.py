@@ -35,6 +35,15 @@ class History(list["Utterance"]):
         super().__init__()
         #: bytes of audio the history may keep (None: no bound); config sets it
         self.budget: Callable[[], int | None] | None = None
+        #: id(utterance) -> the tag it joined with (a comparison's name); untagged ones absent
+        self.tags: dict[int, str] = {}
+
+    def tag(self, utt: Utterance, tag: str) -> None:
+        """Mark `utt` (already in the history) as made by, say, comparison `tag`."""
+        self.__dict__.setdefault("tags", {})[id(utt)] = tag  # a history made before this attribute existed
+
+    def tag_of(self, utt: Utterance) -> str | None:
+        return getattr(self, "tags", {}).get(id(utt))
 
     def append(self, utt: Utterance) -> None:
         super().append(utt)

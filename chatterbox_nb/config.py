@@ -100,6 +100,16 @@ class Chatterbox(Configurable):
         "text, parameters and saved file (env CHATTERBOX_NB_HISTORY_AUDIO_MB).",
     ).tag(config=True)
 
+    compare_max_cells = Int(
+        24, help="Most cells one %chatterbox compare may make (the product of its values)."
+    ).tag(config=True)
+
+    @validate("compare_max_cells")
+    def _check_compare_max_cells(self, proposal: Any) -> int:
+        if not proposal.value >= 1:
+            raise TraitError("Chatterbox.compare_max_cells must be 1 or more.")
+        return proposal.value
+
     @default("history_audio_mb")
     def _default_history_audio_mb(self) -> float:
         value = _env_float(ENV_HISTORY_AUDIO_MB)

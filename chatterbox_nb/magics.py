@@ -24,6 +24,10 @@ HELP = f"""\
 %chatterbox SUBCOMMAND [options]     (%chatterbox SUBCOMMAND --help for its options)
 
   say TEXT [opts]    synthesize TEXT; shows a player and a timing widget; returns an Utterance
+  compare TEXT [opts, each with one or more values]
+                     say TEXT once per combination of the values, side by side in a grid
+                     that fills in the background (--seed 0 1 2 --exaggeration 0.3 0.7);
+                     each cell shows the say line that reproduces it; returns a Comparison
   load [opts]        load a model into the kernel-global cache, in the background
                      (--wait blocks; --warmup off|light|full; --reload)
   warmup [--level light|full] [--wait] [--report]
@@ -132,6 +136,7 @@ def _build_parsers() -> dict[str, _Parser]:
     cache.add_argument("-m", "--model", choices=config.MODELS, help="with clear: only this model")
     return {
         "say": say,
+        "compare": _compare_parser(),
         "batch": _batch_parser(),
         "cache": cache,
         "voice": voice,
@@ -150,6 +155,17 @@ def _ui_parser() -> _Parser:
     ui = _parser("ui", "An interactive panel; say options preset its widgets.")
     _say_options(ui, text=False)
     return ui
+
+
+def _compare_parser() -> _Parser:
+    from .comparison import NOT_COMPARED
+
+    p = _parser("compare", "Say TEXT once per combination of the option values given (several values per option).")
+    p.add_argument("text", nargs="*", help="what to say (quote it)")
+    options.add_arguments(p, tuple(o for o in options.SAY_OPTIONS if o.name not in NOT_COMPARED), several=True)
+    p.add_argument("--wait", action="store_true", help="block until every cell is made (the stop button stops the grid)")
+    p.add_argument("--normalise", action="store_true", help="even out the cells' loudness for listening (WAVs untouched)")
+    return p
 
 
 def _batch_parser() -> _Parser:
@@ -177,6 +193,7 @@ class ChatterboxMagics(Magics):
         self.parsers = _build_parsers()
         self.handlers: dict[str, Callable[[argparse.Namespace], Any]] = {
             "say": self._say,
+            "compare": self._compare,
             "batch": self._batch,
             "load": self._load,
             "unload": self._unload,
@@ -229,6 +246,13 @@ class ChatterboxMagics(Magics):
         from . import api
 
         return api.say(" ".join(ns.text), **_say_kwargs(ns)).show()
+
+    def _compare(self, ns: argparse.Namespace) -> Any:
+        from .comparison import NOT_COMPARED, compare
+
+        given = {k: getattr(ns, k) for k in options.SAY_NAMES if k not in NOT_COMPARED and getattr(ns, k) is not None}
+        cmp = compare(" ".join(ns.text), wait=ns.wait or None, normalise=ns.normalise, **given)  # None: as the API
+        return cmp if ns.wait else cmp.show()  # waiting, it showed its grid first
 
     def _batch(self, ns: argparse.Namespace) -> Any:
         from .batching.run import batch

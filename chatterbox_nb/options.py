@@ -30,7 +30,7 @@ from .errors import InvalidOption, UnknownKeyword
 
 __all__ = [
     "ModelChoice", "SayOptions", "Option", "SAY_OPTIONS", "BATCH_OPTIONS", "say_options", "add_arguments",
-    "choose_model", "check_keywords", "keywords_checked", "takes_say_options",
+    "choose_model", "check_keywords", "keywords_checked", "takes_say_options", "split_several",
 ]
 
 
@@ -263,8 +263,9 @@ BATCH_OPTIONS = tuple(o for o in SAY_OPTIONS if o.batch)
 BY_NAME = {o.name: o for o in SAY_OPTIONS}
 
 
-def add_arguments(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
-    """The magic's argparse options, generated from the declarations above."""
+def add_arguments(parser: argparse.ArgumentParser, options: tuple[Option, ...], *, several: bool = False) -> None:
+    """The magic's argparse options, generated from the declarations above; `several`: each
+    option that takes a value takes one or more (`%chatterbox compare --seed 0 1 2`)."""
     for o in options:
         if o.switch:
             parser.add_argument(*o.flags, action="store_true", help=o.help)
@@ -273,7 +274,26 @@ def add_arguments(parser: argparse.ArgumentParser, options: tuple[Option, ...]) 
             parser.add_argument(*o.flags, action=argparse.BooleanOptionalAction, default=None, help=o.help)
             continue
         extra = {k: v for k, v in (("type", o.type), ("metavar", o.metavar), ("choices", o.choices)) if v is not None}
+        if several:
+            extra["nargs"] = "+"
         parser.add_argument(*o.flags, help=o.help_text, **extra)
+
+
+def split_several(given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, tuple[Any, ...]]]:
+    """Say options where any value may be a list: (the options held equal, the ones varied
+    with their values in order). A list of one value is held equal; an empty list is refused."""
+    fixed: dict[str, Any] = {}
+    varied: dict[str, tuple[Any, ...]] = {}
+    for name, value in given.items():
+        if not isinstance(value, (list, tuple)):
+            fixed[name] = value
+        elif not value:
+            raise InvalidOption(f"--{name.replace('_', '-')} was given no values; give one or more.")
+        elif len(value) == 1:
+            fixed[name] = value[0]
+        else:
+            varied[name] = tuple(value)
+    return fixed, varied
 
 
 def check_keywords(where: str, given: Iterable[str], valid: Iterable[str]) -> None:

@@ -244,7 +244,7 @@ def test_say_options_are_listed_once() -> None:
 
 #: the subcommands of the user-facing contract (/work/shared/INTERFACE.md), written out here
 #: rather than read from the parsers the help is made from
-CONTRACT_SUBCOMMANDS = ("say", "load", "unload", "status", "warmup", "voice", "cache", "history", "batch", "ui", "help")
+CONTRACT_SUBCOMMANDS = ("say", "compare", "load", "unload", "status", "warmup", "voice", "cache", "history", "batch", "ui", "help")
 
 
 def test_magic_help_is_the_full_help(shell) -> None:
