@@ -26,15 +26,15 @@ import numpy as np
 
 from . import config, options
 from ._state import STATE
+from .engine.specs import BUILT_IN_VOICE
 from .display.compare import shown as _shown
 from .display.once import ShownOncePerCell
 from .errors import ChatterboxError, InvalidOption, Stopped
 from .utterance import Utterance
 
-__all__ = ["compare", "Comparison", "Cell", "BUILT_IN"]
+__all__ = ["compare", "Comparison", "Cell", "BUILT_IN_VOICE"]
 
 #: the model's own voice, as a value of `voice` beside registered ones
-BUILT_IN = "built-in"
 #: say options a grid does not take: each cell is saved from its own button or `Comparison.save`
 NOT_COMPARED = ("out", "autoplay")
 _FLAGS = {o.name: o for o in options.SAY_OPTIONS}
@@ -117,9 +117,9 @@ def plan(text: Any, given: dict[str, Any]) -> tuple[str, dict[str, tuple[Any, ..
     for index, combo in enumerate(itertools.product(*varied.values())):
         values = dict(zip(varied, combo))
         kwargs = {**fixed, **values}
-        if kwargs.get("voice") == BUILT_IN:
+        if kwargs.get("voice") == BUILT_IN_VOICE:
             kwargs["voice"] = None
-            values["voice"] = BUILT_IN
+            values["voice"] = BUILT_IN_VOICE
         _drop_language(kwargs)
         options.say_options(**kwargs)  # each value checked as say checks it: one sentence
         cells.append(Cell(index, values, {k: v for k, v in kwargs.items() if v is not None}, text))

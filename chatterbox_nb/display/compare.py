@@ -18,11 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..engine.specs import BUILT_IN_VOICE
 from .player import HIDE_SAVED_CSS, MUTED, SAVED_ONLY, TEXT, _banner_html, audio_tag, duration_label
 from .waveform import waveform_svg
 
 WAITING = "waiting…"
-BUILT_IN = "built-in"
 _STATE_LINE = {"waiting": "waiting…", "making": "making…", "skipped": "skipped (stopped)", "stopped": "stopped"}
 _CELL_CSS = (
     "<style>.cnb-cell{border:1px solid var(--jp-border-color2,#ccc);border-radius:4px;padding:4px;"
@@ -72,7 +72,7 @@ class CellView:
 
 def shown(value: Any) -> str:
     """An option's value as a cell shows it (None: the model's built-in voice)."""
-    return BUILT_IN if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    return BUILT_IN_VOICE if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _copy_button(line: str) -> str:
