@@ -408,3 +408,17 @@ def test_a_say_leaves_upstream_as_it_found_it(english_reduced):
     assert "inference" not in vars(tts.s3gen) and "apply_watermark" not in vars(tts.watermarker)
     # transformers' notice that sdpa gives no attentions is dropped per say (seams/logs.py), not silenced for good
     assert logging.getLogger("transformers.integrations.sdpa_attention").level == logging.NOTSET
+
+
+def test_the_sdpa_notice_is_dropped_within_a_say_only(caplog):
+    """transformers says once per process that sdpa attention gives no attentions (T3 asks
+    for them); within a say it is dropped, outside it the logger is left alone."""
+    logger = logging.getLogger("transformers.integrations.sdpa_attention")
+    notice = ("`sdpa` attention does not support `output_attentions=True`. Please set your attention to `eager` "
+              "if you want any of these features.")
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        with logs.translated():
+            logger.warning(notice)
+        assert notice not in caplog.text
+        logger.warning(notice)
+        assert notice in caplog.text
