@@ -52,7 +52,8 @@ class Seam:
     @contextlib.contextmanager
     def swapped(self, value: Any) -> Iterator[None]:
         """Within this block (and while any other thread is in one), the owner module's
-        global `<attribute>` is `value`; after the last block ends, its own is back."""
+        global `<attribute>` is `value`; after the last block ends, its own is back. Every
+        user of one seam swaps in the same `value` (the first one in stays until the last leaves)."""
         module = importlib.import_module(self.owner)
         with self._lock:
             if self._users == 0:
