@@ -200,7 +200,10 @@ class GridView:
             if self.on_favourite is not None:
                 star.observe(lambda ch, i=cell.index: self.on_favourite(i, ch["new"]), names="value")
             if self.on_save is not None:
-                save.on_click(lambda _b, i=cell.index: setattr(saved, "value", self._saved(i)))
+                def show_saved(_b: Any, i: int = cell.index, line: Any = saved) -> None:
+                    line.value = self._saved(i)
+
+                save.on_click(show_saved)
             js = w.HTML(_PLAY + _copy_button(cell.say_line))
             buttons = w.HBox([js, star, save], layout=w.Layout(flex_flow="row wrap", align_items="center"))
             parts = [header, player, buttons, saved]

@@ -38,7 +38,6 @@ import contextlib
 import contextvars
 import logging
 import math
-import threading
 import time
 import types
 from typing import Any, Callable, Iterator
@@ -46,6 +45,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import stopping
+from ..seams import points
 from ..specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -87,38 +87,18 @@ class SamplingTorch(types.ModuleType):
         return sampled
 
 
-_SAMPLING_LOCK = threading.Lock()
-_sampling_users = 0
-_t3_torch: Any = None  # T3's own `torch` while `SamplingTorch` stands in for it
+_SAMPLING_TORCH = SamplingTorch()
 
 
-@contextlib.contextmanager
-def sampling() -> Iterator[None]:
+def sampling() -> contextlib.AbstractContextManager[None]:
     """Within this block, T3's module samples through `SamplingTorch`; after the last such
-    block in the process ends, it has its own `torch` back.
+    block in the process ends, it has its own `torch` back (engine/seams/points.T3_TORCH).
 
     A module global is process-wide, so two models streaming in two threads share the
-    patch: it is counted, put in by the first and taken out by the last. Meanwhile an
-    unstreamed `generate` in another thread goes through it too, which changes nothing
-    for it: no streamer is recorded in that thread's context, so `multinomial` is torch's
-    own call with the same random numbers."""
-    global _sampling_users, _t3_torch
-    import chatterbox.models.t3.t3 as t3_module
-
-    with _SAMPLING_LOCK:
-        if _sampling_users == 0:
-            _t3_torch = t3_module.torch
-            t3_module.torch = SamplingTorch()
-        _sampling_users += 1
-    try:
-        yield
-    finally:
-        with _SAMPLING_LOCK:
-            _sampling_users -= 1
-            if _sampling_users == 0:
-                if isinstance(t3_module.torch, SamplingTorch):  # not replaced by someone else meanwhile
-                    t3_module.torch = _t3_torch
-                _t3_torch = None
+    patch (the seam counts its users). Meanwhile an unstreamed `generate` in another
+    thread goes through it too, which changes nothing for it: no streamer is recorded in
+    that thread's context, so `multinomial` is torch's own call with the same random numbers."""
+    return points.T3_TORCH.swapped(_SAMPLING_TORCH)
 
 
 def _crossfade(tail: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -228,24 +208,21 @@ def streamed(tts: Any, spec: ModelSpec, timings: dict, deliver: Deliver) -> Iter
     """Within this block (in this thread), upstream's `generate` on `tts` streams its pieces
     to `deliver`. Enter it after `synth.instrument`, so the final S3Gen call it catches is
     the timed one; T3's time then excludes the renders made inside its loop."""
-    shadowed = vars(tts.s3gen).get("inference")  # synth.instrument's timed wrapper
     streamer = Streamer(tts, spec, deliver, tts.s3gen.inference)
 
-    def inference(*args: Any, **kwargs: Any) -> Any:
-        tokens = kwargs.pop("speech_tokens", args[0] if args else None)
-        return streamer.finish(tokens, **kwargs)
+    def finish(render: Callable) -> Callable:
+        def inference(*args: Any, **kwargs: Any) -> Any:
+            tokens = kwargs.pop("speech_tokens", args[0] if args else None)
+            return streamer.finish(tokens, **kwargs)
 
-    tts.s3gen.inference = inference
+        return inference
+
     record = _RECORD.set(streamer.record)
     try:
-        with sampling(), stopping.each_token(streamer.tick):
+        with points.S3GEN_INFERENCE.shadowed(tts.s3gen, finish), sampling(), stopping.each_token(streamer.tick):
             yield streamer
     finally:
         _RECORD.reset(record)
-        if shadowed is None:
-            vars(tts.s3gen).pop("inference", None)
-        else:
-            tts.s3gen.inference = shadowed
         timings["t3_s"] = max(0.0, timings.get("t3_s", 0.0) - streamer.loop_render_s)
         timings["speech_tokens"] = streamer.cut
         timings["pieces"] = len(streamer.parts)

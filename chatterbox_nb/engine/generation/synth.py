@@ -1,16 +1,15 @@
 """One utterance through upstream's own `generate`, timed stage by stage.
 
 We do not fork `generate`. For the length of one call, the stages it calls (T3's
-sampler, S3Gen, the watermarker) are shadowed by instance attributes that time
-them; the T3 wrapper also applies the token cap that upstream hard-codes to 1000.
-The caller holds the model's lock, so no other thread sees the wrappers.
+sampler, S3Gen, the watermarker) are shadowed through their seams (engine/seams/points.py)
+by wrappers that time them; the T3 wrapper also applies the token cap that upstream
+hard-codes to 1000. The caller holds the model's lock, so no other thread sees the wrappers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import random
 import time
 from typing import Any, Callable, Iterator
@@ -20,31 +19,29 @@ import numpy as np
 from ..models import precision
 from . import segmenter, stopping, streaming
 from ..seams import logs as upstream_logs
+from ..seams import points
 from ..store.build import quiet_upstream_warnings
 from ..specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 
-@contextlib.contextmanager
-def _timed(
-    obj: Any, method: str, timings: dict, key: str, adjust: Callable | None = None, post: Callable | None = None
-) -> Iterator[None]:
-    original = getattr(obj, method)
+def _timing(timings: dict, key: str, adjust: Callable | None = None, post: Callable | None = None) -> Callable:
+    """A seam's `make`: the method, timed into `timings[key]`; `adjust` may change its
+    arguments first, `post` its result."""
 
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if adjust is not None:
-            adjust(args, kwargs)
-        start = time.perf_counter()
-        try:
-            result = original(*args, **kwargs)
-            return result if post is None else post(result)
-        finally:
-            timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
+    def make(original: Callable) -> Callable:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if adjust is not None:
+                adjust(args, kwargs)
+            start = time.perf_counter()
+            try:
+                result = original(*args, **kwargs)
+                return result if post is None else post(result)
+            finally:
+                timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
 
-    setattr(obj, method, wrapper)  # an instance attribute shadows the class's method
-    try:
-        yield
-    finally:
-        delattr(obj, method)
+        return wrapper
+
+    return make
 
 
 def _count_tokens(timings: dict, key: str) -> Callable:
@@ -66,15 +63,6 @@ def _renderable(tokens: Any) -> Any:
 # S3Gen's convolutions fail on fewer tokens than this ("Kernel size can't be greater
 # than actual input size"); a model that stops that early has said nothing anyway.
 MIN_RENDERABLE_TOKENS = 2
-
-
-@contextlib.contextmanager
-def _shadow(obj: Any, method: str, make: Callable[[Callable], Callable]) -> Iterator[None]:
-    setattr(obj, method, make(getattr(obj, method)))
-    try:
-        yield
-    finally:
-        vars(obj).pop(method, None)
 
 
 def _silence_when_too_short(original: Callable) -> Callable:
@@ -128,54 +116,14 @@ def instrument(
 
     with contextlib.ExitStack() as stack:
         post = _renderable if renderable_only and spec.keeps_unrenderable_tokens else None
-        stack.enter_context(_timed(tts.t3, spec.t3_method, timings, "t3_s", cap, post))
-        stack.enter_context(_shadow(tts.s3gen, "inference", _silence_when_too_short))
-        stack.enter_context(_shadow(tts.watermarker, "apply_watermark", _skip_empty))
+        stack.enter_context(points.t3_sampler(spec).shadowed(tts.t3, _timing(timings, "t3_s", cap, post)))
+        stack.enter_context(points.S3GEN_INFERENCE.shadowed(tts.s3gen, _silence_when_too_short))
+        stack.enter_context(points.WATERMARK.shadowed(tts.watermarker, _skip_empty))
         count = _with_cfm_steps(cfm_steps, _count_tokens(timings, "speech_tokens"))
-        stack.enter_context(_timed(tts.s3gen, "inference", timings, "s3gen_s", count))
-        stack.enter_context(_timed(tts.watermarker, "apply_watermark", timings, "watermark_s"))
-        stack.enter_context(_shadow(tts.t3, "prepare_conditioning", _conditioning_in(precision.t3_dtype(tts))))
+        stack.enter_context(points.S3GEN_INFERENCE.shadowed(tts.s3gen, _timing(timings, "s3gen_s", count)))
+        stack.enter_context(points.WATERMARK.shadowed(tts.watermarker, _timing(timings, "watermark_s")))
+        stack.enter_context(points.conditioning_in(tts.t3, precision.t3_dtype(tts)))
         yield
-
-
-def _conditioning_in(dtype: Any) -> Callable[[Callable], Callable]:
-    """T3's conditioning in T3's own dtype. Upstream's `generate` rebuilds the T3Cond in
-    float32 when the exaggeration differs from the voice's, which a bfloat16 T3 cannot
-    multiply; the T3Cond it passes is already a private copy, so it is cast in place."""
-
-    def make(original: Callable) -> Callable:
-        def prepare_conditioning(t3c: Any, *args: Any, **kwargs: Any) -> Any:
-            for name, value in vars(t3c).items():
-                if getattr(value, "is_floating_point", lambda: False)() and value.dtype != dtype:
-                    setattr(t3c, name, value.to(dtype))
-            return original(t3c, *args, **kwargs)
-
-        return prepare_conditioning
-
-    return make
-
-
-def _silent_print(*args: Any, **kwargs: Any) -> None:
-    pass
-
-
-def quiet_upstream_progress() -> None:
-    """T3's sampler and turbo's S3Gen draw plain-text tqdm bars per utterance into the
-    notebook, and turbo's S3Gen prints a line; our own displays report progress, so
-    those are switched off (module by module, idempotent; nothing global changes).
-    T3's bar is replaced by `stopping.token_loop`, which also lets a say be cut."""
-    import functools
-
-    import chatterbox.models.s3gen.flow_matching as flow_module
-    import chatterbox.models.t3.t3 as t3_module
-    from tqdm.auto import tqdm
-
-    t3_module.tqdm = stopping.token_loop  # also where a stopped say ends its tokens
-    if not isinstance(flow_module.tqdm, functools.partial):
-        flow_module.tqdm = functools.partial(tqdm, disable=True)
-    flow_module.print = _silent_print  # shadows the builtin in that module only
-    # T3 asks for attentions it never reads; transformers says so once per process.
-    logging.getLogger("transformers.integrations.sdpa_attention").setLevel(logging.ERROR)
 
 
 def seed_everything(seed: int) -> None:
@@ -254,7 +202,6 @@ def generate(
     streaming.py); what is returned is then those pieces joined, watermarked whole."""
     import torch
 
-    quiet_upstream_progress()
     timings: dict[str, Any] = {"t3_s": 0.0, "s3gen_s": 0.0, "watermark_s": 0.0, "speech_tokens": 0}
     kwargs = dict(sampling)
     if spec.takes_language:
@@ -270,7 +217,8 @@ def generate(
             seed_everything(seed)
         # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
         # and turbo's generate has none of its own.
-        with instrument(tts, spec, timings, max_tokens, renderable_only, cfm_steps), torch.inference_mode(), \
+        with points.quiet_progress(stopping.token_loop), \
+                instrument(tts, spec, timings, max_tokens, renderable_only, cfm_steps), torch.inference_mode(), \
                 quiet_upstream_warnings(), upstream_logs.translated(), contextlib.ExitStack() as stack:
             if deliver is not None:
                 stack.enter_context(streaming.streamed(tts, spec, timings, deliver))

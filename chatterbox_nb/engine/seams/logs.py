@@ -34,6 +34,8 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     # T3's decode loop asks for attentions on every step (the alignment analyzer reads them)
     Rule("transformers.generation.configuration_utils", ("generation flags are not valid", "output_attentions")),
+    # ... and sdpa attention says once per process that it cannot give them
+    Rule("transformers.integrations.sdpa_attention", ("does not support `output_attentions=True`",)),
     # api.say names the options turbo ignores itself, once per say (ModelSpec.honours)
     Rule("chatterbox.tts_turbo", ("not supported by Turbo",)),
     Rule("chatterbox.models.tokenizers.tokenizer", ("dicta_onnx not available",),

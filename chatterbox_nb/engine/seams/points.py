@@ -1,0 +1,88 @@
+"""Each patch point in chatterbox-tts 0.1.7 that a say goes through, by name.
+
+Upstream's `generate` runs unchanged; these are the attributes it calls that we shadow for
+one call (timing, the token cap, streaming) or swap in its modules while a say runs (its
+progress bars and prints, T3's sampling call). tests/test_seams.py holds a contract test for
+each: when an upgrade moves one, that test names it. The S3Gen estimator and decoder-mask
+seams live in estimator.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from typing import Any, Callable, Iterator
+
+from ..specs import ModelSpec
+from .hooks import Seam
+
+__all__ = [
+    "FLOW_PRINT", "FLOW_TQDM", "S3GEN_INFERENCE", "SEAMS", "T3_CONDITIONING", "T3_INFERENCE",
+    "T3_INFERENCE_TURBO", "T3_TORCH", "T3_TQDM", "WATERMARK", "conditioning_in", "quiet_progress", "t3_sampler",
+]
+
+_T3 = "chatterbox.models.t3.t3"
+_FLOW = "chatterbox.models.s3gen.flow_matching"
+
+T3_INFERENCE = Seam("t3-inference", f"{_T3}.T3", "inference",
+                    "time T3 and cap its tokens (english/multilingual `generate` hard-codes max_new_tokens=1000)")
+T3_INFERENCE_TURBO = Seam("t3-inference-turbo", f"{_T3}.T3", "inference_turbo",
+                          "time turbo's T3 and cap its tokens (max_gen_len)")
+T3_CONDITIONING = Seam("t3-conditioning", f"{_T3}.T3", "prepare_conditioning",
+                       "cast the T3Cond `generate` rebuilds in float32 to T3's own dtype")
+S3GEN_INFERENCE = Seam("s3gen-inference", "chatterbox.models.s3gen.s3gen.S3Token2Wav", "inference",
+                       "time S3Gen, count its tokens, set its CFM steps, render too few tokens as silence, stream")
+WATERMARK = Seam("watermark", "perth.PerthImplicitWatermarker", "apply_watermark",
+                 "time the watermark and skip it on no sound")
+T3_TORCH = Seam("t3-torch", _T3, "torch",
+                "a streamed say sees each token T3 samples with `torch.multinomial`")
+T3_TQDM = Seam("t3-tqdm", _T3, "tqdm",
+               "T3's per-token loop `tqdm(range(...))`: no text bar, and where a say is cut or streamed")
+FLOW_TQDM = Seam("flow-tqdm", _FLOW, "tqdm", "no text bar per CFM solve (turbo's meanflow)")
+FLOW_PRINT = Seam("flow-print", _FLOW, "print", "no 'S3 Token -> Mel Inference...' line per utterance")
+
+SEAMS: dict[str, Seam] = {s.name: s for s in (
+    T3_INFERENCE, T3_INFERENCE_TURBO, T3_CONDITIONING, S3GEN_INFERENCE, WATERMARK, T3_TORCH, T3_TQDM, FLOW_TQDM,
+    FLOW_PRINT,
+)}
+
+
+def t3_sampler(spec: ModelSpec) -> Seam:
+    """The T3 method `spec`'s `generate` calls to sample speech tokens."""
+    return next(s for s in (T3_INFERENCE, T3_INFERENCE_TURBO) if s.attribute == spec.t3_method)
+
+
+def _silent_print(*args: Any, **kwargs: Any) -> None:
+    pass
+
+
+@functools.cache
+def _no_bar() -> Callable[..., Any]:
+    from tqdm.auto import tqdm
+
+    return functools.partial(tqdm, disable=True)
+
+
+@contextlib.contextmanager
+def quiet_progress(token_loop: Callable[..., Any]) -> Iterator[None]:
+    """While a say runs: T3's tqdm is `token_loop` (our progress, the stop button, streaming),
+    S3Gen's flow draws no bar and prints nothing. Our own displays report progress."""
+    with T3_TQDM.swapped(token_loop), FLOW_TQDM.swapped(_no_bar()), FLOW_PRINT.swapped(_silent_print):
+        yield
+
+
+def conditioning_in(t3: Any, dtype: Any) -> contextlib.AbstractContextManager[None]:
+    """T3's conditioning in T3's own dtype. Upstream's `generate` rebuilds the T3Cond in
+    float32 when the exaggeration differs from the voice's, which a bfloat16 T3 cannot
+    multiply; the T3Cond it passes is already a private copy, so it is cast in place."""
+
+    def make(original: Callable) -> Callable:
+        def prepare_conditioning(t3c: Any, *args: Any, **kwargs: Any) -> Any:
+            for name, value in vars(t3c).items():
+                if getattr(value, "is_floating_point", lambda: False)() and value.dtype != dtype:
+                    setattr(t3c, name, value.to(dtype))
+            return original(t3c, *args, **kwargs)
+
+        return prepare_conditioning
+
+    return T3_CONDITIONING.shadowed(t3, make)
