@@ -88,7 +88,7 @@ def test_the_cap_is_one_sentence_and_makes_nothing(shell, monkeypatch):
 
 
 @pytest.mark.parametrize("given, error, words", [
-    ({"exaggeration": [0.3, 99]}, InvalidOption, "--exaggeration must be between 0 and 10, not 99"),
+    ({"exaggeration": [0.3, 99]}, InvalidOption, "--exaggeration must be between 0 and 2, not 99"),
     ({"voice": ["nobody-here", "built-in"]}, UnknownVoice, "nobody-here"),
     ({"temprature": [0.5, 0.7]}, UnknownKeyword, "did you mean temperature"),
     ({"out": "x.wav"}, UnknownKeyword, "out is a say option that compare"),
@@ -104,7 +104,7 @@ def test_bad_values_are_one_sentence_and_lose_nothing(english_reduced, given, er
 
 @pytest.mark.parametrize("line, words", [
     ('compare "Bad." --seed 0 x', "invalid int value: 'x'"),
-    ('compare "Bad." --exaggeration 0.3 12', "--exaggeration must be between 0 and 10"),
+    ('compare "Bad." --exaggeration 0.3 12', "--exaggeration must be between 0 and 2, not 12"),
     ("compare --seed 0 1", "Nothing to say"),
 ])
 def test_bad_values_in_the_magic_are_a_usage_error(shell, line, words):
