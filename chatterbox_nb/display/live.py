@@ -220,7 +220,7 @@ _CSS = """
 .cnb-sentence-time { color: var(--jp-content-font-color2, #555); font-variant-numeric: tabular-nums; }
 .cnb-sentence.cnb-pending { opacity: 0.45; cursor: default; text-decoration: none; }
 .cnb-sentence.cnb-unmade { opacity: 0.45; cursor: default; text-decoration: line-through; }
-.cnb-sentence.cnb-current { background: var(--jp-brand-color3, #bbdefb); color: var(--jp-ui-font-color0, #000); }
+.cnb-sentence.cnb-current { background: rgba(33, 150, 243, 0.25); box-shadow: inset 3px 0 var(--jp-brand-color1, #1976d2); }
 .%s { display: none; }
 """ % SAVED_ONLY  # where this player renders, the say's saved copy (display/player.py) is hidden
 

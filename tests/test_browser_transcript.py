@@ -1,0 +1,131 @@
+"""The progressive player's transcript in a real browser (Debian's chromium via Playwright),
+in JupyterLab 4 and Notebook 7: the sentence playing is highlighted, and a click on a
+sentence plays on from its start (the player's position, read from its AudioContext's
+clock, jumps there). Screenshots mid-play, light and dark, go to `<tmp>/screenshots` and to
+`$CHATTERBOX_NB_SCREENSHOTS` when set (docs/transcript-light.png, docs/transcript-dark.png).
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import needs_chromium
+from test_browser import CHROMIUM, CHROMIUM_ARGS, _notebook, open_notebook, serve
+from test_browser_ui import _save, _shots
+
+pytestmark = [pytest.mark.slow, needs_chromium]
+
+TEXT = (
+    "The first sentence plays at once. The second one is made meanwhile. "
+    "A third sentence follows it. And the fourth one ends the cell."
+)
+CELLS = ["%load_ext chatterbox_nb", f"%%chatterbox --max-tokens 40 --seed 1 --dtype float32\n{TEXT}"]
+#: front end -> notebook URL path (Notebook 7 needs the `notebook` package)
+FRONT_ENDS = {"notebook": "notebooks/notebook.ipynb", "lab": "lab/tree/lab.ipynb"}
+
+_PLAYER = "() => (window.chatterboxNbPlayers || []).find(r => r.total === 4)"
+_DONE = "() => (window.chatterboxNbPlayers || []).some(r => r.total === 4 && r.done && r.received === 4)"
+_WATCH_DIMMED = """() => {
+  window.cnbDimmed = [];
+  new MutationObserver(() => {
+    const lines = [...document.querySelectorAll('.cnb-transcript .cnb-sentence')];
+    const n = lines.filter(l => l.classList.contains('cnb-pending')).length;
+    if (lines.length && window.cnbDimmed[window.cnbDimmed.length - 1] !== n) window.cnbDimmed.push(n);
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['class']});
+}"""
+#: click sentence `i` from inside the page and read the player's position 100 ms later (no
+#: round trip to the test between the two)
+_SEEK = """async i => {
+  document.querySelector(`.cnb-sentence[data-index='${i}']`).click();
+  await new Promise(r => setTimeout(r, 100));
+  const rec = (window.chatterboxNbPlayers || []).find(r => r.total === 4);
+  return {position: rec.position, seek: rec.seeks[rec.seeks.length - 1]};
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, cache_dir):
+    tmp = tmp_path_factory.mktemp("transcript")
+    root = tmp / "root"
+    root.mkdir()
+    for name in FRONT_ENDS:
+        _notebook(root / f"{name}.ipynb", CELLS)
+    with serve(root, tmp, cache_dir) as url:
+        yield url
+
+
+def _playing(page, index: int) -> None:
+    """Wait until sentence `index` is heard and highlighted (an event of the page, polled)."""
+    page.wait_for_function(
+        f"() => {{ const r = ({_PLAYER})(); const l = document.querySelector('.cnb-sentence.cnb-current');"
+        f" return r && r.current === {index} && l && l.dataset.index === '{index}'; }}",
+        timeout=30_000, polling=20,
+    )
+
+
+@pytest.mark.parametrize("front_end", list(FRONT_ENDS))
+def test_transcript_follows_the_sound_and_a_click_seeks(server, front_end, tmp_path):
+    if front_end == "notebook":
+        pytest.importorskip("notebook", minversion="7")
+    from playwright.sync_api import sync_playwright
+
+    dirs = _shots(tmp_path)
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 900, "height": 700},
+        )
+        try:
+            page = context.new_page()
+            open_notebook(page, f"{server}/{FRONT_ENDS[front_end]}")
+            page.add_style_tag(content=".Toastify { display: none !important; }")  # the news prompt
+            page.evaluate(_WATCH_DIMMED)  # before the cell runs: the transcript's lines as they change
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            try:
+                page.wait_for_function(_DONE, timeout=600_000, polling=200)
+                page.wait_for_function("() => document.querySelectorAll('.cnb-sentence.cnb-pending').length === 0",
+                                       timeout=30_000)
+                texts = page.evaluate("() => [...document.querySelectorAll('.cnb-sentence')].map(l => l.textContent)")
+                assert [t.split(" ", 1)[1] for t in texts] == [  # each after its start time
+                    "The first sentence plays at once.", "The second one is made meanwhile.",
+                    "A third sentence follows it.", "And the fourth one ends the cell."]
+                # dimmed while not made: all four before the first came, then three, ..., then none
+                dimmed = page.evaluate("() => window.cnbDimmed")
+                assert dimmed[0] == 4 and 3 in dimmed and dimmed[-1] == 0, dimmed
+                output = page.locator(".jp-CodeCell").nth(1).locator(".jp-OutputArea")
+
+                # a click on the first sentence plays from the start; the highlight follows the sound
+                page.locator(".cnb-sentence[data-index='0']").click()
+                _playing(page, 0)
+                _playing(page, 1)
+                if front_end == "lab":
+                    page.mouse.move(0, 0)  # no hover underline in the picture
+                    _save(output, "transcript-light.png", dirs)
+
+                # a click on the fourth sentence: the sound goes on from its start, and it is highlighted
+                ahead = page.evaluate(_SEEK, 3)
+                start = ahead["seek"]["start"]
+                assert ahead["seek"]["chunk"] == 3 and start > 3.0  # after three sentences and their pauses
+                assert start <= ahead["position"] < start + 0.5, ahead  # heard from there, not from the top
+                _playing(page, 3)
+                # and back: the second sentence, from its start (playing on would never go back)
+                back = page.evaluate(_SEEK, 1)
+                assert back["seek"]["chunk"] == 1 and 1.0 < back["seek"]["start"] < start
+                assert back["seek"]["start"] <= back["position"] < back["seek"]["start"] + 0.5, back
+                _playing(page, 1)
+
+                if front_end == "lab":  # mid-play in JupyterLab's dark theme
+                    page.evaluate(
+                        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+                    )
+                    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+                    page.locator(".cnb-sentence[data-index='1']").click()
+                    _playing(page, 1)
+                    page.mouse.move(0, 0)
+                    _save(output, "transcript-dark.png", dirs)
+                    page.evaluate(
+                        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+                    )
+            finally:
+                page.screenshot(path=str(dirs[0] / f"{front_end}-page.png"), full_page=True)  # kept with a failed test
+        finally:
+            context.close()
