@@ -129,3 +129,43 @@ def test_transcript_follows_the_sound_and_a_click_seeks(server, front_end, tmp_p
                 page.screenshot(path=str(dirs[0] / f"{front_end}-page.png"), full_page=True)  # kept with a failed test
         finally:
             context.close()
+
+
+def test_saved_copy_links_seek_its_audio_without_a_kernel(tmp_path):
+    """The saved notebook, converted to HTML and opened offline: a click on a sentence sets
+    the copy's `<audio>` to that sentence's start (`Utterance.chunks`) and plays it."""
+    import json
+    import subprocess
+    import sys
+
+    import nbformat
+    from nbclient import NotebookClient
+    from playwright.sync_api import sync_playwright
+
+    cells = [
+        "%load_ext chatterbox_nb",
+        "%%chatterbox --weights dummy:reduced --device cpu --dtype float32 --max-tokens 6 --seed 1\n" + TEXT,
+        "import json\nprint(json.dumps([c.start for c in _.chunks]))",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    starts = json.loads("".join(o.get("text", "") for o in nb.cells[2].outputs if o.output_type == "stream"))
+    nbformat.write(nb, tmp_path / "saved.ipynb")
+    subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", str(tmp_path / "saved.ipynb"),
+                    "--output-dir", str(tmp_path)], check=True, capture_output=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(offline=True).new_page()  # no CDN: the widgets cannot render
+            page.goto((tmp_path / "saved.html").as_uri())
+            page.wait_for_function("() => { const a = document.querySelector('audio'); return a && a.readyState >= 1; }",
+                                   timeout=30_000)
+            links = page.eval_on_selector_all(".cnb-seek", "els => els.map(e => +e.dataset.start)")
+            page.locator(".cnb-seek").nth(2).click()
+            heard = page.evaluate("() => { const a = document.querySelector('audio');"
+                                  " return {time: a.currentTime, paused: a.paused}; }")
+        finally:
+            browser.close()
+    assert len(starts) == 4 and links == [round(s, 3) for s in starts]
+    assert starts[2] - 0.001 <= heard["time"] < starts[2] + 0.5 and heard["paused"] is False, heard
