@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .display.once import ShownOncePerCell
-from .errors import AudioReleased
+from .errors import AudioReleased, InvalidOption
 from .subtitles import Chunk, check_format
 from .subtitles import subtitles as _subtitles
 
@@ -109,6 +109,8 @@ class Utterance(ShownOncePerCell):
 
         fmt = check_format(subtitles)  # before anything is written
         path = Path(path).expanduser()
+        if fmt is not None and path.suffix.lower() == f".{fmt}":
+            raise InvalidOption(f"{path.name} would be both the WAV and the subtitles: name the WAV .wav.")
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), self.audio, self.sample_rate, subtype="FLOAT")
         if fmt is not None:

@@ -83,6 +83,8 @@ def test_a_bad_subtitle_format_is_one_clear_error_and_writes_nothing(tmp_path):
     u = _utterance()
     with pytest.raises(InvalidOption, match=r"subtitles='ass'.*'srt'.*'vtt'"):
         u.save(tmp_path / "talk.wav", subtitles="ass")
+    with pytest.raises(InvalidOption, match="both the WAV and the subtitles"):
+        u.save(tmp_path / "talk.srt", subtitles="srt")
     assert list(tmp_path.iterdir()) == [] and u.saved is None
 
 
