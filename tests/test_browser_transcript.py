@@ -49,6 +49,7 @@ def server(tmp_path_factory, cache_dir):
     root.mkdir()
     for name in FRONT_ENDS:
         _notebook(root / f"{name}.ipynb", CELLS)
+    _notebook(root / "stop.ipynb", CELLS)
     with serve(root, tmp, cache_dir) as url:
         yield url
 
@@ -127,6 +128,50 @@ def test_transcript_follows_the_sound_and_a_click_seeks(server, front_end, tmp_p
                     )
             finally:
                 page.screenshot(path=str(dirs[0] / f"{front_end}-page.png"), full_page=True)  # kept with a failed test
+        finally:
+            context.close()
+
+
+#: the stop button, pressed from the page the moment the first sentence has reached the player
+_STOP_AFTER_FIRST = """() => {
+  const timer = setInterval(() => {
+    const rec = (window.chatterboxNbPlayers || []).find(r => r.total === 4);
+    if (rec && rec.received >= 1) {
+      clearInterval(timer);
+      window.jupyterapp.commands.execute('notebook:interrupt-kernel');
+    }
+  }, 20);
+}"""
+
+
+def test_stop_button_keeps_the_made_sentences_readable_and_marks_the_rest(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = context.new_page()
+            open_notebook(page, f"{server}/lab/tree/stop.ipynb")
+            page.evaluate(_STOP_AFTER_FIRST)
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            try:
+                page.wait_for_function(f"() => {{ const r = ({_PLAYER})(); return r && r.done; }}",
+                                       timeout=600_000, polling=200)
+                lines = page.eval_on_selector_all(".cnb-transcript .cnb-sentence", """els => els.map(e => ({
+                    text: e.textContent, unmade: e.classList.contains('cnb-unmade'),
+                    dimmed: getComputedStyle(e).opacity !== '1'}))""")
+                status = page.inner_text(".cnb-live-status")
+                made = [line for line in lines if not line["unmade"]]
+                assert "stopped after chunk" in status and 1 <= len(made) < 4, (status, lines)
+                assert lines[:len(made)] == made  # the made ones first, then the rest
+                assert all(line["text"][0].isdigit() and not line["dimmed"] for line in made), lines  # time, full ink
+                assert all(line["dimmed"] for line in lines[len(made):]), lines  # marked as not made
+                # a kept sentence still plays from a click
+                page.locator(".cnb-sentence[data-index='0']").click()
+                _playing(page, 0)
+            finally:
+                page.screenshot(path=str(tmp_path / "stop-page.png"), full_page=True)  # kept with a failed test
         finally:
             context.close()
 
