@@ -20,7 +20,7 @@ TEXT = (
 )
 CELLS = ["%load_ext chatterbox_nb", f"%%chatterbox --max-tokens 40 --seed 1 --dtype float32\n{TEXT}"]
 #: front end -> notebook URL path (Notebook 7 needs the `notebook` package)
-FRONT_ENDS = {"notebook": "notebooks/notebook.ipynb", "lab": "lab/tree/lab.ipynb"}
+FRONT_ENDS = {"notebook": "notebooks/notebook.ipynb", "lab": "lab/tree/lab.ipynb?reset"}  # ?reset: no earlier tabs
 
 _PLAYER = "() => (window.chatterboxNbPlayers || []).find(r => r.total === 4)"
 _DONE = "() => (window.chatterboxNbPlayers || []).some(r => r.total === 4 && r.done && r.received === 4)"
@@ -152,7 +152,7 @@ def test_stop_button_keeps_the_made_sentences_readable_and_marks_the_rest(server
             str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = context.new_page()
-            open_notebook(page, f"{server}/lab/tree/stop.ipynb")
+            open_notebook(page, f"{server}/lab/tree/stop.ipynb?reset")  # not the other tests' tabs and players
             page.evaluate(_STOP_AFTER_FIRST)
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
             try:
