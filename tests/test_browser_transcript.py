@@ -204,8 +204,8 @@ def test_saved_copy_links_seek_its_audio_without_a_kernel(tmp_path):
         try:
             page = browser.new_context(offline=True).new_page()  # no CDN: the widgets cannot render
             page.goto((tmp_path / "saved.html").as_uri())
-            page.wait_for_function("() => { const a = document.querySelector('audio'); return a && a.readyState >= 1; }",
-                                   timeout=30_000)
+            page.wait_for_function(
+                "() => { const a = document.querySelector('audio'); return a && a.readyState >= 1; }", timeout=30_000)
             links = page.eval_on_selector_all(".cnb-seek", "els => els.map(e => +e.dataset.start)")
             page.locator(".cnb-seek").nth(2).click()
             heard = page.evaluate("() => { const a = document.querySelector('audio');"
