@@ -132,7 +132,8 @@ def say(text: str, **given: Any) -> Utterance:
         **opts.generate_kwargs,
         **opts.knobs,
     }
-    utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=opts.autoplay)
+    utt = Utterance(audio, SAMPLE_RATE, text, params, timings, dummy=loaded.is_dummy, autoplay=opts.autoplay,
+                    chunks=result.spans)
     if live is not None:
         live.finish(timings, result.stopped)
         live.keep(utt)  # its saved copy, for the saved notebook
@@ -168,7 +169,7 @@ def _generate_chunks(
         if opts.stream is None:
             opts = dataclasses.replace(opts, stream=_stream_pays(loaded))
         if live is None and (len(chunks) > 1 or opts.stream):
-            live = _show_live_player(text, len(chunks), loaded.is_dummy, estimate.for_say(loaded, chunks, opts))
+            live = _show_live_player(text, chunks, loaded.is_dummy, estimate.for_say(loaded, chunks, opts))
         run = progressive.ChunkRun(loaded, chunks, opts, voice, sample_rate=SAMPLE_RATE)
         try:
             result = run.start().wait(
@@ -208,7 +209,7 @@ def _stream_pays(loaded: LoadedModel) -> bool:
     return _in_kernel() and (loaded.device != "cpu" or loaded.spec.stream_pays_on_cpu)
 
 
-def _show_live_player(text: str, total: int, dummy: bool, guess: Any = None) -> Any:
+def _show_live_player(text: str, chunks: list[str], dummy: bool, guess: Any = None) -> Any:
     """The progressive player, shown now, in a kernel with a front end; None elsewhere."""
     from .display.player import _in_kernel
 
@@ -218,7 +219,7 @@ def _show_live_player(text: str, total: int, dummy: bool, guess: Any = None) -> 
 
     from .display.live import SHOW, LivePlayer
 
-    live = LivePlayer(text, total, SAMPLE_RATE, dummy=dummy, estimate=guess)
+    live = LivePlayer(text, len(chunks), SAMPLE_RATE, dummy=dummy, estimate=guess, chunks=chunks)
     live.standalone = SHOW.get() is None
     (SHOW.get() or display)(live)
     return live

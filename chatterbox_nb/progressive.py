@@ -62,6 +62,18 @@ class RunResult:
     stages: dict[str, Any] = field(default_factory=dict)
     #: where the voice's conditionals came from ("built-in", "memory", "disk-cache", "computed")
     voice_source: str = BUILT_IN_VOICE
+    pause: int = 0  # samples of silence before each chunk after the first
+
+    @property
+    def spans(self) -> list[tuple[str, int, int]]:
+        """Each kept chunk's text and where its speech lies in `audio` (samples, its pause left out)."""
+        out, at = [], 0
+        for p in self.pieces:
+            if p.last:
+                n = len(p.chunk_audio)
+                out.append((p.text, at + (min(self.pause, n) if p.index else 0), at + n))
+                at += n
+        return out
 
     @property
     def chunks_done(self) -> int:
@@ -225,6 +237,7 @@ class ChunkRun:
             first_piece_at=first_at,
             stages=stage_totals(p for p in made if p.index in {q.index for q in made if q.last}),  # chunks kept
             voice_source=self.voice_source,
+            pause=len(self._pause),
         )
 
 

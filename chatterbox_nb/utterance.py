@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import wave
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from .display.once import ShownOncePerCell
-from .errors import AudioReleased
+from .errors import AudioReleased, InvalidOption
+from .subtitles import Chunk, check_format
+from .subtitles import subtitles as _subtitles
 
 TIMING_KEYS = (
     "model_source",
@@ -43,7 +45,10 @@ class Utterance(ShownOncePerCell):
         *,
         dummy: bool = False,
         autoplay: bool = False,
+        chunks: Sequence[tuple[str, int, int]] | None = None,
     ) -> None:
+        """`chunks`: each chunk's text and the samples its speech spans in `audio`
+        (None: one chunk, the whole text over the whole audio)."""
         self._audio: np.ndarray | None = np.asarray(audio, dtype=np.float32).reshape(-1)
         self._samples = len(self._audio)
         self.sample_rate = int(sample_rate)
@@ -52,6 +57,9 @@ class Utterance(ShownOncePerCell):
         self.timings = dict(timings)
         self.dummy = dummy
         self.autoplay = autoplay
+        spans = [(text, 0, self._samples)] if chunks is None else chunks
+        #: the sentence timings: each chunk's text, start and end in seconds (exact to the sample)
+        self.chunks: list[Chunk] = [Chunk(t, a / self.sample_rate, b / self.sample_rate) for t, a, b in spans]
         self._widget: Any = None
         #: where `save` (or `--out`) last wrote this utterance
         self.saved: Path | None = None
@@ -94,13 +102,19 @@ class Utterance(ShownOncePerCell):
             w.writeframes(pcm.tobytes())
         return buf.getvalue()
 
-    def save(self, path: str | Path) -> Path:
-        """Write a WAV file (float samples kept as 32-bit float)."""
+    def save(self, path: str | Path, subtitles: str | None = None) -> Path:
+        """Write a WAV file (float samples kept as 32-bit float); `subtitles` ("srt" or
+        "vtt") also writes the sentence timings beside it (same name, that suffix)."""
         import soundfile as sf
 
+        fmt = check_format(subtitles)  # before anything is written
         path = Path(path).expanduser()
+        if fmt is not None and path.suffix.lower() == f".{fmt}":
+            raise InvalidOption(f"{path.name} would be both the WAV and the subtitles: name the WAV .wav.")
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), self.audio, self.sample_rate, subtype="FLOAT")
+        if fmt is not None:
+            path.with_suffix(f".{fmt}").write_text(_subtitles(self.chunks, fmt), encoding="utf-8")
         self.saved = path
         return path
 

@@ -68,11 +68,14 @@ def audio_tag(wav: bytes, *, autoplay: bool = False) -> str:
 
 
 def static_html(utt: Any, *, autoplay: bool | None = None) -> str:
+    from .transcript import transcript_html
+
     banner = _banner_html() if utt.dummy else ""
     play = utt.autoplay if autoplay is None else autoplay
     return (
         f'<div class="chatterbox-utterance">{banner}{_text_line(utt.text, utt.duration)}'
-        f"{audio_tag(utt.wav_bytes(), autoplay=play)}{waveform_svg(utt.audio)}{timings_html(utt.timings)}</div>"
+        f"{audio_tag(utt.wav_bytes(), autoplay=play)}{transcript_html(getattr(utt, 'chunks', ()))}"
+        f"{waveform_svg(utt.audio)}{timings_html(utt.timings)}</div>"
     )
 
 
