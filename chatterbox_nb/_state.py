@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # types only: this module imports nothing of ours at run time
     from .config import Chatterbox
     from .engine.models.loader import LoadedModel, ModelKey
     from .engine.models.memory import IdleTimer
+    from .comparison import Comparison
     from .progressive import ChunkRun
     from .tasks import LoadTask
     from .utterance import Utterance
@@ -82,8 +83,8 @@ class KernelState:
         self.users_left = threading.Condition(self.lock)
         #: background loads by (model, weights, device, dtype): running, or failed and not yet reported
         self.tasks: dict[tuple[str, str, str, str], LoadTask] = {}
-        #: long says generating in the background (progressive.ChunkRun), for `cnb.stop()`
-        self.says: list[ChunkRun] = []
+        #: long says and comparisons running in the background, for `cnb.stop()`
+        self.says: list[ChunkRun | Comparison] = []
         #: Utterances of this kernel, oldest first
         self.history = History()
         #: seconds of work and of audio of this kernel's says, by model key (estimate.py's pace)
