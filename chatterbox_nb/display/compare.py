@@ -19,7 +19,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..engine.specs import BUILT_IN_VOICE
-from .player import HIDE_SAVED_CSS, MUTED, SAVED_ONLY, TEXT, _banner_html, audio_tag, duration_label
+from .player import HIDE_SAVED_CSS, SAVED_ONLY, _banner_html, audio_tag
+from .style import MUTED, TEXT, duration_label
 from .waveform import waveform_svg
 
 WAITING = "waiting…"

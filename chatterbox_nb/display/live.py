@@ -19,7 +19,8 @@ import anywidget
 import numpy as np
 import traitlets
 
-from .player import SAVED_ONLY, TEXT, _banner_html, duration_label, saved_bundle
+from .player import SAVED_ONLY, _banner_html, saved_bundle
+from .style import TEXT, duration_label
 from .timings import timings_html
 
 _ESM = r"""

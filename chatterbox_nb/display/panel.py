@@ -12,7 +12,8 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
-from .player import ERROR, HIDE_SAVED_CSS, MUTED, TEXT, utterance_widget
+from .player import HIDE_SAVED_CSS, utterance_widget
+from .style import ERROR, MUTED, TEXT
 
 if TYPE_CHECKING:
     from ..options import Option

@@ -17,6 +17,7 @@ import base64
 import html
 from typing import Any
 
+from .style import MUTED, TEXT, duration_label
 from .timings import timings_html, timings_widget
 from .waveform import waveform_svg
 
@@ -33,9 +34,6 @@ SAVED_ONLY = "cnb-saved-only"
 #: in every widget view of ours: a live page shows the widget, not the saved copy beside it
 HIDE_SAVED_CSS = f"<style>.{SAVED_ONLY}{{display:none}}</style>"
 #: text that reads in JupyterLab's light and dark themes (its CSS variables, with fallbacks)
-TEXT = "color:var(--jp-content-font-color1,#222)"
-MUTED = "color:var(--jp-content-font-color2,#555)"
-ERROR = "color:var(--jp-error-color1,#b00020)"
 
 
 def _banner_html() -> str:
@@ -45,12 +43,6 @@ def _banner_html() -> str:
         'padding:2px 6px;border-radius:3px;display:inline-block">'
         f'<span style="color:var(--jp-warn-color1,#e65100)">&#9888;</span> {html.escape(DUMMY_BANNER)}</div>'
     )
-
-
-def duration_label(seconds: float) -> str:
-    """m:ss.s, shown before the audio is played."""
-    minutes, rest = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def _text_line(text: str, seconds: float | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any, Sequence
 
-from .player import MUTED, TEXT, duration_label
+from .style import MUTED, TEXT, duration_label
 
 #: on a sentence link: play the enclosing utterance's <audio> from the link's start time
 _SEEK = ("var a=this.closest('.chatterbox-utterance').querySelector('audio');"
