@@ -130,7 +130,7 @@ def say(
     loaded, timings, result, live = _generate_chunks(opts, text, chunks, resolved)
     audio = result.audio
     timings.update(conditioning_s=result.conditioning_s, voice_source=result.voice_source)
-    timings.update(dtype=loaded.dtype, weights=choice.weights, s3gen_compiled=_is_compiled(loaded))
+    timings.update(dtype=loaded.dtype, weights=choice.weights, **_s3gen_path(loaded))
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
@@ -214,11 +214,14 @@ def _generate_chunks(
     raise error
 
 
-def _is_compiled(loaded: Any) -> bool:
-    from .engine.generation.compiled import is_installed
+def _s3gen_path(loaded: Any) -> dict[str, Any]:
+    """Which S3Gen path runs (`s3gen_compiled`), in words with its measured factor (`s3gen_path`)."""
+    from .engine.generation import compiled
 
     tts = loaded.tts
-    return tts is not None and is_installed(tts)
+    if tts is None:
+        return {"s3gen_compiled": False, "s3gen_path": ""}
+    return {"s3gen_compiled": compiled.is_installed(tts), "s3gen_path": compiled.describe(tts)}
 
 
 def _stream_pays(loaded: Any) -> bool:
@@ -306,6 +309,7 @@ class Status:
                 "warmed": m.warmed,
                 "last_used": memory.ago(now - m.last_used),
                 "in_use": m.busy,
+                "s3gen": _s3gen_path(m)["s3gen_path"],
             }
             for m in loader.loaded_models()
         ]

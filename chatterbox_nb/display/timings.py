@@ -52,8 +52,9 @@ def timings_html(timings: dict[str, Any]) -> str:
     if timings.get("weights"):  # which weights spoke (a say naming none uses the model in memory)
         summary += f" (weights <code>{html.escape(str(timings['weights']))}</code>)"
     if timings.get("dtype"):
-        compiled = ", S3Gen compiled" if timings.get("s3gen_compiled") else ""
-        summary += f" in <code>{html.escape(str(timings['dtype']))}</code>{compiled}"
+        summary += f" in <code>{html.escape(str(timings['dtype']))}</code>"
+    if timings.get("s3gen_path"):  # which S3Gen path ran, and what compiling measured here
+        summary += f" · {html.escape(str(timings['s3gen_path']))}"
     if timings.get("voice_source") not in (None, "built-in"):
         summary += f" · voice from <code>{html.escape(str(timings['voice_source']))}</code>"
     return (

@@ -16,28 +16,45 @@ forward is swapped in between two says. Inputs it
 was not built for (another batch size, a length out of range) run eagerly.
 
 Upstream's chunk mask asks `.item()` whether a row is all masked (data-dependent
-control flow, which export refuses): export runs with a branch-free equivalent.
+control flow, which export refuses): export traces a copy of the forward that sees a
+branch-free equivalent (engine/seams/estimator.py), nothing process-wide.
 
-float32 is never compiled: it stays bit-identical to upstream. (On the CPU the
-estimator computes in float32 under every dtype, so compiling it changes only the
-order of float32 operations.)
+The package compiles the path that runs: where the eager estimator runs under CPU
+bfloat16 autocast, the export runs under the same autocast (the matmuls in bfloat16 in
+the graph), and its key says so. float32 is never compiled: it stays bit-identical to
+upstream.
+
+A package is installed only where it pays: once built, it is timed against the eager
+path it would replace on this machine, and the verdict is kept beside it (`Verdict`), so
+a fresh kernel neither measures again nor installs a loser. A loser's package is
+deleted (it would never run; its verdict stops a full warm-up from building it again).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import json
 import os
 import shutil
+import statistics
+import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from ..seams import estimator as seam
 from ..store import fsutil
 from ..store.layout import CacheLayout
 
 #: the lengths (mel frames, prompt included) the package covers; others run eagerly
 MIN_FRAMES, MAX_FRAMES = 8, 8192
+#: a package is installed only when the eager path takes this many times its time: below
+#: that, a shared machine's timing noise could install a package no faster than eager, and
+#: a package costs its load (about a second) and its memory in every kernel
+PAYS_AT = 1.1
+#: mel frames per speech token (S3Gen's 25 tokens/s to 50 mel frames/s), and the speech
+#: tokens of the says the payoff is measured on: a short sentence and a long one
+FRAMES_PER_TOKEN, SAY_TOKENS = 2, (40, 150)
 
 
 def wanted(dtype: str) -> bool:
@@ -45,13 +62,15 @@ def wanted(dtype: str) -> bool:
     return dtype != "float32"
 
 
-def package_path(root: Path, model: str, fingerprint: str, device: str, dtype: str, threads: int) -> Path:
+def package_path(root: Path, model: str, fingerprint: str, device: str, dtype: str, threads: int,
+                 autocast: bool = False) -> Path:
     """Where the package for these weights lives. The weights are baked in, hence the
-    fingerprint; so is the thread count of the generated CPU kernels."""
+    fingerprint; so is the thread count of the generated CPU kernels, and whether the
+    export ran under autocast."""
     import torch
 
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    tag = f"{digest}-{device.replace(':', '_')}-{dtype}-t{threads}"
+    tag = f"{digest}-{device.replace(':', '_')}-{dtype}-t{threads}" + ("-autocast" if autocast else "")
     return CacheLayout(root).compiled_package(torch.__version__, model, tag)
 
 
@@ -59,8 +78,13 @@ def estimator(tts: Any) -> Any:
     return tts.s3gen.flow.decoder.estimator
 
 
+def runner(tts: Any) -> seam.EstimatorRunner:
+    return seam.runner(estimator(tts))
+
+
 def is_installed(tts: Any) -> bool:
-    return getattr(vars(estimator(tts)).get("forward"), "compiled", False)
+    run = seam.current(estimator(tts))
+    return run is not None and run.mode == "compiled"
 
 
 def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[str, Any]:
@@ -87,28 +111,6 @@ def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[s
     }
 
 
-def _branch_free_chunk_mask(xs: Any, masks: Any, use_dynamic_chunk: bool, use_dynamic_left_chunk: bool,
-                            decoding_chunk_size: int, static_chunk_size: int, num_decoding_left_chunks: int,
-                            enable_full_context: bool = True) -> Any:
-    """Upstream's `add_optional_chunk_mask` as the estimator calls it (no chunking): an
-    all-masked row becomes all True, without asking `.item()` whether there is one."""
-    if use_dynamic_chunk or static_chunk_size > 0:
-        raise NotImplementedError("chunked attention masks are not exported")
-    return masks | (masks.sum(dim=-1, keepdim=True) == 0)
-
-
-@contextlib.contextmanager
-def _exportable_decoder() -> Iterator[None]:
-    from chatterbox.models.s3gen import decoder
-
-    original = decoder.add_optional_chunk_mask
-    decoder.add_optional_chunk_mask = _branch_free_chunk_mask
-    try:
-        yield
-    finally:
-        decoder.add_optional_chunk_mask = original
-
-
 def _order(meanflow: bool) -> tuple[str, ...]:
     return ("x", "mask", "mu", "t", "spks", "cond") + (("r",) if meanflow else ())
 
@@ -131,16 +133,19 @@ def private_copy(tts: Any) -> Any:
         for t in itertools.chain(est.parameters(), est.buffers())
     }
     clone = copy.deepcopy(est, own)
+    vars(clone).pop("forward", None)  # the runner does not copy: the class's forward runs
     return SimpleNamespace(s3gen=SimpleNamespace(flow=SimpleNamespace(decoder=SimpleNamespace(estimator=clone))))
 
 
-def export_estimator(tts: Any, meanflow: bool = False) -> Any:
-    """The estimator's plain forward (not a CPU autocast wrapper) as an ExportedProgram,
-    the frame count dynamic, the batch static. Give it a `private_copy`: nothing else
-    may use the estimator meanwhile."""
+def export_estimator(tts: Any, meanflow: bool = False, autocast: Any = None) -> Any:
+    """The estimator's forward as an ExportedProgram, the frame count dynamic, the batch
+    static; under CPU autocast in `autocast` (a torch dtype) when the eager path runs so,
+    the result in float32 as there. Give it a `private_copy`: nothing else may use the
+    estimator meanwhile."""
     import torch
 
     est = estimator(tts)
+    plain = seam.exportable_forward(est)
 
     class Plain(torch.nn.Module):
         def __init__(self) -> None:
@@ -148,13 +153,16 @@ def export_estimator(tts: Any, meanflow: bool = False) -> Any:
             self.est = est
 
         def forward(self, *args: Any) -> Any:
-            return type(self.est).forward(self.est, *args)
+            if autocast is None:
+                return plain(self.est, *args)
+            with torch.autocast(device_type="cpu", dtype=autocast):
+                return plain(self.est, *args).float()
 
     inputs = sample_inputs(tts, 160, meanflow)
     names = _order(meanflow)
     frames = torch.export.Dim("frames", min=MIN_FRAMES, max=MAX_FRAMES)
     dims = tuple({2: frames} if inputs[n].dim() == 3 else None for n in names)
-    with _exportable_decoder(), torch.no_grad():
+    with torch.no_grad():
         exported = torch.export.export(Plain().eval(), tuple(inputs[n] for n in names),
                                        dynamic_shapes=(dims,), strict=False)
     return exported
@@ -188,8 +196,8 @@ def build_package(exported: Any, path: Path) -> None:
 
 def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., Any]:
     """The packaged estimator as a forward: inputs it covers go to the package, others
-    (another batch, a length out of range, another dtype or device) to the eager forward
-    installed before it."""
+    (another batch, a length out of range, another dtype or device) to the runner's
+    eager path."""
     import torch
 
     package = torch._inductor.aoti_load_package(str(path))
@@ -215,31 +223,96 @@ def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., 
         args = {"x": x, "mask": mask, "mu": mu, "t": t, "spks": spks, "cond": cond, "r": r}
         if covered(args):
             return package(*(args[n].contiguous() for n in names))
-        return forward.eager(x, mask, mu, t, spks, cond, r)  # type: ignore[attr-defined]
+        return eager(x, mask, mu, t, spks, cond, r)
 
-    forward.eager = vars(est).get("forward") or type(est).forward.__get__(est)  # type: ignore[attr-defined]
+    eager = seam.runner(est).run_eager
     return forward
 
 
-def install(tts: Any, compiled: Callable[..., Any]) -> None:
-    """The estimator's forward becomes the compiled one (upstream calls `.forward` directly)."""
-    est = estimator(tts)
-    previous = vars(est).get("forward")
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        return compiled(*args, **kwargs)
-
-    forward.compiled = True  # type: ignore[attr-defined]
-    forward.previous = previous  # type: ignore[attr-defined]
-    est.forward = forward
+def install(tts: Any, compiled: Callable[..., Any], verdict: dict[str, Any] | None = None) -> None:
+    """The estimator runs the compiled forward (call it between two says)."""
+    run = runner(tts)
+    run.compiled, run.verdict = compiled, verdict
 
 
 def uninstall(tts: Any) -> None:
-    """Back to the forward used before `install` (eager, or CPU autocast)."""
-    est = estimator(tts)
-    current = vars(est).get("forward")
-    if getattr(current, "compiled", False):
-        if current.previous is None:
-            del est.forward
-        else:
-            est.forward = current.previous
+    """Back to the eager path (plain, or CPU autocast)."""
+    run = seam.current(estimator(tts))
+    if run is not None:
+        run.compiled = None
+
+
+def say_lengths(tts: Any) -> list[int]:
+    """The estimator's frame counts in says of this model: its voice's prompt (the
+    built-in one, 200 frames without) plus the new frames of `SAY_TOKENS`."""
+    conds = getattr(tts, "conds", None)
+    prompt = conds.gen["prompt_feat"].shape[1] if conds is not None else 200
+    return [min(MAX_FRAMES, prompt + FRAMES_PER_TOKEN * n) for n in SAY_TOKENS]
+
+
+def measure(tts: Any, compiled: Callable[..., Any], meanflow: bool = False, rounds: int = 3,
+            timer: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """How many times faster `compiled` runs the estimator than the runner's eager path,
+    on the lengths of a say: one call each untimed (first-call costs), then `rounds`
+    rounds of one call per length and path, the paths alternated (which goes first too),
+    so a machine that slows down mid-way slows both; medians of the rounds' sums."""
+    import torch
+
+    eager = runner(tts).run_eager
+    lengths = say_lengths(tts)
+    inputs = [sample_inputs(tts, n, meanflow) for n in lengths]
+    spent: dict[str, list[float]] = {"eager": [], "compiled": []}
+    with torch.inference_mode():
+        eager(**inputs[0])
+        compiled(**inputs[0])
+        for i in range(rounds):
+            order = [("eager", eager), ("compiled", compiled)][:: 1 if i % 2 == 0 else -1]
+            for name, fn in order:
+                start = timer()
+                for kw in inputs:
+                    fn(**kw)
+                spent[name].append(timer() - start)
+    eager_s, compiled_s = (statistics.median(spent[k]) for k in ("eager", "compiled"))
+    factor = eager_s / compiled_s if compiled_s > 0 else float("inf")
+    return {"factor": round(factor, 3), "pays": factor >= PAYS_AT, "pays_at": PAYS_AT,
+            "eager": runner(tts).mode, "eager_s": eager_s, "compiled_s": compiled_s, "lengths": lengths,
+            "rounds": rounds}
+
+
+def verdict_path(package: Path) -> Path:
+    """The verdict's file: the package's name, keyed as it is, with `.json`."""
+    return package.with_suffix(".json")
+
+
+def read_verdict(package: Path) -> dict[str, Any] | None:
+    """The verdict recorded beside `package`, None if none (or unreadable: measure again)."""
+    try:
+        found = json.loads(verdict_path(package).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("factor"), (int, float)) else None
+
+
+def record_verdict(package: Path, verdict: dict[str, Any]) -> None:
+    """Keep `verdict` beside the package (written whole or not at all); a loser's package
+    goes: it would never run, and its verdict stops a full warm-up from building it again."""
+    path = verdict_path(package)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with fsutil.lock_for(path):
+        fsutil.write_atomic(path, json.dumps({**verdict, "measured_at": time.time()}, indent=1).encode())
+    if not verdict["pays"]:
+        package.unlink(missing_ok=True)
+
+
+def describe(tts: Any) -> str:
+    """Which S3Gen path runs, and the measured factor where there is one."""
+    run = seam.current(estimator(tts))
+    if run is None:
+        return "S3Gen eager"
+    verdict = run.verdict
+    if run.mode == "compiled":
+        return f"S3Gen compiled, {verdict['factor']:.1f}x over eager here" if verdict else "S3Gen compiled"
+    eager = "S3Gen eager" + (f" ({str(run.autocast).rpartition('.')[2]} autocast)" if run.autocast is not None else "")
+    if verdict and not verdict["pays"]:
+        return f"{eager}: compiled was {verdict['factor']:.1f}x here"
+    return eager
