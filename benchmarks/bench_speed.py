@@ -138,7 +138,7 @@ class Bench:
         import torch
 
         from chatterbox_nb import config
-        from chatterbox_nb.engine.generation import compiled, warmup
+        from chatterbox_nb.engine.generation import compiled, payoff, warmup
         from chatterbox_nb.engine.models import loader
 
         (loaded,) = [m for m in loader.loaded_models() if m.name == self.model]
@@ -153,7 +153,7 @@ class Bench:
         else:
             metrics = warmup.compile_step(loaded, "full", root, lambda *a, **k: None)
             if not compiled.is_installed(loaded.tts):
-                why = f"the package did not install: {metrics.get('compile_error', compiled.describe(loaded.tts))}"
+                why = f"the package did not install: {metrics.get('compile_error', payoff.describe(loaded.tts))}"
         if why:
             self.out(f"  (no compiled row: {why})")
             return

@@ -131,6 +131,10 @@ def say(
     audio = result.audio
     timings.update(conditioning_s=result.conditioning_s, voice_source=result.voice_source)
     timings.update(dtype=loaded.dtype, weights=choice.weights, **_s3gen_path(loaded))
+    if config.settings().compile:
+        from .engine.generation.payoff import warmup_hint
+
+        timings["s3gen_hint"] = warmup_hint(loaded, config.cache_dir())
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
@@ -216,12 +220,12 @@ def _generate_chunks(
 
 def _s3gen_path(loaded: Any) -> dict[str, Any]:
     """Which S3Gen path runs (`s3gen_compiled`), in words with its measured factor (`s3gen_path`)."""
-    from .engine.generation import compiled
+    from .engine.generation import compiled, payoff
 
     tts = loaded.tts
     if tts is None:
         return {"s3gen_compiled": False, "s3gen_path": ""}
-    return {"s3gen_compiled": compiled.is_installed(tts), "s3gen_path": compiled.describe(tts)}
+    return {"s3gen_compiled": compiled.is_installed(tts), "s3gen_path": payoff.describe(tts)}
 
 
 def _stream_pays(loaded: Any) -> bool:

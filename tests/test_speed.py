@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import chatterbox_nb as cnb
-from chatterbox_nb.engine.generation import compiled, warmup
+from chatterbox_nb.engine.generation import compiled, payoff, warmup
 from chatterbox_nb.engine.models import loader, precision
 from chatterbox_nb.engine.seams.estimator import branch_free_chunk_mask
 from chatterbox_nb.errors import InvalidOption
@@ -154,7 +154,7 @@ def test_threads_never_exceed_the_cores_this_process_may_use():
 
 
 class Clock:
-    """A fake timer for `compiled.measure`: the estimator's paths advance it by what they
+    """A fake timer for `payoff.measure`: the estimator's paths advance it by what they
     are given to cost, so a package is faster or slower than eager by construction."""
 
     def __init__(self) -> None:
@@ -189,7 +189,7 @@ def stub_compiler(monkeypatch):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"package")
 
-    real_measure = compiled.measure
+    real_measure = payoff.measure
 
     def measure(tts_, fn, meanflow=False):
         run = compiled.runner(tts_)
@@ -209,7 +209,7 @@ def stub_compiler(monkeypatch):
     monkeypatch.setattr(compiled, "export_estimator", lambda tts_, meanflow=False, autocast=None: "exported")
     monkeypatch.setattr(compiled, "build_package", build)
     monkeypatch.setattr(compiled, "load_package", load)
-    monkeypatch.setattr(compiled, "measure", measure)
+    monkeypatch.setattr(payoff, "measure", measure)
     return built, loads, measured, costs
 
 
@@ -232,7 +232,7 @@ def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_pa
         metrics = warmup.compile_step(english_as_auto, "full", tmp_path, print)
         assert set(metrics) == {"compile_s", "compiled_load_s", "s3gen_factor"} and built == ["exported"]
         assert metrics["s3gen_factor"] == 2.0 and path.is_file() and len(measured) == 1
-        assert compiled.read_verdict(path)["factor"] == 2.0 and compiled.read_verdict(path)["pays"] is True
+        assert payoff.read_verdict(path)["factor"] == 2.0 and payoff.read_verdict(path)["pays"] is True
         assert compiled.is_installed(tts)
         timed = loads[-1]  # the calls the timing made
         u = cnb.say("Compiled.", weights=REDUCED, device="cpu", dtype=english_as_auto.dtype, max_tokens=3, seed=2)
@@ -242,6 +242,9 @@ def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_pa
         assert not compiled.is_installed(tts)
         if autocast:
             assert compiled.runner(tts).mode == "autocast"  # back to CPU autocast
+        compiled.runner(tts).hinted = False
+        assert payoff.warmup_hint(english_as_auto, tmp_path) == (
+            "S3Gen runs eager: its compiled package ran 2.0x faster here; any warm-up loads it")
         assert set(warmup.compile_step(english_as_auto, "light", tmp_path, print)) == {"compiled_load_s", "s3gen_factor"}
         assert built == ["exported"] and len(loads) == 2 and len(measured) == 1 and compiled.is_installed(tts)
         compiled.uninstall(tts)
@@ -251,7 +254,7 @@ def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_pa
         assert not path.exists() and not compiled.is_installed(tts)  # removed: the next full warm-up builds it
     finally:
         compiled.uninstall(tts)
-        compiled.runner(tts).verdict = None
+        compiled.runner(tts).verdict, compiled.runner(tts).hinted = None, False
         monkeypatch.undo()
     assert not compiled.wanted("float32") and compiled.wanted("bfloat16") and compiled.wanted("int8")
 
@@ -259,12 +262,12 @@ def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_pa
 _SLOW_KERNEL = """
 import json, torch
 import chatterbox_nb as cnb
-from chatterbox_nb.engine.generation import compiled
+from chatterbox_nb.engine.generation import compiled, payoff
 from chatterbox_nb.engine.models import loader
 
 def refuse(*a, **k):
     raise AssertionError("a loser's package was built, loaded or timed again in a fresh process")
-compiled.export_estimator = compiled.build_package = compiled.load_package = compiled.measure = refuse
+compiled.export_estimator = compiled.build_package = compiled.load_package = payoff.measure = refuse
 cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="full", wait=True)
 (m,) = [m for m in loader.loaded_models() if m.dtype == "bfloat16"]
 u = cnb.say("Eager.", weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
@@ -298,8 +301,8 @@ def test_a_slower_package_is_refused_recorded_and_never_measured_again(english_r
         metrics = warmup.compile_step(m, "full", root, print)
         assert metrics["s3gen_factor"] == 0.5 and "compile_s" in metrics and built == ["exported"]
         assert not compiled.is_installed(m.tts) and compiled.runner(m.tts).mode == "autocast"
-        verdict = compiled.read_verdict(path)
-        assert verdict["factor"] == 0.5 and verdict["pays"] is False and verdict["pays_at"] == compiled.PAYS_AT
+        verdict = payoff.read_verdict(path)
+        assert verdict["factor"] == 0.5 and verdict["pays"] is False and verdict["pays_at"] == payoff.PAYS_AT
         assert not path.exists()  # a loser's package is not kept
         assert warmup.compile_step(m, "full", root, print) == {"s3gen_factor": 0.5}
         assert built == ["exported"] and len(loads) == 1 and len(measured) == 1  # nothing again
@@ -318,7 +321,45 @@ def test_a_slower_package_is_refused_recorded_and_never_measured_again(english_r
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["installed"] is False and result["metrics"]["s3gen_factor"] == 0.5
     assert result["s3gen_path"] == line and result["status"] == [line]
-    assert compiled.read_verdict(path)["measured_at"] == verdict["measured_at"]  # not measured again
+    assert payoff.read_verdict(path)["measured_at"] == verdict["measured_at"]  # not measured again
+
+
+def test_the_timings_say_once_what_a_full_warm_up_buys_here(english_reduced, tmp_path, monkeypatch):
+    """While S3Gen runs eager, a verdict measured on this machine that says a package pays
+    (another model's here: same device, dtype and threads) becomes one line in the timing
+    widget, once; a loser's verdict, or an installed package, says nothing."""
+    import torch
+
+    from chatterbox_nb import config
+    from chatterbox_nb.display.timings import timings_html
+
+    cnb.load("english", weights=REDUCED, device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    (m,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy and m.dtype == "bfloat16"]
+    run = compiled.runner(m.tts)
+    threads = torch.get_num_threads()
+    other = compiled.package_path(tmp_path, "turbo", "other weights", "cpu", "bfloat16", threads, autocast=True)
+    elsewhere = compiled.package_path(tmp_path, "turbo", "other weights", "cpu", "bfloat16", threads + 1, autocast=True)
+    monkeypatch.setattr(config, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(config.settings(), "compile", True)
+    kw = dict(weights=REDUCED, device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
+    run.hinted = False
+    try:
+        payoff.record_verdict(elsewhere, {"factor": 3.0, "pays": True, "model": "turbo"})  # other threads: not here
+        payoff.record_verdict(other, {"factor": 0.7, "pays": False, "model": "turbo"})
+        assert payoff.warmup_hint(m, tmp_path) is None  # a loser says nothing
+        payoff.record_verdict(other, {"factor": 1.6, "pays": True, "model": "turbo"})
+        first = cnb.say("Hint.", **kw)
+        line = "one full warm-up (S3Gen's package, built once, minutes) made S3Gen 1.6x faster for turbo here"
+        assert first.timings["s3gen_hint"] == line and f"tip: {line}" in timings_html(first.timings)
+        assert cnb.say("Hint.", **kw).timings["s3gen_hint"] is None  # once
+        run.hinted = False
+        compiled.install(m.tts, run.run_eager, {"factor": 1.6, "pays": True})
+        assert payoff.warmup_hint(m, tmp_path) is None  # compiled already
+    finally:
+        compiled.uninstall(m.tts)
+        run.verdict, run.hinted = None, False
+        if m is not english_reduced:
+            loader.drop(m.key)
 
 
 def _tiny_estimator():
@@ -336,13 +377,13 @@ _FRESH_KERNEL = """
 import json, sys, time
 import torch
 import chatterbox_nb as cnb
-from chatterbox_nb.engine.generation import compiled
+from chatterbox_nb.engine.generation import compiled, payoff
 from chatterbox_nb.engine.models import loader
 
 exec(PACKAGE_SPY)
 def measured_again(*a, **k):
     raise AssertionError("a package with a verdict was timed again")
-compiled.measure = measured_again
+payoff.measure = measured_again
 report = cnb.load("english", weights="dummy:reduced", device="cpu", dtype="int8", warmup="light", wait=True)
 (m,) = [m for m in loader.loaded_models() if m.dtype == "int8"]
 u = cnb.say("Packaged.", weights="dummy:reduced", device="cpu", dtype="int8", max_tokens=3, seed=1)
@@ -387,7 +428,7 @@ def test_a_fresh_kernel_loads_the_package_and_never_compiles(cache_dir, tmp_path
             assert torch.equal(forward(**one), est(**one))  # batch 1 is not packaged: eager
 
         # its verdict, as a full warm-up records it (a tiny estimator is no rival for the reduced one's eager path)
-        compiled.record_verdict(path, {"factor": 3.0, "pays": True, "pays_at": compiled.PAYS_AT})
+        payoff.record_verdict(path, {"factor": 3.0, "pays": True, "pays_at": payoff.PAYS_AT})
         env = {**os.environ, "CHATTERBOX_NB_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT),
                "CHATTERBOX_NB_COMPILE": "1", "OMP_NUM_THREADS": str(threads)}
         script = _FRESH_KERNEL.replace("exec(PACKAGE_SPY)", f"exec({PACKAGE_SPY!r})")
@@ -402,7 +443,7 @@ def test_a_fresh_kernel_loads_the_package_and_never_compiles(cache_dir, tmp_path
         assert len(result["calls"]) >= 10  # the warm-up's say and ours, 10 CFM steps each
     finally:
         path.unlink(missing_ok=True)
-        compiled.verdict_path(path).unlink(missing_ok=True)
+        payoff.verdict_path(path).unlink(missing_ok=True)
 
 
 def sources_fingerprint(cache_dir):

@@ -5,7 +5,7 @@ utterance on a batch of two (CFG) over prompt + new mel frames: most of S3Gen's 
 A full warm-up exports it (`torch.export`, one graph for every length) and compiles
 that into a package (`.pt2`: a shared library with the weights inside) under
 `<cache_dir>/compiled/torch-<version>/`. Any later kernel loads the package in about a
-second at any warm-up level: `torch.compile` re-traced the estimator in every process
+second at any warm-up level, where it measured faster than eager (`payoff.py`): `torch.compile` re-traced the estimator in every process
 (~47 s of CPU), a package is code ready to run.
 
 The package bakes in the weights and the number of CPU threads its kernels use, so it
@@ -24,20 +24,14 @@ bfloat16 autocast, the export runs under the same autocast (the matmuls in bfloa
 the graph), and its key says so. float32 is never compiled: it stays bit-identical to
 upstream.
 
-A package is installed only where it pays: once built, it is timed against the eager
-path it would replace on this machine, and the verdict is kept beside it (`Verdict`), so
-a fresh kernel neither measures again nor installs a loser. A loser's package is
-deleted (it would never run; its verdict stops a full warm-up from building it again).
+Whether an installed package pays is `payoff.py`'s to measure and keep.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
-import statistics
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -48,13 +42,6 @@ from ..store.layout import CacheLayout
 
 #: the lengths (mel frames, prompt included) the package covers; others run eagerly
 MIN_FRAMES, MAX_FRAMES = 8, 8192
-#: a package is installed only when the eager path takes this many times its time: below
-#: that, a shared machine's timing noise could install a package no faster than eager, and
-#: a package costs its load (about a second) and its memory in every kernel
-PAYS_AT = 1.1
-#: mel frames per speech token (S3Gen's 25 tokens/s to 50 mel frames/s), and the speech
-#: tokens of the says the payoff is measured on: a short sentence and a long one
-FRAMES_PER_TOKEN, SAY_TOKENS = 2, (40, 150)
 
 
 def wanted(dtype: str) -> bool:
@@ -70,8 +57,13 @@ def package_path(root: Path, model: str, fingerprint: str, device: str, dtype: s
     import torch
 
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    tag = f"{digest}-{device.replace(':', '_')}-{dtype}-t{threads}" + ("-autocast" if autocast else "")
-    return CacheLayout(root).compiled_package(torch.__version__, model, tag)
+    return CacheLayout(root).compiled_package(torch.__version__, model, digest + machine_tag(device, dtype, threads,
+                                                                                            autocast))
+
+
+def machine_tag(device: str, dtype: str, threads: int, autocast: bool) -> str:
+    """The part of a package's key that is this machine's, not the weights'."""
+    return f"-{device.replace(':', '_')}-{dtype}-t{threads}" + ("-autocast" if autocast else "")
 
 
 def estimator(tts: Any) -> Any:
@@ -240,79 +232,3 @@ def uninstall(tts: Any) -> None:
     run = seam.current(estimator(tts))
     if run is not None:
         run.compiled = None
-
-
-def say_lengths(tts: Any) -> list[int]:
-    """The estimator's frame counts in says of this model: its voice's prompt (the
-    built-in one, 200 frames without) plus the new frames of `SAY_TOKENS`."""
-    conds = getattr(tts, "conds", None)
-    prompt = conds.gen["prompt_feat"].shape[1] if conds is not None else 200
-    return [min(MAX_FRAMES, prompt + FRAMES_PER_TOKEN * n) for n in SAY_TOKENS]
-
-
-def measure(tts: Any, compiled: Callable[..., Any], meanflow: bool = False, rounds: int = 3,
-            timer: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """How many times faster `compiled` runs the estimator than the runner's eager path,
-    on the lengths of a say: one call each untimed (first-call costs), then `rounds`
-    rounds of one call per length and path, the paths alternated (which goes first too),
-    so a machine that slows down mid-way slows both; medians of the rounds' sums."""
-    import torch
-
-    eager = runner(tts).run_eager
-    lengths = say_lengths(tts)
-    inputs = [sample_inputs(tts, n, meanflow) for n in lengths]
-    spent: dict[str, list[float]] = {"eager": [], "compiled": []}
-    with torch.inference_mode():
-        eager(**inputs[0])
-        compiled(**inputs[0])
-        for i in range(rounds):
-            order = [("eager", eager), ("compiled", compiled)][:: 1 if i % 2 == 0 else -1]
-            for name, fn in order:
-                start = timer()
-                for kw in inputs:
-                    fn(**kw)
-                spent[name].append(timer() - start)
-    eager_s, compiled_s = (statistics.median(spent[k]) for k in ("eager", "compiled"))
-    factor = eager_s / compiled_s if compiled_s > 0 else float("inf")
-    return {"factor": round(factor, 3), "pays": factor >= PAYS_AT, "pays_at": PAYS_AT,
-            "eager": runner(tts).mode, "eager_s": eager_s, "compiled_s": compiled_s, "lengths": lengths,
-            "rounds": rounds}
-
-
-def verdict_path(package: Path) -> Path:
-    """The verdict's file: the package's name, keyed as it is, with `.json`."""
-    return package.with_suffix(".json")
-
-
-def read_verdict(package: Path) -> dict[str, Any] | None:
-    """The verdict recorded beside `package`, None if none (or unreadable: measure again)."""
-    try:
-        found = json.loads(verdict_path(package).read_text())
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) and isinstance(found.get("factor"), (int, float)) else None
-
-
-def record_verdict(package: Path, verdict: dict[str, Any]) -> None:
-    """Keep `verdict` beside the package (written whole or not at all); a loser's package
-    goes: it would never run, and its verdict stops a full warm-up from building it again."""
-    path = verdict_path(package)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with fsutil.lock_for(path):
-        fsutil.write_atomic(path, json.dumps({**verdict, "measured_at": time.time()}, indent=1).encode())
-    if not verdict["pays"]:
-        package.unlink(missing_ok=True)
-
-
-def describe(tts: Any) -> str:
-    """Which S3Gen path runs, and the measured factor where there is one."""
-    run = seam.current(estimator(tts))
-    if run is None:
-        return "S3Gen eager"
-    verdict = run.verdict
-    if run.mode == "compiled":
-        return f"S3Gen compiled, {verdict['factor']:.1f}x over eager here" if verdict else "S3Gen compiled"
-    eager = "S3Gen eager" + (f" ({str(run.autocast).rpartition('.')[2]} autocast)" if run.autocast is not None else "")
-    if verdict and not verdict["pays"]:
-        return f"{eager}: compiled was {verdict['factor']:.1f}x here"
-    return eager

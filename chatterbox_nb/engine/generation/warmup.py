@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import synth
-from .compiled import PAYS_AT
+from .payoff import PAYS_AT
 from ..request import SayOptions
 from .speak import pieces
 from ..specs import SAMPLE_RATE
@@ -73,8 +73,8 @@ def warm(
     `cold_s` is the first step (the model's first call if nothing ran before);
     with `measure`, the first step is repeated at the end to give `warm_s`. With a
     `cache_root`, `full` (or any level, once a kernel built the package there) ends by
-    installing S3Gen's compiled estimator, built in the background if need be (`compiled.py`;
-    not for float32)."""
+    installing S3Gen's compiled estimator where it measured faster than eager, built in
+    the background if need be (`compiled.py`, `payoff.py`; not for float32)."""
     if level == "off":
         return {"level": "off"}
     opts = SayOptions.defaults(loaded.spec, max_tokens=_TOKENS, seed=0)
@@ -141,7 +141,7 @@ def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None
     load is removed."""
     import torch
 
-    from . import compiled
+    from . import compiled, payoff
 
     tts = loaded.tts
     if tts is None or not compiled.wanted(loaded.dtype) or compiled.is_installed(tts):
@@ -150,7 +150,7 @@ def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None
     autocast = compiled.runner(tts).autocast
     path = compiled.package_path(root, loaded.name, loaded.source.fingerprint, loaded.device, loaded.dtype,
                                  torch.get_num_threads(), autocast=autocast is not None)
-    verdict = compiled.read_verdict(path)
+    verdict = payoff.read_verdict(path)
     if verdict is not None and not verdict["pays"]:  # measured slower here: stays eager, nothing to build
         compiled.runner(tts).verdict = verdict
         return {"s3gen_factor": verdict["factor"]}
@@ -186,8 +186,8 @@ def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None
         if verdict is None:
             report("timing compiled S3Gen against eager")
             with preserved_rng():
-                verdict = compiled.measure(tts, fn, meanflow)
-            compiled.record_verdict(path, verdict)
+                verdict = {**payoff.measure(tts, fn, meanflow), "model": loaded.name}
+            payoff.record_verdict(path, verdict)
         metrics["s3gen_factor"] = verdict["factor"]
         if verdict["pays"]:
             compiled.install(tts, fn, verdict)

@@ -36,8 +36,10 @@ class EstimatorRunner:
         self.autocast: Any = None
         #: the packaged forward, None while the eager path runs
         self.compiled: Callable[..., Any] | None = None
-        #: the measured comparison of the package with the eager path (compiled.Verdict's fields)
+        #: the package timed against the eager path (what payoff.measure returns), None if not timed
         self.verdict: dict[str, Any] | None = None
+        #: whether the timings said once what a full warm-up would buy (compiled.warmup_hint)
+        self.hinted = False
 
     @property
     def mode(self) -> str:
