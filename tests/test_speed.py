@@ -328,6 +328,8 @@ def test_the_timings_say_once_what_a_full_warm_up_buys_here(english_reduced, tmp
     """While S3Gen runs eager, a verdict measured on this machine that says a package pays
     (another model's here: same device, dtype and threads) becomes one line in the timing
     widget, once; a loser's verdict, or an installed package, says nothing."""
+    import html
+
     import torch
 
     from chatterbox_nb import config
@@ -350,7 +352,7 @@ def test_the_timings_say_once_what_a_full_warm_up_buys_here(english_reduced, tmp
         payoff.record_verdict(other, {"factor": 1.6, "pays": True, "model": "turbo"})
         first = cnb.say("Hint.", **kw)
         line = "one full warm-up (S3Gen's package, built once, minutes) made S3Gen 1.6x faster for turbo here"
-        assert first.timings["s3gen_hint"] == line and f"tip: {line}" in timings_html(first.timings)
+        assert first.timings["s3gen_hint"] == line and f"tip: {html.escape(line)}" in timings_html(first.timings)
         assert cnb.say("Hint.", **kw).timings["s3gen_hint"] is None  # once
         run.hinted = False
         compiled.install(m.tts, run.run_eager, {"factor": 1.6, "pays": True})
