@@ -344,6 +344,7 @@ class Status:
                 f"  {m['model']}: {m['source']}, {m['device']}, {m['dtype']}, {m['memory_gib']} GiB, "
                 f"loaded in {m['load_s']} s, warm-up {m['warmed']}, last used {m['last_used']}"
                 f"{' (in use)' if m['in_use'] else ''}{' (dummy weights)' if m['dummy'] else ''}"
+                f"{'; ' + m['s3gen'] if m['s3gen'] else ''}"
             )
         lines.append(f"  memory: {self.budget_line()}")
         if self.unloaded:

@@ -309,7 +309,7 @@ def test_a_slower_package_is_refused_recorded_and_never_measured_again(english_r
         line = "S3Gen eager (bfloat16 autocast): compiled was 0.5x here"
         u = cnb.say("Eager.", weights=REDUCED, device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
         assert u.timings["s3gen_compiled"] is False and u.timings["s3gen_path"] == line
-        assert line in timings_html(u.timings) and line in status_html(cnb.status())
+        assert line in timings_html(u.timings) and line in status_html(cnb.status()) and line in repr(cnb.status())
     finally:
         compiled.runner(m.tts).verdict = None
         if m is not english_reduced:
