@@ -145,9 +145,11 @@ class Bench:
         root = config.cache_dir()
         path = compiled.package_path(root, loaded.name, loaded.source.fingerprint, loaded.device, loaded.dtype,
                                      torch.get_num_threads(), autocast=compiled.runner(loaded.tts).autocast is not None)
-        why = None
+        why, verdict = None, payoff.read_verdict(path)
         if not compiled.wanted(loaded.dtype):
             why = f"ours runs {loaded.dtype}, which is never compiled"
+        elif verdict is not None and not verdict["pays"]:  # measured once here, never installed
+            why = f"compiled was {verdict['factor']:.2f}x eager here ({payoff.verdict_path(path).name})"
         elif not path.is_file() and not self.args.compile:
             why = f"no package in the cache ({path.name}); --compile builds one (minutes, ~7 GB of compiler memory)"
         else:
