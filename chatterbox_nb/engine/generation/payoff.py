@@ -42,15 +42,23 @@ def say_lengths(tts: Any) -> list[int]:
 
 def measure(tts: Any, package: Callable[..., Any], meanflow: bool = False, rounds: int = 3,
             timer: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """How many times faster `package` (a loaded one) runs the estimator than the runner's eager path,
-    on the lengths of a say: one call each untimed (first-call costs), then `rounds`
-    rounds of one call per length and path, the paths alternated (which goes first too),
-    so a machine that slows down mid-way slows both; medians of the rounds' sums."""
+    """How many times faster `package` (a loaded one) runs the estimator than the
+    runner's eager path, on the lengths of a say: one call each untimed (first-call
+    costs), then `rounds` rounds of one call per length and path, the paths alternated
+    (which goes first too), so a machine that slows down mid-way slows both; medians of
+    the rounds' sums. On CUDA each reading waits for the device (calls only queue work)."""
     import torch
 
     eager = compiled.runner(tts).run_eager
     lengths = say_lengths(tts)
     inputs = [compiled.sample_inputs(tts, n, meanflow) for n in lengths]
+    device = inputs[0]["x"].device
+
+    def read() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return timer()
+
     spent: dict[str, list[float]] = {"eager": [], "compiled": []}
     with torch.inference_mode():
         eager(**inputs[0])
@@ -58,10 +66,10 @@ def measure(tts: Any, package: Callable[..., Any], meanflow: bool = False, round
         for i in range(rounds):
             order = [("eager", eager), ("compiled", package)][:: 1 if i % 2 == 0 else -1]
             for name, fn in order:
-                start = timer()
+                start = read()
                 for kw in inputs:
                     fn(**kw)
-                spent[name].append(timer() - start)
+                spent[name].append(read() - start)
     eager_s, compiled_s = (statistics.median(spent[k]) for k in ("eager", "compiled"))
     factor = eager_s / compiled_s if compiled_s > 0 else float("inf")
     return {"factor": round(factor, 3), "pays": factor >= PAYS_AT, "pays_at": PAYS_AT,
