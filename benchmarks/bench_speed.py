@@ -138,37 +138,39 @@ class Bench:
         import torch
 
         from chatterbox_nb import config
-        from chatterbox_nb.engine.generation import compiled, warmup
+        from chatterbox_nb.engine.generation import compiled, payoff, warmup
         from chatterbox_nb.engine.models import loader
 
         (loaded,) = [m for m in loader.loaded_models() if m.name == self.model]
         root = config.cache_dir()
         path = compiled.package_path(root, loaded.name, loaded.source.fingerprint, loaded.device, loaded.dtype,
-                                     torch.get_num_threads())
-        why = None
+                                     torch.get_num_threads(), autocast=compiled.runner(loaded.tts).autocast is not None)
+        why, verdict = None, payoff.read_verdict(path)
         if not compiled.wanted(loaded.dtype):
             why = f"ours runs {loaded.dtype}, which is never compiled"
+        elif verdict is not None and not verdict["pays"]:  # measured once here, never installed
+            why = f"compiled was {verdict['factor']:.2f}x eager here ({payoff.verdict_path(path).name})"
         elif not path.is_file() and not self.args.compile:
             why = f"no package in the cache ({path.name}); --compile builds one (minutes, ~7 GB of compiler memory)"
         else:
             metrics = warmup.compile_step(loaded, "full", root, lambda *a, **k: None)
             if not compiled.is_installed(loaded.tts):
-                why = f"the package did not install: {metrics.get('compile_error', metrics)}"
+                why = f"the package did not install: {metrics.get('compile_error', payoff.describe(loaded.tts))}"
         if why:
             self.out(f"  (no compiled row: {why})")
             return
         built = f"built in {metrics['compile_s']:.0f} s, " if "compile_s" in metrics else ""
         self.out(f"  S3Gen compiled ({built}package loaded in {metrics.get('compiled_load_s', 0):.1f} s); "
                  "against upstream and eager again, side by side:")
-        est = compiled.estimator(loaded.tts)
-        packaged, compiled_say = vars(est)["forward"], self.ours()
+        run = compiled.runner(loaded.tts)
+        packaged, compiled_say = run.compiled, self.ours()
 
         def eager_say() -> dict:  # the package swapped out for one say (between says nothing runs)
             compiled.uninstall(loaded.tts)
             try:
                 return compiled_say()
             finally:
-                est.forward = packaged
+                run.compiled = packaged
 
         rows = [("our default, eager", eager_say), ("our default, S3Gen compiled", compiled_say)]
         for _ in range(self.args.warmup_calls):

@@ -109,7 +109,11 @@ def say(text: str, **given: Any) -> Utterance:
     loaded, timings, result, live = _generate_chunks(opts, text, chunks, resolved)
     audio = result.audio
     timings.update(conditioning_s=result.conditioning_s, voice_source=result.voice_source)
-    timings.update(dtype=loaded.dtype, weights=choice.weights, s3gen_compiled=_is_compiled(loaded))
+    timings.update(dtype=loaded.dtype, weights=choice.weights, **_s3gen_path(loaded))
+    if config.settings().compile:
+        from .engine.generation.payoff import warmup_hint
+
+        timings["s3gen_hint"] = warmup_hint(loaded, config.cache_dir())
     timings.update(result.stages)
     timings["total_s"] = time.perf_counter() - start
     _finish_timings(timings, len(audio) / SAMPLE_RATE)
@@ -194,11 +198,14 @@ def _generate_chunks(
     raise error
 
 
-def _is_compiled(loaded: LoadedModel) -> bool:
-    from .engine.generation.compiled import is_installed
+def _s3gen_path(loaded: LoadedModel) -> dict[str, Any]:
+    """Which S3Gen path runs (`s3gen_compiled`), in words with its measured factor (`s3gen_path`)."""
+    from .engine.generation import compiled, payoff
 
     tts = loaded.tts
-    return tts is not None and is_installed(tts)
+    if tts is None:
+        return {"s3gen_compiled": False, "s3gen_path": ""}
+    return {"s3gen_compiled": compiled.is_installed(tts), "s3gen_path": payoff.describe(tts)}
 
 
 def _stream_pays(loaded: LoadedModel) -> bool:
@@ -286,6 +293,7 @@ class Status:
                 "warmed": m.warmed,
                 "last_used": memory.ago(now - m.last_used),
                 "in_use": m.busy,
+                "s3gen": _s3gen_path(m)["s3gen_path"],
             }
             for m in loader.loaded_models()
         ]
@@ -316,6 +324,7 @@ class Status:
                 f"  {m['model']}: {m['source']}, {m['device']}, {m['dtype']}, {m['memory_gib']} GiB, "
                 f"loaded in {m['load_s']} s, warm-up {m['warmed']}, last used {m['last_used']}"
                 f"{' (in use)' if m['in_use'] else ''}{' (dummy weights)' if m['dummy'] else ''}"
+                f"{'; ' + m['s3gen'] if m['s3gen'] else ''}"
             )
         lines.append(f"  memory: {self.budget_line()}")
         if self.unloaded:

@@ -417,11 +417,6 @@ SEAM_ROOM = f"{ROOT}.engine.seams"
 NOT_UPSTREAM_PATCHES = {
     (f"{ROOT}._state", "setattr(sys, _ANCHOR, state)"):
         "our own kernel state, anchored on `sys` so %reload_ext keeps it; nothing of chatterbox-tts",
-    # branch `speed` moves these two into engine/seams/estimator.py (issue #22); drop them when it lands
-    (f"{ROOT}.engine.models.precision", "estimator.forward"): "the estimator seam, moving to seams/estimator.py",
-    (f"{ROOT}.engine.generation.compiled", "est.forward"): "the estimator seam, moving to seams/estimator.py",
-    (f"{ROOT}.engine.generation.compiled", "decoder.add_optional_chunk_mask"):
-        "the decoder-mask seam, moving to seams/estimator.py",
 }
 
 

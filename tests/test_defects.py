@@ -351,3 +351,25 @@ def test_history_keeps_text_and_saved_path_but_bounds_audio(tmp_path, monkeypatc
     finally:
         with STATE.lock:
             STATE.history[:] = earlier
+
+
+def test_cache_clear_takes_the_compiled_verdicts_with_the_packages(tmp_path):
+    """A verdict says a package did not pay on this machine, so no warm-up builds it again;
+    `cache clear` of that model starts over: the verdict goes with the packages (a loser's
+    verdict has no package beside it), the other model's stays."""
+    from chatterbox_nb.engine.store import diskcache
+    from chatterbox_nb.engine.store.layout import CacheLayout
+
+    layout = CacheLayout(tmp_path)
+    winner = layout.compiled_package("2.6.0", "english", "abc-cpu-bfloat16-t2-autocast")
+    loser = layout.compiled_package("2.6.0", "english", "def-cpu-bfloat16-t1-autocast")
+    other = layout.compiled_package("2.6.0", "turbo", "abc-cpu-bfloat16-t2-autocast")
+    winner.parent.mkdir(parents=True)
+    winner.write_bytes(b"package")
+    for package in (winner, loser, other):
+        layout.compiled_verdict(package).write_text('{"pays": false}')
+    removed = diskcache.clear(tmp_path, "english")
+    assert not winner.exists() and not layout.compiled_verdict(winner).exists()
+    assert not layout.compiled_verdict(loser).exists()
+    assert layout.compiled_verdict(other).exists()
+    assert str(layout.compiled_verdict(loser).relative_to(tmp_path)) in removed

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import chatterbox_nb as cnb
-from chatterbox_nb.engine.generation import compiled, warmup
+from chatterbox_nb.engine.generation import compiled, payoff, warmup
 from chatterbox_nb.engine.models import loader, precision
+from chatterbox_nb.engine.seams.estimator import branch_free_chunk_mask
 from chatterbox_nb.errors import InvalidOption
 
 from conftest import REDUCED
@@ -93,12 +94,13 @@ def test_default_say_reports_the_resolved_dtype_and_knobs_change_only_s3gen(engl
 
     if expected == "float32":  # upstream, bit for bit: nothing converted, nothing autocast
         assert english_as_auto.tts.t3.speech_emb.weight.dtype == torch.float32
-        assert not hasattr(compiled.estimator(english_as_auto.tts).forward, "autocast")
+        assert "forward" not in vars(compiled.estimator(english_as_auto.tts))  # upstream's own forward runs
         assert english_as_auto.entry.name.startswith("english-float32-")
     else:  # T3 in bfloat16; on the CPU, S3Gen's estimator stays float32
         assert english_as_auto.tts.t3.speech_emb.weight.dtype == torch.bfloat16
         est = compiled.estimator(english_as_auto.tts)
         assert est.dtype == torch.float32 and est.forward.autocast == torch.bfloat16  # weights f32, autocast bf16
+        assert est.forward.mode == "autocast" and u.timings["s3gen_path"] == "S3Gen eager (bfloat16 autocast)"
         assert english_as_auto.entry.name.startswith("english-bfloat16-")
 
     # the opt-in lossy knobs: T3 (same seed) makes the same tokens, S3Gen renders them otherwise
@@ -151,52 +153,100 @@ def test_threads_never_exceed_the_cores_this_process_may_use():
         torch.set_num_threads(before)
 
 
-def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_path, monkeypatch):
-    """The compile step (export and AOT compile stubbed: the real ones take minutes)
-    builds the package only at a full warm-up, loads and installs it between says, and
-    a later warm-up at any level loads it without building; float32 is never compiled."""
-    import torch
+class Clock:
+    """A fake timer for `payoff.measure`: the estimator's paths advance it by what they
+    are given to cost, so a package is faster or slower than eager by construction."""
 
-    tts = english_as_auto.tts
-    built, loads = [], []
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def stub_compiler(monkeypatch):
+    """Export and AOT compile stubbed (the real ones take minutes), and a package whose
+    calls cost `costs["compiled"]` on a fake clock, eager's `costs["eager"]`; returns
+    (built, loads, measured, costs)."""
+    clock, costs = Clock(), {"eager": 1.0, "compiled": 0.5}
+    built, loads, measured = [], [], []
 
     def load(path, tts_, meanflow=False):
-        eager = compiled.estimator(tts_).forward
+        plain = compiled.runner(tts_).run_eager  # bound now: the timing's eager costs nothing here
         assert path.read_bytes() == b"package" and not meanflow
         loads.append(0)
 
         def fn(*a, **k):
             loads[-1] += 1
-            return eager(*a, **k)
+            clock.now += costs["compiled"]
+            return plain(*a, **k)
 
         return fn
 
-    monkeypatch.setattr(compiled, "export_estimator", lambda tts_, meanflow=False: "exported")
     def build(ep, path):
         built.append(ep)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"package")
 
+    real_measure = payoff.measure
+
+    def measure(tts_, fn, meanflow=False):
+        run = compiled.runner(tts_)
+        plain = run.run_eager
+
+        def eager(*a, **k):
+            clock.now += costs["eager"]
+            return plain(*a, **k)
+
+        monkeypatch.setattr(run, "run_eager", eager)
+        try:
+            measured.append(real_measure(tts_, fn, meanflow, timer=clock))
+        finally:
+            monkeypatch.delattr(run, "run_eager")
+        return measured[-1]
+
+    monkeypatch.setattr(compiled, "export_estimator", lambda tts_, meanflow=False, autocast=None: "exported")
     monkeypatch.setattr(compiled, "build_package", build)
     monkeypatch.setattr(compiled, "load_package", load)
+    monkeypatch.setattr(payoff, "measure", measure)
+    return built, loads, measured, costs
+
+
+def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_path, monkeypatch, stub_compiler):
+    """The compile step builds the package only at a full warm-up, times it against eager
+    (here 2x faster), records the verdict, installs it between says, and a later warm-up at
+    any level loads it without building or timing it again; float32 is never compiled."""
+    import torch
+
+    tts = english_as_auto.tts
+    built, loads, measured, _ = stub_compiler
     if english_as_auto.dtype == "float32":  # no native bfloat16 here: the steps are tested as if it were wanted
         assert warmup.compile_step(english_as_auto, "full", tmp_path, print) == {}
         monkeypatch.setattr(compiled, "wanted", lambda dtype: True)
+    autocast = english_as_auto.dtype == "bfloat16"
     path = compiled.package_path(tmp_path, "english", english_as_auto.source.fingerprint, "cpu",
-                                 english_as_auto.dtype, torch.get_num_threads())
+                                 english_as_auto.dtype, torch.get_num_threads(), autocast=autocast)
     try:
         assert warmup.compile_step(english_as_auto, "light", tmp_path, print) == {}  # light: not before a full one
         metrics = warmup.compile_step(english_as_auto, "full", tmp_path, print)
-        assert set(metrics) == {"compile_s", "compiled_load_s"} and built == ["exported"] and path.is_file()
+        assert set(metrics) == {"compile_s", "compiled_load_s", "s3gen_factor"} and built == ["exported"]
+        assert metrics["s3gen_factor"] == 2.0 and path.is_file() and len(measured) == 1
+        assert payoff.read_verdict(path)["factor"] == 2.0 and payoff.read_verdict(path)["pays"] is True
         assert compiled.is_installed(tts)
+        timed = loads[-1]  # the calls the timing made
         u = cnb.say("Compiled.", weights=REDUCED, device="cpu", dtype=english_as_auto.dtype, max_tokens=3, seed=2)
-        assert loads == [10] and u.audio.size > 0  # upstream's 10 CFM steps went through it
+        assert loads[-1] - timed == 10 and u.audio.size > 0  # upstream's 10 CFM steps went through it
+        assert u.timings["s3gen_compiled"] is True and u.timings["s3gen_path"] == "S3Gen compiled, 2.0x over eager here"
         compiled.uninstall(tts)
         assert not compiled.is_installed(tts)
-        if english_as_auto.dtype == "bfloat16":
-            assert compiled.estimator(tts).forward.autocast  # back to CPU autocast
-        assert set(warmup.compile_step(english_as_auto, "light", tmp_path, print)) == {"compiled_load_s"}
-        assert built == ["exported"] and len(loads) == 2 and compiled.is_installed(tts)
+        if autocast:
+            assert compiled.runner(tts).mode == "autocast"  # back to CPU autocast
+        compiled.runner(tts).hinted = False
+        assert payoff.warmup_hint(english_as_auto, tmp_path) == (
+            "S3Gen runs eager: its compiled package ran 2.0x faster here; any warm-up loads it")
+        assert set(warmup.compile_step(english_as_auto, "light", tmp_path, print)) == {"compiled_load_s", "s3gen_factor"}
+        assert built == ["exported"] and len(loads) == 2 and len(measured) == 1 and compiled.is_installed(tts)
         compiled.uninstall(tts)
         monkeypatch.setattr(compiled, "load_package", lambda *a: (_ for _ in ()).throw(OSError("bad package")))
         with pytest.warns(RuntimeWarning, match="loading its package S3Gen failed, it stays eager: bad package"):
@@ -204,8 +254,114 @@ def test_compile_step_builds_once_then_loads_the_package(english_as_auto, tmp_pa
         assert not path.exists() and not compiled.is_installed(tts)  # removed: the next full warm-up builds it
     finally:
         compiled.uninstall(tts)
+        compiled.runner(tts).verdict, compiled.runner(tts).hinted = None, False
         monkeypatch.undo()
     assert not compiled.wanted("float32") and compiled.wanted("bfloat16") and compiled.wanted("int8")
+
+
+_SLOW_KERNEL = """
+import json, torch
+import chatterbox_nb as cnb
+from chatterbox_nb.engine.generation import compiled, payoff
+from chatterbox_nb.engine.models import loader
+
+def refuse(*a, **k):
+    raise AssertionError("a loser's package was built, loaded or timed again in a fresh process")
+compiled.export_estimator = compiled.build_package = compiled.load_package = payoff.measure = refuse
+cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="full", wait=True)
+(m,) = [m for m in loader.loaded_models() if m.dtype == "bfloat16"]
+u = cnb.say("Eager.", weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
+print(json.dumps({"installed": compiled.is_installed(m.tts), "metrics": m.warmup_metrics,
+                  "s3gen_path": u.timings["s3gen_path"], "status": [s["s3gen"] for s in cnb.status().models]}))
+"""
+
+
+def test_a_slower_package_is_refused_recorded_and_never_measured_again(english_reduced, cache_dir, tmp_path,
+                                                                        monkeypatch, stub_compiler):
+    """A package that runs the estimator slower than eager (2x the eager path's cost on a
+    fake clock) is not installed; its verdict is kept beside where it would be, keyed as it
+    is, and the package deleted; a second full warm-up, and one in a fresh process, read the
+    verdict: nothing is built, loaded or timed again, and status and the timings say why."""
+    import torch
+
+    from chatterbox_nb.display.status import status_html
+    from chatterbox_nb.display.timings import timings_html
+
+    built, loads, measured, costs = stub_compiler
+    costs["compiled"] = 2.0
+    cnb.load("english", weights=REDUCED, device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    (m,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy and m.dtype == "bfloat16"]
+    root = tmp_path / "cache"  # the verdict lands here, not in the session's cache; the weights are shared
+    root.mkdir()
+    for shared in ("dummy", "models"):
+        (root / shared).symlink_to(cache_dir / shared, target_is_directory=True)
+    threads = torch.get_num_threads()
+    path = compiled.package_path(root, "english", m.source.fingerprint, "cpu", "bfloat16", threads, autocast=True)
+    try:
+        metrics = warmup.compile_step(m, "full", root, print)
+        assert metrics["s3gen_factor"] == 0.5 and "compile_s" in metrics and built == ["exported"]
+        assert not compiled.is_installed(m.tts) and compiled.runner(m.tts).mode == "autocast"
+        verdict = payoff.read_verdict(path)
+        assert verdict["factor"] == 0.5 and verdict["pays"] is False and verdict["pays_at"] == payoff.PAYS_AT
+        assert not path.exists()  # a loser's package is not kept
+        assert warmup.compile_step(m, "full", root, print) == {"s3gen_factor": 0.5}
+        assert built == ["exported"] and len(loads) == 1 and len(measured) == 1  # nothing again
+        line = "S3Gen eager (bfloat16 autocast): compiled was 0.5x here"
+        u = cnb.say("Eager.", weights=REDUCED, device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
+        assert u.timings["s3gen_compiled"] is False and u.timings["s3gen_path"] == line
+        assert line in timings_html(u.timings) and line in status_html(cnb.status()) and line in repr(cnb.status())
+    finally:
+        compiled.runner(m.tts).verdict = None
+        if m is not english_reduced:
+            loader.drop(m.key)
+    env = {**os.environ, "CHATTERBOX_NB_CACHE_DIR": str(root), "PYTHONPATH": str(ROOT),
+           "CHATTERBOX_NB_COMPILE": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    out = subprocess.run([sys.executable, "-c", _SLOW_KERNEL], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["installed"] is False and result["metrics"]["s3gen_factor"] == 0.5
+    assert result["s3gen_path"] == line and result["status"] == [line]
+    assert payoff.read_verdict(path)["measured_at"] == verdict["measured_at"]  # not measured again
+
+
+def test_the_timings_say_once_what_a_full_warm_up_buys_here(english_reduced, tmp_path, monkeypatch):
+    """While S3Gen runs eager, a verdict measured on this machine that says a package pays
+    (another model's here: same device, dtype and threads) becomes one line in the timing
+    widget, once; a loser's verdict, or an installed package, says nothing."""
+    import html
+
+    import torch
+
+    from chatterbox_nb import config
+    from chatterbox_nb.display.timings import timings_html
+
+    cnb.load("english", weights=REDUCED, device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    (m,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy and m.dtype == "bfloat16"]
+    run = compiled.runner(m.tts)
+    threads = torch.get_num_threads()
+    other = compiled.package_path(tmp_path, "turbo", "other weights", "cpu", "bfloat16", threads, autocast=True)
+    elsewhere = compiled.package_path(tmp_path, "turbo", "other weights", "cpu", "bfloat16", threads + 1, autocast=True)
+    monkeypatch.setattr(config, "cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(config.settings(), "compile", True)
+    kw = dict(weights=REDUCED, device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
+    run.hinted = False
+    try:
+        payoff.record_verdict(elsewhere, {"factor": 3.0, "pays": True, "model": "turbo"})  # other threads: not here
+        payoff.record_verdict(other, {"factor": 0.7, "pays": False, "model": "turbo"})
+        assert payoff.warmup_hint(m, tmp_path) is None  # a loser says nothing
+        payoff.record_verdict(other, {"factor": 1.6, "pays": True, "model": "turbo"})
+        first = cnb.say("Hint.", **kw)
+        line = "one full warm-up (S3Gen's package, built once, minutes) made S3Gen 1.6x faster for turbo here"
+        assert first.timings["s3gen_hint"] == line and f"tip: {html.escape(line)}" in timings_html(first.timings)
+        assert cnb.say("Hint.", **kw).timings["s3gen_hint"] is None  # once
+        run.hinted = False
+        compiled.install(m.tts, run.run_eager, {"factor": 1.6, "pays": True})
+        assert payoff.warmup_hint(m, tmp_path) is None  # compiled already
+    finally:
+        compiled.uninstall(m.tts)
+        run.verdict, run.hinted = None, False
+        if m is not english_reduced:
+            loader.drop(m.key)
 
 
 def _tiny_estimator():
@@ -223,10 +379,13 @@ _FRESH_KERNEL = """
 import json, sys, time
 import torch
 import chatterbox_nb as cnb
-from chatterbox_nb.engine.generation import compiled
+from chatterbox_nb.engine.generation import compiled, payoff
 from chatterbox_nb.engine.models import loader
 
 exec(PACKAGE_SPY)
+def measured_again(*a, **k):
+    raise AssertionError("a package with a verdict was timed again")
+payoff.measure = measured_again
 report = cnb.load("english", weights="dummy:reduced", device="cpu", dtype="int8", warmup="light", wait=True)
 (m,) = [m for m in loader.loaded_models() if m.dtype == "int8"]
 u = cnb.say("Packaged.", weights="dummy:reduced", device="cpu", dtype="int8", max_tokens=3, seed=1)
@@ -265,11 +424,13 @@ def test_a_fresh_kernel_loads_the_package_and_never_compiles(cache_dir, tmp_path
             # an all-masked row is unmasked, as upstream's chunk mask means to (its own path for
             # that raises NameError: mask.py logs without importing logging)
             mask = torch.tensor([[[True, False]], [[False, False]]])
-            assert compiled._branch_free_chunk_mask(None, mask, False, False, 0, 0, -1).tolist() == [
+            assert branch_free_chunk_mask(None, mask, False, False, 0, 0, -1).tolist() == [
                 [[True, False]], [[True, True]]]
             one = {k: (v[:1] if v is not None else None) for k, v in compiled.sample_inputs(tts, 50).items()}
             assert torch.equal(forward(**one), est(**one))  # batch 1 is not packaged: eager
 
+        # its verdict, as a full warm-up records it (a tiny estimator is no rival for the reduced one's eager path)
+        payoff.record_verdict(path, {"factor": 3.0, "pays": True, "pays_at": payoff.PAYS_AT})
         env = {**os.environ, "CHATTERBOX_NB_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT),
                "CHATTERBOX_NB_COMPILE": "1", "OMP_NUM_THREADS": str(threads)}
         script = _FRESH_KERNEL.replace("exec(PACKAGE_SPY)", f"exec({PACKAGE_SPY!r})")
@@ -280,9 +441,11 @@ def test_a_fresh_kernel_loads_the_package_and_never_compiles(cache_dir, tmp_path
         assert result["fingerprint"] == fingerprint
         assert result["installed"] and result["s3gen_compiled"] is True
         assert "compile_s" not in result["metrics"] and result["metrics"]["compiled_load_s"] < 10
+        assert result["metrics"]["s3gen_factor"] == 3.0  # the recorded verdict, not measured again
         assert len(result["calls"]) >= 10  # the warm-up's say and ours, 10 CFM steps each
     finally:
         path.unlink(missing_ok=True)
+        payoff.verdict_path(path).unlink(missing_ok=True)
 
 
 def sources_fingerprint(cache_dir):

@@ -23,6 +23,8 @@ def status_html(status: Any) -> str:
         f"<div>cache dir <code>{html.escape(status.cache_dir)}</code> · "
         f"utterances this kernel: {html.escape(str(status.history))}</div>"
         f"<div>voices: {html.escape(', '.join(status.voices)) or '<i>none yet</i>'}</div>"
+        + "".join(f"<div>{html.escape(m['model'])} ({html.escape(m['device'])}, {m['dtype']}): "
+                  f"{html.escape(m['s3gen'])}</div>" for m in status.models if m.get("s3gen"))
         + "".join(f"<div>background: {html.escape(t)}</div>" for t in status.tasks)
         + f"<div>memory: {html.escape(status.budget_line())}</div>"
         + (f"<div>unloaded: {html.escape(', '.join(f'{k} ({v})' for k, v in sorted(status.unloaded.items())))}</div>"

@@ -54,15 +54,19 @@ def timings_html(timings: dict[str, Any]) -> str:
     if timings.get("weights"):  # which weights spoke (a say naming none uses the model in memory)
         summary += f" (weights <code>{html.escape(str(timings['weights']))}</code>)"
     if timings.get("dtype"):
-        compiled = ", S3Gen compiled" if timings.get("s3gen_compiled") else ""
-        summary += f" in <code>{html.escape(str(timings['dtype']))}</code>{compiled}"
+        summary += f" in <code>{html.escape(str(timings['dtype']))}</code>"
+    if timings.get("s3gen_path"):  # which S3Gen path ran, and what compiling measured here
+        summary += f" · {html.escape(str(timings['s3gen_path']))}"
     if timings.get("voice_source") not in (None, BUILT_IN_VOICE):
         summary += f" · voice from <code>{html.escape(str(timings['voice_source']))}</code>"
+    hint = ""
+    if timings.get("s3gen_hint"):  # said once: what one full warm-up buys on this machine
+        hint = f'<div style="margin-top:2px">tip: {html.escape(str(timings["s3gen_hint"]))}</div>'
     return (
         '<div class="chatterbox-timings" style="font:12px sans-serif;max-width:640px;'
         'color:var(--jp-content-font-color1,#222)">'
         f'<div style="display:flex;height:12px;border-radius:3px;overflow:hidden;margin:4px 0">{"".join(bars)}</div>'
-        f'<div style="color:var(--jp-content-font-color2,#444)">{"".join(legend)}</div><div style="margin-top:2px">{summary}</div></div>'
+        f'<div style="color:var(--jp-content-font-color2,#444)">{"".join(legend)}</div><div style="margin-top:2px">{summary}</div>{hint}</div>'
     )
 
 

@@ -5,7 +5,7 @@ utterance on a batch of two (CFG) over prompt + new mel frames: most of S3Gen's 
 A full warm-up exports it (`torch.export`, one graph for every length) and compiles
 that into a package (`.pt2`: a shared library with the weights inside) under
 `<cache_dir>/compiled/torch-<version>/`. Any later kernel loads the package in about a
-second at any warm-up level: `torch.compile` re-traced the estimator in every process
+second at any warm-up level, where it measured faster than eager (`payoff.py`): `torch.compile` re-traced the estimator in every process
 (~47 s of CPU), a package is code ready to run.
 
 The package bakes in the weights and the number of CPU threads its kernels use, so it
@@ -16,23 +16,27 @@ forward is swapped in between two says. Inputs it
 was not built for (another batch size, a length out of range) run eagerly.
 
 Upstream's chunk mask asks `.item()` whether a row is all masked (data-dependent
-control flow, which export refuses): export runs with a branch-free equivalent.
+control flow, which export refuses): export traces a copy of the forward that sees a
+branch-free equivalent (engine/seams/estimator.py), nothing process-wide.
 
-float32 is never compiled: it stays bit-identical to upstream. (On the CPU the
-estimator computes in float32 under every dtype, so compiling it changes only the
-order of float32 operations.)
+The package compiles the path that runs: where the eager estimator runs under CPU
+bfloat16 autocast, the export runs under the same autocast (the matmuls in bfloat16 in
+the graph), and its key says so. float32 is never compiled: it stays bit-identical to
+upstream.
+
+Whether an installed package pays is `payoff.py`'s to measure and keep.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from ..seams import estimator as seam
 from ..store import fsutil
 from ..store.layout import CacheLayout
 
@@ -45,22 +49,34 @@ def wanted(dtype: str) -> bool:
     return dtype != "float32"
 
 
-def package_path(root: Path, model: str, fingerprint: str, device: str, dtype: str, threads: int) -> Path:
+def package_path(root: Path, model: str, fingerprint: str, device: str, dtype: str, threads: int,
+                 autocast: bool = False) -> Path:
     """Where the package for these weights lives. The weights are baked in, hence the
-    fingerprint; so is the thread count of the generated CPU kernels."""
+    fingerprint; so is the thread count of the generated CPU kernels, and whether the
+    export ran under autocast."""
     import torch
 
     digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
-    tag = f"{digest}-{device.replace(':', '_')}-{dtype}-t{threads}"
-    return CacheLayout(root).compiled_package(torch.__version__, model, tag)
+    return CacheLayout(root).compiled_package(torch.__version__, model, digest + machine_tag(device, dtype, threads,
+                                                                                            autocast))
+
+
+def machine_tag(device: str, dtype: str, threads: int, autocast: bool) -> str:
+    """The part of a package's key that is this machine's, not the weights'."""
+    return f"-{device.replace(':', '_')}-{dtype}-t{threads}" + ("-autocast" if autocast else "")
 
 
 def estimator(tts: Any) -> Any:
     return tts.s3gen.flow.decoder.estimator
 
 
+def runner(tts: Any) -> seam.EstimatorRunner:
+    return seam.runner(estimator(tts))
+
+
 def is_installed(tts: Any) -> bool:
-    return getattr(vars(estimator(tts)).get("forward"), "compiled", False)
+    run = seam.current(estimator(tts))
+    return run is not None and run.mode == "compiled"
 
 
 def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[str, Any]:
@@ -87,28 +103,6 @@ def sample_inputs(tts: Any, frames: int = 200, meanflow: bool = False) -> dict[s
     }
 
 
-def _branch_free_chunk_mask(xs: Any, masks: Any, use_dynamic_chunk: bool, use_dynamic_left_chunk: bool,
-                            decoding_chunk_size: int, static_chunk_size: int, num_decoding_left_chunks: int,
-                            enable_full_context: bool = True) -> Any:
-    """Upstream's `add_optional_chunk_mask` as the estimator calls it (no chunking): an
-    all-masked row becomes all True, without asking `.item()` whether there is one."""
-    if use_dynamic_chunk or static_chunk_size > 0:
-        raise NotImplementedError("chunked attention masks are not exported")
-    return masks | (masks.sum(dim=-1, keepdim=True) == 0)
-
-
-@contextlib.contextmanager
-def _exportable_decoder() -> Iterator[None]:
-    from chatterbox.models.s3gen import decoder
-
-    original = decoder.add_optional_chunk_mask
-    decoder.add_optional_chunk_mask = _branch_free_chunk_mask
-    try:
-        yield
-    finally:
-        decoder.add_optional_chunk_mask = original
-
-
 def _order(meanflow: bool) -> tuple[str, ...]:
     return ("x", "mask", "mu", "t", "spks", "cond") + (("r",) if meanflow else ())
 
@@ -131,16 +125,19 @@ def private_copy(tts: Any) -> Any:
         for t in itertools.chain(est.parameters(), est.buffers())
     }
     clone = copy.deepcopy(est, own)
+    seam.remove(clone)  # the runner does not copy: the class's forward runs
     return SimpleNamespace(s3gen=SimpleNamespace(flow=SimpleNamespace(decoder=SimpleNamespace(estimator=clone))))
 
 
-def export_estimator(tts: Any, meanflow: bool = False) -> Any:
-    """The estimator's plain forward (not a CPU autocast wrapper) as an ExportedProgram,
-    the frame count dynamic, the batch static. Give it a `private_copy`: nothing else
-    may use the estimator meanwhile."""
+def export_estimator(tts: Any, meanflow: bool = False, autocast: Any = None) -> Any:
+    """The estimator's forward as an ExportedProgram, the frame count dynamic, the batch
+    static; under CPU autocast in `autocast` (a torch dtype) when the eager path runs so,
+    the result in float32 as there. Give it a `private_copy`: nothing else may use the
+    estimator meanwhile."""
     import torch
 
     est = estimator(tts)
+    plain = seam.exportable_forward(est)
 
     class Plain(torch.nn.Module):
         def __init__(self) -> None:
@@ -148,13 +145,16 @@ def export_estimator(tts: Any, meanflow: bool = False) -> Any:
             self.est = est
 
         def forward(self, *args: Any) -> Any:
-            return type(self.est).forward(self.est, *args)
+            if autocast is None:
+                return plain(self.est, *args)
+            with torch.autocast(device_type="cpu", dtype=autocast):
+                return plain(self.est, *args).float()
 
     inputs = sample_inputs(tts, 160, meanflow)
     names = _order(meanflow)
     frames = torch.export.Dim("frames", min=MIN_FRAMES, max=MAX_FRAMES)
     dims = tuple({2: frames} if inputs[n].dim() == 3 else None for n in names)
-    with _exportable_decoder(), torch.no_grad():
+    with torch.no_grad():
         exported = torch.export.export(Plain().eval(), tuple(inputs[n] for n in names),
                                        dynamic_shapes=(dims,), strict=False)
     return exported
@@ -188,8 +188,8 @@ def build_package(exported: Any, path: Path) -> None:
 
 def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., Any]:
     """The packaged estimator as a forward: inputs it covers go to the package, others
-    (another batch, a length out of range, another dtype or device) to the eager forward
-    installed before it."""
+    (another batch, a length out of range, another dtype or device) to the runner's
+    eager path."""
     import torch
 
     package = torch._inductor.aoti_load_package(str(path))
@@ -215,31 +215,20 @@ def load_package(path: Path, tts: Any, meanflow: bool = False) -> Callable[..., 
         args = {"x": x, "mask": mask, "mu": mu, "t": t, "spks": spks, "cond": cond, "r": r}
         if covered(args):
             return package(*(args[n].contiguous() for n in names))
-        return forward.eager(x, mask, mu, t, spks, cond, r)  # type: ignore[attr-defined]
+        return eager(x, mask, mu, t, spks, cond, r)
 
-    forward.eager = vars(est).get("forward") or type(est).forward.__get__(est)  # type: ignore[attr-defined]
+    eager = seam.runner(est).run_eager
     return forward
 
 
-def install(tts: Any, compiled: Callable[..., Any]) -> None:
-    """The estimator's forward becomes the compiled one (upstream calls `.forward` directly)."""
-    est = estimator(tts)
-    previous = vars(est).get("forward")
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        return compiled(*args, **kwargs)
-
-    forward.compiled = True  # type: ignore[attr-defined]
-    forward.previous = previous  # type: ignore[attr-defined]
-    est.forward = forward
+def install(tts: Any, compiled: Callable[..., Any], verdict: dict[str, Any] | None = None) -> None:
+    """The estimator runs the compiled forward (call it between two says)."""
+    run = runner(tts)
+    run.compiled, run.verdict = compiled, verdict
 
 
 def uninstall(tts: Any) -> None:
-    """Back to the forward used before `install` (eager, or CPU autocast)."""
-    est = estimator(tts)
-    current = vars(est).get("forward")
-    if getattr(current, "compiled", False):
-        if current.previous is None:
-            del est.forward
-        else:
-            est.forward = current.previous
+    """Back to the eager path (plain, or CPU autocast)."""
+    run = seam.current(estimator(tts))
+    if run is not None:
+        run.compiled = None

@@ -23,14 +23,18 @@ import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from . import synth
+from .payoff import PAYS_AT
 from ..request import SayOptions
 from .speak import pieces
 from ..specs import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from ..models.loader import LoadedModel
 
 _TOKENS = 4
 
@@ -61,7 +65,7 @@ def anon_bytes() -> int:
 
 
 def warm(
-    loaded: Any,
+    loaded: LoadedModel,
     level: str,
     progress: Callable[..., None] | None = None,
     measure: bool = False,
@@ -72,8 +76,8 @@ def warm(
     `cold_s` is the first step (the model's first call if nothing ran before);
     with `measure`, the first step is repeated at the end to give `warm_s`. With a
     `cache_root`, `full` (or any level, once a kernel built the package there) ends by
-    installing S3Gen's compiled estimator, built in the background if need be (`compiled.py`;
-    not for float32)."""
+    installing S3Gen's compiled estimator where it measured faster than eager, built in
+    the background if need be (`compiled.py`, `payoff.py`; not for float32)."""
     if level == "off":
         return {"level": "off"}
     opts = SayOptions.defaults(loaded.spec, max_tokens=_TOKENS, seed=0)
@@ -128,22 +132,31 @@ def warm_watermarker(tts: Any) -> float:
     return time.perf_counter() - start
 
 
-def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None]) -> dict[str, Any]:
-    """Install S3Gen's compiled estimator: load its package from the cache dir, or at
-    `full` build the package first (from a private copy of the estimator, holding
-    the model only to copy it: says run eagerly meanwhile). The forward is swapped in
-    between two says. A failure (no C++ compiler, an export error) leaves the model eager and is reported
-    in the figures, not raised; a package that fails to load is removed."""
+def compile_step(loaded: LoadedModel, level: str, root: Path, report: Callable[..., None]) -> dict[str, Any]:
+    """Install S3Gen's compiled estimator where it pays: load its package from the cache
+    dir, or at `full` build the package first (from a private copy of the estimator,
+    holding the model only to copy it: says run eagerly meanwhile). A package without a
+    verdict is timed against the eager path it would replace (holding the model, a few
+    estimator calls) and installed only if it won; a recorded verdict is read, never
+    measured again, and a loser is neither built again nor installed. The forward is
+    swapped in between two says. A failure (no C++ compiler, an export error) leaves
+    the model eager and is reported in the figures, not raised; a package that fails to
+    load is removed."""
     import torch
 
-    from . import compiled
+    from . import compiled, payoff
 
     tts = loaded.tts
     if tts is None or not compiled.wanted(loaded.dtype) or compiled.is_installed(tts):
         return {}
     meanflow = loaded.spec.meanflow
+    autocast = compiled.runner(tts).autocast
     path = compiled.package_path(root, loaded.name, loaded.source.fingerprint, loaded.device, loaded.dtype,
-                                 torch.get_num_threads())
+                                 torch.get_num_threads(), autocast=autocast is not None)
+    verdict = payoff.read_verdict(path)
+    if verdict is not None and not verdict["pays"]:  # measured slower here: stays eager, nothing to build
+        compiled.runner(tts).verdict = verdict
+        return {"s3gen_factor": verdict["factor"]}
     metrics: dict[str, Any] = {}
     if not path.is_file():
         if level != "full":
@@ -155,11 +168,12 @@ def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None
                 if loaded.tts is not tts:
                     return {}
                 private = compiled.private_copy(tts)
-            exported = compiled.export_estimator(private, meanflow)
+            exported = compiled.export_estimator(private, meanflow, autocast)
             del private
             compiled.build_package(exported, path)
             del exported
             metrics["compile_s"] = time.perf_counter() - start
+            verdict = None  # a new package: measured below
         except Exception as exc:  # noqa: BLE001 - compilation is an optimisation, never a failure
             return _stays_eager("compiling", exc)
     try:
@@ -170,8 +184,18 @@ def compile_step(loaded: Any, level: str, root: Path, report: Callable[..., None
         path.unlink(missing_ok=True)  # the next full warm-up builds it again
         return {**metrics, **_stays_eager("loading its package", exc)}
     with loaded.use(user=False):
-        if loaded.tts is tts:
-            compiled.install(tts, fn)
+        if loaded.tts is not tts:
+            return metrics
+        if verdict is None:
+            report("timing compiled S3Gen against eager")
+            with preserved_rng():
+                verdict = {**payoff.measure(tts, fn, meanflow), "model": loaded.name}
+            payoff.record_verdict(path, verdict)
+        metrics["s3gen_factor"] = verdict["factor"]
+        if verdict["pays"]:
+            compiled.install(tts, fn, verdict)
+        else:
+            compiled.runner(tts).verdict = verdict
     return metrics
 
 
@@ -182,7 +206,7 @@ def _stays_eager(what: str, exc: BaseException) -> dict[str, Any]:
     return {"compile_error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__}
 
 
-def _synthetic_conds(loaded: Any) -> Any:
+def _synthetic_conds(loaded: LoadedModel) -> Any:
     import soundfile as sf
 
     from ..store.dummy import synthetic_voice
@@ -209,6 +233,10 @@ def describe(metrics: dict[str, Any]) -> str:
         text += f"; S3Gen compiled in {metrics['compile_s']:.1f} s"
     if "compiled_load_s" in metrics:
         text += f"; compiled S3Gen loaded in {metrics['compiled_load_s']:.1f} s"
+    if "s3gen_factor" in metrics:
+        factor = metrics["s3gen_factor"]
+        text += (f"; S3Gen compiled, {factor:.1f}x over eager here" if factor >= PAYS_AT
+                 else f"; S3Gen stays eager: compiled was {factor:.1f}x here")
     elif "compile_error" in metrics:
         text += f"; S3Gen stays eager ({metrics['compile_error']})"
     return text

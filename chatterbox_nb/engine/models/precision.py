@@ -10,8 +10,9 @@ what `status`, the timings and `Utterance.params` show.
   CUDA, S3Gen's CFM estimator computes in it too (its weights cast in memory; upstream's
   `solve_euler` casts its inputs to the estimator's dtype and the result back). On the
   CPU the estimator keeps float32 weights and runs under bfloat16 autocast (1.37x here;
-  with its weights in bfloat16 it measured 2.2x *slower*), until a full warm-up swaps
-  in the compiled float32 estimator (`compiled.py`, faster still).
+  with its weights in bfloat16 it measured 2.2x *slower*). A full warm-up compiles that
+  same path (exported under the same autocast) and installs it only where it measured
+  faster here (`compiled.py`).
 - `int8` (CPU, opt-in, lossy): T3 in float32 with its transformer's linear layers
   dynamically quantized (`torch.ao.quantization.quantize_dynamic`).
 """
@@ -85,18 +86,11 @@ def apply(tts: Any, dtype: str, device: str) -> None:
 
 def autocast_estimator(estimator: Any, dtype: Any) -> None:
     """The estimator's matmuls and convolutions in `dtype` (CPU autocast), its weights
-    and its result in float32. Upstream calls `estimator.forward` directly, so the
-    instance attribute is what runs."""
-    import torch
+    and its result in float32: the estimator's runner (engine/seams/estimator.py) in
+    autocast mode."""
+    from ..seams.estimator import runner
 
-    eager = type(estimator).forward.__get__(estimator)
-
-    def forward(*args: Any, **kwargs: Any) -> Any:
-        with torch.autocast(device_type="cpu", dtype=dtype):
-            return eager(*args, **kwargs).float()
-
-    forward.autocast = dtype  # type: ignore[attr-defined]
-    estimator.forward = forward
+    runner(estimator).autocast = dtype
 
 
 def quantize_t3(t3: Any) -> None:

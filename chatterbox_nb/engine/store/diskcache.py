@@ -390,6 +390,9 @@ def clear(root: Path, model: str | None = None) -> list[str]:
     for package in layout.compiled_packages(model):
         package.unlink(missing_ok=True)
         removed.append(str(package.relative_to(root)))
+    for verdict in layout.compiled_verdicts(model):  # measured on this machine for these packages
+        verdict.unlink(missing_ok=True)
+        removed.append(str(verdict.relative_to(root)))
     for scratch in packages.leftovers(root, model):  # killed builds' (a running one keeps its own)
         shutil.rmtree(scratch, ignore_errors=True)
         removed.append(str(scratch.relative_to(root)))

@@ -55,6 +55,16 @@ class CacheLayout:
         """The packages of `model` (or all), for every torch version."""
         return sorted(self.compiled.glob(f"torch-*/estimator-{model + '-' if model else ''}*.pt2"))
 
+    @staticmethod
+    def compiled_verdict(package: Path) -> Path:
+        """Whether `package` paid here, measured once: beside it, keyed as it is (it outlives
+        a losing package, so that no later warm-up builds it again)."""
+        return package.with_suffix(".json")
+
+    def compiled_verdicts(self, model: str | None = None) -> list[Path]:
+        """The verdicts of `model`'s packages (or all), for every torch version."""
+        return sorted(self.compiled.glob(f"torch-*/estimator-{model + '-' if model else ''}*.json"))
+
     def per_model(self) -> tuple[Path, ...]:
         """The folders whose subfolders are named `<model>-...` (what `cache clear` removes);
         the registry is not among them: conditionals are recomputed on use, voices are not."""
