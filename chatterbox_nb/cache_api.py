@@ -25,12 +25,7 @@ class CacheInfo:
         self.root = root
         self.entries = [diskcache.describe(p) for p in diskcache.entries(root)]
         layout = CacheLayout(root)
-        dummy_root = layout.dummies
-        self.dummies = {
-            p.name: sum(f.stat().st_size for f in p.iterdir())
-            for p in (sorted(dummy_root.iterdir()) if dummy_root.is_dir() else [])
-            if p.is_dir() and not p.name.startswith(".")
-        }
+        self.dummies = {p.name: sum(f.stat().st_size for f in p.iterdir()) for p in layout.dummy_folders()}
         #: compiled S3Gen estimators (`--warmup full`), by path under the cache dir
         self.packages = {str(p.relative_to(root)): p.stat().st_size for p in layout.compiled_packages()}
         #: scratch folders of package builds that were killed (`cache clear` removes them)

@@ -62,7 +62,7 @@ def entry_dir(root: Path, spec: ModelSpec, source: Source, dtype: str) -> Path:
     sharing a cache dir each keep their own entry instead of rebuilding each other's."""
     v = versions()
     key = f"{spec.name}|{source.fingerprint}|{dtype}|{v['chatterbox_tts']}|{v['torch']}"
-    return models_dir(root) / f"{spec.name}-{dtype}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return CacheLayout(root).entry(spec.name, dtype, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def versions() -> dict[str, str]:

@@ -3,7 +3,7 @@
     <cache_dir>/models/<model>-<dtype>-<key>/   disk-cache entries (diskcache.py)
     <cache_dir>/dummy/<model>-<size>-seed<n>/   dummy checkpoints (dummy.py)
     <cache_dir>/voices/voices.json              the voice registry (voice_registry.py)
-    <cache_dir>/voices/conds/<model>-<key>/     voice conditionals (voices.py)
+    <cache_dir>/voices/conds/<model>-<key>/     voice conditionals (voices/conditionals.py)
     <cache_dir>/compiled/torch-<version>/estimator-<model>-...pt2
                                                 compiled S3Gen estimators (compiled.py)
     <cache_dir>/locks/batch-<hash>.lock         one batch per output folder (batching/run.py)
@@ -38,8 +38,22 @@ class CacheLayout:
         #: lock files that belong in no user folder
         self.locks = self.root / "locks"
 
+    def entry(self, model: str, dtype: str, key: str) -> Path:
+        """A disk-cache entry's folder; `key` is the hash of what the entry depends on."""
+        return self.models / f"{model}-{dtype}-{key}"
+
+    def conds_folder(self, model: str, key: str) -> Path:
+        """One model and weight source's voice conditionals."""
+        return self.conds / f"{model}-{key}"
+
     def dummy(self, model: str, size: str = "full", seed: int = 0) -> Path:
         return self.dummies / f"{model}-{size}-seed{seed}"
+
+    def dummy_folders(self) -> list[Path]:
+        """The dummy checkpoints made so far (not the temporary folders of ones being made)."""
+        if not self.dummies.is_dir():
+            return []
+        return [p for p in sorted(self.dummies.iterdir()) if p.is_dir() and not p.name.startswith(".")]
 
     def batch_lock(self, out_dir: Path) -> Path:
         """The lock of a batch's output folder, keyed by its resolved path: the user's

@@ -55,7 +55,7 @@ def conds_root(root: Path) -> Path:
 def conds_dir(root: Path, loaded: LoadedModel) -> Path:
     versions = diskcache.versions()
     key = f"{loaded.name}|{loaded.source.fingerprint}|{RECIPE}|{versions['chatterbox_tts']}"
-    return conds_root(root) / f"{loaded.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return CacheLayout(root).conds_folder(loaded.name, hashlib.sha256(key.encode()).hexdigest()[:16])
 
 
 def cached_models(root: Path) -> dict[Path, str]:
