@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import queue
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from jupyter_client.manager import start_new_kernel
@@ -124,3 +124,36 @@ def counting_load(path):
     return run
 torch._inductor.aoti_load_package = counting_load
 """
+
+
+def seen_after_the_first_left(enter: Callable[[], Any], probe: Callable[[], Any]) -> Any:
+    """Two threads inside `enter()` (a context manager) at once: what `probe()` sees in the
+    second after the first has left. Both threads are joined before it returns."""
+    import threading
+
+    entered, leave_first, first_left, leave_second = (threading.Event() for _ in range(4))
+    seen: dict[str, Any] = {}
+
+    def first() -> None:
+        with enter():
+            entered.set()
+            leave_first.wait(30)
+        first_left.set()
+
+    def second() -> None:
+        entered.wait(30)
+        with enter():
+            leave_first.set()
+            first_left.wait(30)
+            seen["after the first left"] = probe()
+            leave_second.wait(30)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    first_left.wait(30)
+    leave_second.set()
+    for t in threads:
+        t.join(30)
+        assert not t.is_alive()
+    return seen["after the first left"]

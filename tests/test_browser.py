@@ -144,6 +144,46 @@ def open_notebook(page, url: str) -> None:
 
 
 @contextlib.contextmanager
+def serving(tmp: Path, cache_dir: Path, notebooks: dict[str, list[str]]) -> Iterator[str]:
+    """`serve` on a fresh folder holding `notebooks` (file name -> its code cells)."""
+    root = tmp / "root"
+    root.mkdir()
+    for name, cells in notebooks.items():
+        _notebook(root / name, cells)
+    with serve(root, tmp, cache_dir) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def notebook_page(tmp_path: Path, url: str, viewport: tuple[int, int] = (1100, 1000)):
+    """Chromium (a fresh profile) on the notebook at `url`, its kernel connected and
+    JupyterLab's news prompt hidden; yields the page, closes the browser after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": viewport[0], "height": viewport[1]},
+        )
+        try:
+            page = context.new_page()
+            open_notebook(page, url)
+            page.add_style_tag(content=".Toastify { display: none !important; }")  # the news prompt
+            yield page
+        finally:
+            context.close()
+
+
+@contextlib.contextmanager
+def front_end_page(tmp_path: Path, server: str, front_end: str, path: str, viewport: tuple[int, int]):
+    """`notebook_page` in JupyterLab or Notebook 7 (skipped without the `notebook` package)."""
+    if front_end == "notebook":
+        pytest.importorskip("notebook", minversion="7")
+    with notebook_page(tmp_path, f"{server}/{path}", viewport) as page:
+        yield page
+
+
+@contextlib.contextmanager
 def running(lab: str, tmp_path: Path, notebook: str, done_js: str):
     """Chromium on JupyterLab: `notebook` opened, all its cells run, and `done_js` true; yields the page."""
     from playwright.sync_api import sync_playwright

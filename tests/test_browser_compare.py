@@ -7,12 +7,10 @@ run records, in order, when the grid appeared and how many players it held at ea
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 
 import pytest
 from conftest import needs_chromium
-from test_browser import CHROMIUM, CHROMIUM_ARGS, open_notebook, serve
+from test_browser import front_end_page, serving
 from test_browser_ui import _LUMINANCE, _save, _shots
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -37,81 +35,54 @@ _RECORD = """() => {
 }"""
 
 
-def _write(path: Path) -> None:
-    nb = {
-        "cells": [{"cell_type": "code", "metadata": {}, "source": c, "outputs": [], "execution_count": None} for c in CELLS],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }
-    path.write_text(json.dumps(nb))
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, cache_dir):
-    tmp = tmp_path_factory.mktemp("compare-frontends")
-    root = tmp / "root"
-    root.mkdir()
-    for name in FRONT_ENDS:
-        _write(root / f"{name}.ipynb")
-    with serve(root, tmp, cache_dir) as url:
+    with serving(tmp_path_factory.mktemp("compare-frontends"), cache_dir, {f"{n}.ipynb": CELLS for n in FRONT_ENDS}) as url:
         yield url
 
 
 @pytest.mark.parametrize("front_end", list(FRONT_ENDS))
 def test_the_grid_shows_first_fills_cell_by_cell_and_plays(server, front_end, tmp_path):
-    if front_end == "notebook":
-        pytest.importorskip("notebook", minversion="7")
-    from playwright.sync_api import sync_playwright
-
     path, prefix = FRONT_ENDS[front_end]
     dirs = _shots(tmp_path)
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 1300, "height": 1000},
-        )
+    with front_end_page(tmp_path, server, front_end, path, (1300, 1000)) as page:
+        if front_end == "lab":  # the file browser closed: the grid gets the width (and the screenshot)
+            page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
+        page.evaluate(_RECORD)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         try:
-            page = context.new_page()
-            open_notebook(page, f"{server}/{path}")
-            page.add_style_tag(content=".Toastify { display: none !important; }")
-            if front_end == "lab":  # the file browser closed: the grid gets the width (and the screenshot)
-                page.evaluate("() => window.jupyterapp.shell.collapseLeft()")
-            page.evaluate(_RECORD)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            try:
-                # the grid, or the error the cell printed instead (said at once, not after a timeout)
-                page.wait_for_selector(".cnb-compare .cnb-cell, .jp-OutputArea-output[data-mime-type*='stderr']",
-                                       timeout=300_000)
-                assert page.locator(".cnb-compare .cnb-cell").count() == 6, page.locator(".jp-OutputArea").all_inner_texts()
-                page.wait_for_function(
-                    "() => document.querySelectorAll('.cnb-compare .cnb-cell audio').length === 6", timeout=600_000)
-                events = page.evaluate("() => window.cnbGrid.events")
-                # the grid was there with no player, then gained them one by one
-                assert events[0] == 0 and events[-1] == 6, events
-                assert events == sorted(events) and len(events) >= 4, events
-                grid = page.locator(".cnb-compare")
-                assert grid.locator(".cnb-cell").count() == 6
-                assert grid.locator(".cnb-compare-status").inner_text().startswith("6/6 cells made")
-                assert "RTF" in grid.locator(".cnb-cell-stats").first.inner_text()
-                assert "dBFS" in grid.locator(".cnb-cell-stats").first.inner_text()
-                assert page.locator(".cnb-saved-only:visible").count() == 0  # the saved copy hides
-                # a cell plays: its play button starts its own <audio>
-                grid.locator(".cnb-play").nth(1).click()
-                page.wait_for_function(
-                    "() => { const a = document.querySelectorAll('.cnb-compare .cnb-cell audio')[1];"
-                    " return a && !a.paused && a.currentTime > 0; }", timeout=30_000)
-                assert grid.locator(".cnb-copy").first.get_attribute("data-line").startswith("%chatterbox say ")
-                grid.locator(".cnb-play").nth(1).evaluate("b => b.closest('.cnb-cell').querySelector('audio').pause()")
-                _save(grid, f"{prefix}compare-light.png", dirs)
+            # the grid, or the error the cell printed instead (said at once, not after a timeout)
+            page.wait_for_selector(".cnb-compare .cnb-cell, .jp-OutputArea-output[data-mime-type*='stderr']",
+                                   timeout=300_000)
+            assert page.locator(".cnb-compare .cnb-cell").count() == 6, page.locator(".jp-OutputArea").all_inner_texts()
+            page.wait_for_function(
+                "() => document.querySelectorAll('.cnb-compare .cnb-cell audio').length === 6", timeout=600_000)
+            events = page.evaluate("() => window.cnbGrid.events")
+            # the grid was there with no player, then gained them one by one
+            assert events[0] == 0 and events[-1] == 6, events
+            assert events == sorted(events) and len(events) >= 4, events
+            grid = page.locator(".cnb-compare")
+            assert grid.locator(".cnb-cell").count() == 6
+            assert grid.locator(".cnb-compare-status").inner_text().startswith("6/6 cells made")
+            assert "RTF" in grid.locator(".cnb-cell-stats").first.inner_text()
+            assert "dBFS" in grid.locator(".cnb-cell-stats").first.inner_text()
+            assert page.locator(".cnb-saved-only:visible").count() == 0  # the saved copy hides
+            # a cell plays: its play button starts its own <audio>
+            grid.locator(".cnb-play").nth(1).click()
+            page.wait_for_function(
+                "() => { const a = document.querySelectorAll('.cnb-compare .cnb-cell audio')[1];"
+                " return a && !a.paused && a.currentTime > 0; }", timeout=30_000)
+            assert grid.locator(".cnb-copy").first.get_attribute("data-line").startswith("%chatterbox say ")
+            grid.locator(".cnb-play").nth(1).evaluate("b => b.closest('.cnb-cell').querySelector('audio').pause()")
+            _save(grid, f"{prefix}compare-light.png", dirs)
 
-                page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
-                page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
-                page.wait_for_function(
-                    f"() => ({_LUMINANCE})(document.querySelector('.cnb-compare .cnb-compare-head')) > 0.6", timeout=30_000)
-                assert grid.locator(".cnb-cell-stats").first.evaluate(_LUMINANCE) > 0.5
-                _save(grid, f"{prefix}compare-dark.png", dirs)
-                page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
-            finally:
-                page.screenshot(path=str(dirs[0] / f"{prefix}compare-page.png"), full_page=True)
+            page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})")
+            page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+            page.wait_for_function(
+                f"() => ({_LUMINANCE})(document.querySelector('.cnb-compare .cnb-compare-head')) > 0.6", timeout=30_000)
+            assert grid.locator(".cnb-cell-stats").first.evaluate(_LUMINANCE) > 0.5
+            _save(grid, f"{prefix}compare-dark.png", dirs)
+            page.evaluate("() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})")
         finally:
-            context.close()
+            page.screenshot(path=str(dirs[0] / f"{prefix}compare-page.png"), full_page=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import needs_chromium
-from test_browser import CHROMIUM, CHROMIUM_ARGS, _notebook, open_notebook, serve
+from test_browser import CHROMIUM, CHROMIUM_ARGS, notebook_page, serving
 from test_browser_ui import _save, _shots
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -44,13 +44,8 @@ _SEEK = """async i => {
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, cache_dir):
-    tmp = tmp_path_factory.mktemp("transcript")
-    root = tmp / "root"
-    root.mkdir()
-    for name in FRONT_ENDS:
-        _notebook(root / f"{name}.ipynb", CELLS)
-    _notebook(root / "stop.ipynb", CELLS)
-    with serve(root, tmp, cache_dir) as url:
+    notebooks = {f"{n}.ipynb": CELLS for n in [*FRONT_ENDS, "stop"]}
+    with serving(tmp_path_factory.mktemp("transcript"), cache_dir, notebooks) as url:
         yield url
 
 
@@ -67,69 +62,58 @@ def _playing(page, index: int) -> None:
 def test_transcript_follows_the_sound_and_a_click_seeks(server, front_end, tmp_path):
     if front_end == "notebook":
         pytest.importorskip("notebook", minversion="7")
-    from playwright.sync_api import sync_playwright
 
     dirs = _shots(tmp_path)
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-            viewport={"width": 900, "height": 700},
-        )
+    with notebook_page(tmp_path, f"{server}/{FRONT_ENDS[front_end]}", (900, 700)) as page:
+        page.evaluate(_WATCH_DIMMED)  # before the cell runs: the transcript's lines as they change
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         try:
-            page = context.new_page()
-            open_notebook(page, f"{server}/{FRONT_ENDS[front_end]}")
-            page.add_style_tag(content=".Toastify { display: none !important; }")  # the news prompt
-            page.evaluate(_WATCH_DIMMED)  # before the cell runs: the transcript's lines as they change
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            try:
-                page.wait_for_function(_DONE, timeout=600_000, polling=200)
-                page.wait_for_function("() => document.querySelectorAll('.cnb-sentence.cnb-pending').length === 0",
-                                       timeout=30_000)
-                texts = page.evaluate("() => [...document.querySelectorAll('.cnb-sentence')].map(l => l.textContent)")
-                assert [t.split(" ", 1)[1] for t in texts] == [  # each after its start time
-                    "The first sentence plays at once.", "The second one is made meanwhile.",
-                    "A third sentence follows it.", "And the fourth one ends the cell."]
-                # dimmed while not made: all four before the first came, then three, ..., then none
-                dimmed = page.evaluate("() => window.cnbDimmed")
-                assert dimmed[0] == 4 and 3 in dimmed and dimmed[-1] == 0, dimmed
-                output = page.locator(".jp-CodeCell").nth(1).locator(".jp-OutputArea")
+            page.wait_for_function(_DONE, timeout=600_000, polling=200)
+            page.wait_for_function("() => document.querySelectorAll('.cnb-sentence.cnb-pending').length === 0",
+                                   timeout=30_000)
+            texts = page.evaluate("() => [...document.querySelectorAll('.cnb-sentence')].map(l => l.textContent)")
+            assert [t.split(" ", 1)[1] for t in texts] == [  # each after its start time
+                "The first sentence plays at once.", "The second one is made meanwhile.",
+                "A third sentence follows it.", "And the fourth one ends the cell."]
+            # dimmed while not made: all four before the first came, then three, ..., then none
+            dimmed = page.evaluate("() => window.cnbDimmed")
+            assert dimmed[0] == 4 and 3 in dimmed and dimmed[-1] == 0, dimmed
+            output = page.locator(".jp-CodeCell").nth(1).locator(".jp-OutputArea")
 
-                # a click on the first sentence plays from the start; the highlight follows the sound
-                page.locator(".cnb-sentence[data-index='0']").click()
-                _playing(page, 0)
+            # a click on the first sentence plays from the start; the highlight follows the sound
+            page.locator(".cnb-sentence[data-index='0']").click()
+            _playing(page, 0)
+            _playing(page, 1)
+            if front_end == "lab":
+                page.mouse.move(0, 0)  # no hover underline in the picture
+                _save(output, "transcript-light.png", dirs)
+
+            # a click on the fourth sentence: the sound goes on from its start, and it is highlighted
+            ahead = page.evaluate(_SEEK, 3)
+            start = ahead["seek"]["start"]
+            assert ahead["seek"]["chunk"] == 3 and start > 3.0  # after three sentences and their pauses
+            assert start <= ahead["position"] < start + 0.5, ahead  # heard from there, not from the top
+            _playing(page, 3)
+            # and back: the second sentence, from its start (playing on would never go back)
+            back = page.evaluate(_SEEK, 1)
+            assert back["seek"]["chunk"] == 1 and 1.0 < back["seek"]["start"] < start
+            assert back["seek"]["start"] <= back["position"] < back["seek"]["start"] + 0.5, back
+            _playing(page, 1)
+
+            if front_end == "lab":  # mid-play in JupyterLab's dark theme
+                page.evaluate(
+                    "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
+                )
+                page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
+                page.locator(".cnb-sentence[data-index='1']").click()
                 _playing(page, 1)
-                if front_end == "lab":
-                    page.mouse.move(0, 0)  # no hover underline in the picture
-                    _save(output, "transcript-light.png", dirs)
-
-                # a click on the fourth sentence: the sound goes on from its start, and it is highlighted
-                ahead = page.evaluate(_SEEK, 3)
-                start = ahead["seek"]["start"]
-                assert ahead["seek"]["chunk"] == 3 and start > 3.0  # after three sentences and their pauses
-                assert start <= ahead["position"] < start + 0.5, ahead  # heard from there, not from the top
-                _playing(page, 3)
-                # and back: the second sentence, from its start (playing on would never go back)
-                back = page.evaluate(_SEEK, 1)
-                assert back["seek"]["chunk"] == 1 and 1.0 < back["seek"]["start"] < start
-                assert back["seek"]["start"] <= back["position"] < back["seek"]["start"] + 0.5, back
-                _playing(page, 1)
-
-                if front_end == "lab":  # mid-play in JupyterLab's dark theme
-                    page.evaluate(
-                        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Dark'})"
-                    )
-                    page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
-                    page.locator(".cnb-sentence[data-index='1']").click()
-                    _playing(page, 1)
-                    page.mouse.move(0, 0)
-                    _save(output, "transcript-dark.png", dirs)
-                    page.evaluate(
-                        "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
-                    )
-            finally:
-                page.screenshot(path=str(dirs[0] / f"{front_end}-page.png"), full_page=True)  # kept with a failed test
+                page.mouse.move(0, 0)
+                _save(output, "transcript-dark.png", dirs)
+                page.evaluate(
+                    "() => window.jupyterapp.commands.execute('apputils:change-theme', {theme: 'JupyterLab Light'})"
+                )
         finally:
-            context.close()
+            page.screenshot(path=str(dirs[0] / f"{front_end}-page.png"), full_page=True)  # kept with a failed test
 
 
 #: the stop button, pressed from the page the moment the first sentence has reached the player
@@ -145,35 +129,27 @@ _STOP_AFTER_FIRST = """() => {
 
 
 def test_stop_button_keeps_the_made_sentences_readable_and_marks_the_rest(server, tmp_path):
-    from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with notebook_page(tmp_path, f"{server}/lab/tree/stop.ipynb?reset", (1280, 720)) as page:  # not the other tests' tabs and players
+        page.evaluate(_STOP_AFTER_FIRST)
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         try:
-            page = context.new_page()
-            open_notebook(page, f"{server}/lab/tree/stop.ipynb?reset")  # not the other tests' tabs and players
-            page.evaluate(_STOP_AFTER_FIRST)
-            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-            try:
-                page.wait_for_function(f"() => {{ const r = ({_PLAYER})(); return r && r.done; }}",
-                                       timeout=600_000, polling=200)
-                lines = page.eval_on_selector_all(".cnb-transcript .cnb-sentence", """els => els.map(e => ({
-                    text: e.textContent, unmade: e.classList.contains('cnb-unmade'),
-                    dimmed: getComputedStyle(e).opacity !== '1'}))""")
-                status = page.inner_text(".cnb-live-status")
-                made = [line for line in lines if not line["unmade"]]
-                assert "stopped after chunk" in status and 1 <= len(made) < 4, (status, lines)
-                assert lines[:len(made)] == made  # the made ones first, then the rest
-                assert all(line["text"][0].isdigit() and not line["dimmed"] for line in made), lines  # time, full ink
-                assert all(line["dimmed"] for line in lines[len(made):]), lines  # marked as not made
-                # a kept sentence still plays from a click
-                page.locator(".cnb-sentence[data-index='0']").click()
-                _playing(page, 0)
-            finally:
-                page.screenshot(path=str(tmp_path / "stop-page.png"), full_page=True)  # kept with a failed test
+            page.wait_for_function(f"() => {{ const r = ({_PLAYER})(); return r && r.done; }}",
+                                   timeout=600_000, polling=200)
+            lines = page.eval_on_selector_all(".cnb-transcript .cnb-sentence", """els => els.map(e => ({
+                text: e.textContent, unmade: e.classList.contains('cnb-unmade'),
+                dimmed: getComputedStyle(e).opacity !== '1'}))""")
+            status = page.inner_text(".cnb-live-status")
+            made = [line for line in lines if not line["unmade"]]
+            assert "stopped after chunk" in status and 1 <= len(made) < 4, (status, lines)
+            assert lines[:len(made)] == made  # the made ones first, then the rest
+            assert all(line["text"][0].isdigit() and not line["dimmed"] for line in made), lines  # time, full ink
+            assert all(line["dimmed"] for line in lines[len(made):]), lines  # marked as not made
+            # a kept sentence still plays from a click
+            page.locator(".cnb-sentence[data-index='0']").click()
+            _playing(page, 0)
         finally:
-            context.close()
+            page.screenshot(path=str(tmp_path / "stop-page.png"), full_page=True)  # kept with a failed test
 
 
 def test_saved_copy_links_seek_its_audio_without_a_kernel(tmp_path):

@@ -17,13 +17,13 @@ import importlib.util
 import logging
 import inspect
 import textwrap
-import threading
 import types
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kernel_utils import seen_after_the_first_left
 
 from chatterbox_nb.engine.seams import logs, points
 from chatterbox_nb.engine.seams.hooks import Seam
@@ -353,32 +353,9 @@ def test_a_swapped_global_is_counted_across_threads():
     sys_modules = importlib.import_module("sys").modules
     sys_modules["fake_upstream"] = module
     seam, stand_in = Seam("test-tqdm", "fake_upstream", "tqdm", "a test"), object()
-    inside, first_left, leave = threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, Any] = {}
-
-    def first() -> None:
-        inside.wait(30)
-        with seam.swapped(stand_in):
-            pass
-        first_left.set()
-
-    def second() -> None:
-        with seam.swapped(stand_in):
-            inside.set()
-            first_left.wait(30)
-            seen["after the first left"] = module.tqdm
-            leave.wait(30)
-
     try:
-        threads = [threading.Thread(target=first), threading.Thread(target=second)]
-        for t in threads:
-            t.start()
-        first_left.wait(30)
-        leave.set()
-        for t in threads:
-            t.join(30)
-            assert not t.is_alive()
-        assert seen["after the first left"] is stand_in and module.tqdm is original
+        seen = seen_after_the_first_left(lambda: seam.swapped(stand_in), lambda: module.tqdm)
+        assert seen is stand_in and module.tqdm is original
         del module.tqdm
         with seam.swapped(stand_in):
             assert module.tqdm is stand_in

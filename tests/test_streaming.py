@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from IPython.core.error import UsageError
+from kernel_utils import seen_after_the_first_left
 
 import chatterbox_nb as cnb
 from chatterbox_nb import progressive
@@ -213,37 +214,11 @@ def test_a_streamed_say_gives_t3_its_own_torch_back(reduced, monkeypatch):
 def test_the_sampling_patch_is_counted_across_threads():
     """Two models streaming in two threads share T3's module: the first to leave must not
     take the patch from under the other."""
-    import threading
-
     import torch
     from chatterbox.models.t3 import t3 as t3_module
 
-    entered, leave_first, first_left, leave_second = (threading.Event() for _ in range(4))
-    seen: dict[str, object] = {}
-
-    def first() -> None:
-        with streaming.sampling():
-            entered.set()
-            leave_first.wait(30)
-        first_left.set()
-
-    def second() -> None:
-        entered.wait(30)
-        with streaming.sampling():
-            leave_first.set()
-            first_left.wait(30)
-            seen["after the first left"] = t3_module.torch
-            leave_second.wait(30)
-
-    threads = [threading.Thread(target=first), threading.Thread(target=second)]
-    for t in threads:
-        t.start()
-    first_left.wait(30)
-    leave_second.set()
-    for t in threads:
-        t.join(30)
-        assert not t.is_alive()
-    assert isinstance(seen["after the first left"], streaming.SamplingTorch)
+    seen = seen_after_the_first_left(streaming.sampling, lambda: t3_module.torch)
+    assert isinstance(seen, streaming.SamplingTorch)
     assert t3_module.torch is torch
 
 
