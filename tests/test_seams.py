@@ -208,6 +208,17 @@ def test_t3_torch_seam():
     assert not problems, _broken(seam.name, seam.where, problems)
 
 
+@pytest.mark.parametrize("name, call", [("flow-torch", "torch.randn_like"), ("hifigan-torch", "torch.randn_like"),
+                                        ("s3gen-torch", "torch.randn")])
+def test_s3gen_noise_seams(name, call):
+    import torch
+
+    seam = points.SEAMS[name]
+    module = _owner(seam)
+    problems = check_module_global(module, "torch", torch) + check_calls(module, call)
+    assert not problems, _broken(seam.name, seam.where, problems)
+
+
 def test_t3_tqdm_seam():
     from tqdm import tqdm
 
@@ -253,7 +264,7 @@ def test_log_rules_seam(rule):
 
 def test_every_seam_has_a_contract_test():
     tested = {"t3-inference", "t3-inference-turbo", "t3-conditioning", "s3gen-inference", "watermark", "t3-torch",
-              "t3-tqdm", "flow-tqdm", "flow-print"}
+              "t3-tqdm", "flow-tqdm", "flow-print", "flow-torch", "hifigan-torch", "s3gen-torch"}
     assert set(points.SEAMS) == tested, "a new seam needs its contract test here"
 
 

@@ -6,7 +6,16 @@ in; each piece it makes pushed to the caller's `emit`, in order, with its stage 
 hold are decided here once. The caller holds the model (`loaded.use`) and `emit` is
 called in its thread, as each piece is made: a say's emit puts it on the one queue its
 caller waits on; batch and warm-up collect them (`pieces`). This takes no lock and
-starts no thread.
+starts no thread outside an overlapped say.
+
+Overlapped (`overlap`, off by default: `CHATTERBOX_NB_OVERLAP=1`; an unstreamed say of
+several chunks only), S3Gen and the watermark of chunk i run on a second thread, the
+say's render worker, while this thread runs T3 for chunk i+1. The render worker renders
+the chunks in order and emits each piece itself (so a piece is emitted as soon as it is
+rendered, not when the next T3 ends); it is started and joined inside `run`, errors and
+stops included. Each stage then draws from its own generator seeded from the chunk's
+seed (rng.py), so a seeded overlapped say is reproducible; the numbers differ from a
+sequential say's, which keeps upstream's global generator.
 
 Unstreamed, each chunk of text is one piece. Streamed (`opts.stream`), a chunk comes in
 several pieces, made while T3 samples (engine/generation/streaming.py); its last piece also
@@ -15,6 +24,9 @@ carries the chunk's audio as kept (`kept`: the pieces joined, watermarked whole)
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -26,6 +38,16 @@ from .streaming import Deliver
 
 if TYPE_CHECKING:
     from ..models.loader import LoadedModel
+
+#: `1` turns the overlap of the stages on (see `overlap_default`)
+ENV_OVERLAP = "CHATTERBOX_NB_OVERLAP"
+
+
+def overlap_default() -> bool:
+    """Off unless `CHATTERBOX_NB_OVERLAP=1`: on the 2-core CPU it was measured on, the
+    overlap did not pay (see benchmarks/bench_longtext.py), so it is opt-in."""
+    return os.environ.get(ENV_OVERLAP, "").strip().lower() in {"1", "true", "yes", "on"}
+
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
 STAGES = ("t3_s", "s3gen_s", "watermark_s")
@@ -67,12 +89,18 @@ def run(
     *,
     emit: Emit,
     stop: Stop | None = None,
+    overlap: bool | None = None,
 ) -> None:
     """Each chunk through upstream's `generate` (see `synth.generate`), in order, each
     piece to `emit` as soon as it is made. `stop` ends the run after a chunk, or the chunk
-    under way at T3's next token (stopping.py). `conds` None: the model's built-in voice."""
+    under way at T3's next token (stopping.py). `conds` None: the model's built-in voice.
+    `overlap` (None: `overlap_default()`): render chunk i while T3 samples chunk i+1."""
     stop = stop if stop is not None else Stop()
+    overlap = overlap_default() if overlap is None else overlap
     with bound(stop):
+        if overlap and len(chunks) > 1 and not opts.stream:
+            _overlapped(loaded, opts, chunks, conds, emit, stop)
+            return
         for i, text in enumerate(chunks):
             if i and stop.requested:
                 return
@@ -83,6 +111,31 @@ def run(
                 emit(Piece(i, text, audio, stages))
 
 
+def _overlapped(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: Any, emit: Emit, stop: Stop) -> None:
+    """T3 of each chunk here; its render, then its emit, on one render worker, in order.
+    The worker is joined before this returns, whatever happens; after a failed render
+    nothing more is emitted or sampled, and the first error is raised here."""
+    failed: list[BaseException] = []
+
+    def render_and_emit(i: int, text: str, render: Callable[[], np.ndarray], stages: dict[str, Any]) -> None:
+        if failed:
+            return
+        try:
+            emit(Piece(i, text, render(), stages))
+        except BaseException as exc:  # noqa: BLE001 - raised in the say's thread below
+            failed.append(exc)
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chatterbox_nb-render") as worker:
+        for i, text in enumerate(chunks):
+            if i and (stop.requested or failed):
+                break
+            render, stages = _generate(loaded, opts, i, text, conds, deferred=True)
+            # the say's context (its progress hook) goes along to the render
+            worker.submit(contextvars.copy_context().run, render_and_emit, i, text, render, stages)
+    if failed:
+        raise failed[0]
+
+
 def pieces(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: Any = None) -> list[Piece]:
     """Every piece of `chunks`, collected (batch rows and warm-up: nobody plays them live)."""
     made: list[Piece] = []
@@ -91,8 +144,9 @@ def pieces(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: 
 
 
 def _generate(
-    loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None
-) -> tuple[np.ndarray, dict[str, Any]]:
+    loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None,
+    deferred: bool = False,
+) -> tuple[Any, dict[str, Any]]:
     from . import synth
 
     return synth.generate(
@@ -108,6 +162,7 @@ def _generate(
         cfm_steps=opts.cfm_steps,
         prompt_tokens=opts.prompt_tokens,
         deliver=deliver,
+        deferred=deferred,
     )
 
 

@@ -80,6 +80,12 @@ class SamplingTorch(types.ModuleType):
     def multinomial(*args: Any, **kwargs: Any) -> Any:
         import torch
 
+        from .rng import generator_for
+
+        probs = args[0] if args else kwargs["input"]
+        generator = generator_for(probs.device)  # an overlapped say's T3 generator (rng.py), if any
+        if generator is not None:
+            kwargs.setdefault("generator", generator)
         sampled = torch.multinomial(*args, **kwargs)
         record = _RECORD.get()
         if record is not None:

@@ -194,13 +194,23 @@ def generate(
     cfm_steps: int | None = None,
     prompt_tokens: int | None = None,
     deliver: streaming.Deliver | None = None,
-) -> tuple[np.ndarray, dict[str, Any]]:
+    deferred: bool = False,
+) -> tuple[Any, dict[str, Any]]:
     """Audio (1-D float32) and measured stage timings for one utterance.
 
     `cfm_steps` and `prompt_tokens` are the opt-in lossy S3Gen knobs (None: upstream's).
     With `deliver`, the audio is streamed to it in pieces while T3 samples (see
-    streaming.py); what is returned is then those pieces joined, watermarked whole."""
+    streaming.py); what is returned is then those pieces joined, watermarked whole.
+
+    `deferred` (an overlapped say, speak.py): only T3 runs here, from its own generator
+    when seeded (rng.py); what is returned instead of the audio is a `Render`, which runs
+    S3Gen and the watermark, on whichever thread calls it, and fills in their timings."""
     import torch
+
+    from . import rng
+
+    calls: dict[str, tuple] = {}
+    t3_rng, s3gen_rng = rng.stage_seeds(seed) if deferred and seed is not None else (None, None)
 
     timings: dict[str, Any] = {"t3_s": 0.0, "s3gen_s": 0.0, "watermark_s": 0.0, "speech_tokens": 0}
     kwargs = dict(sampling)
@@ -213,7 +223,7 @@ def generate(
         conds if conds is not None else builtin, None if t3_dtype == torch.float32 else t3_dtype, prompt_tokens
     )
     try:
-        if seed is not None:
+        if seed is not None and not deferred:
             seed_everything(seed)
         # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
         # and turbo's generate has none of its own.
@@ -222,8 +232,62 @@ def generate(
                 quiet_upstream_warnings(), upstream_logs.translated(), contextlib.ExitStack() as stack:
             if deliver is not None:
                 stack.enter_context(streaming.streamed(tts, spec, timings, deliver))
+            if deferred:
+                stack.enter_context(_holding(tts, calls))
+                stack.enter_context(streaming.sampling())
+                stack.enter_context(rng.drawing(t3_rng))
             wav = tts.generate(text, **kwargs)
     finally:
         tts.conds = builtin
+    if deferred:
+        if set(calls) != {"s3gen", "watermark"}:
+            raise RuntimeError(f"upstream's generate no longer calls S3Gen then the watermark (saw {sorted(calls)})")
+        return Render(calls["s3gen"], calls["watermark"], s3gen_rng), timings
     audio = wav.reshape(-1).float().cpu().numpy().astype(np.float32, copy=False)
     return audio, timings
+
+
+class Render:
+    """The S3Gen and watermark calls that upstream's `generate` made for one chunk, held
+    back: calling it runs them (with the wrappers `instrument` put around them: timing,
+    token count, CFM steps, silence for too few tokens) and returns the chunk's audio.
+    Upstream's own glue between the two calls (tts.py: squeeze, to numpy) is repeated here."""
+
+    def __init__(self, s3gen: tuple, watermark: tuple, rng: Any) -> None:
+        self._s3gen, self._watermark, self._rng = s3gen, watermark, rng
+
+    def __call__(self) -> np.ndarray:
+        import torch
+
+        from . import rng
+
+        inference, args, kwargs = self._s3gen
+        apply_watermark, wargs, wkwargs = self._watermark
+        with torch.inference_mode(), points.quiet_render(), quiet_upstream_warnings(), rng.s3gen_noise(), \
+                rng.drawing(self._rng):
+            wav, _ = inference(*args, **kwargs)
+            wav = wav.squeeze(0).detach().cpu().numpy()
+            marked = apply_watermark(wav, *wargs[1:], **wkwargs)  # its recorded signal was the empty one
+        return np.asarray(marked, dtype=np.float32).reshape(-1)
+
+
+@contextlib.contextmanager
+def _holding(tts: Any, calls: dict) -> Iterator[None]:
+    """Within this block, `generate`'s S3Gen and watermark calls are recorded in `calls`
+    (each with the wrappers under it), not made: S3Gen returns no samples and the watermark
+    its input, which upstream's glue passes through to an empty result."""
+    import torch
+
+    def record(name: str, empty: Callable[..., Any]) -> Callable:
+        def make(original: Callable) -> Callable:
+            def held(*args: Any, **kwargs: Any) -> Any:
+                calls[name] = (original, args, kwargs)
+                return empty(*args)
+
+            return held
+
+        return make
+
+    with points.S3GEN_INFERENCE.shadowed(tts.s3gen, record("s3gen", lambda *a: (torch.zeros(1, 0), None))), \
+            points.WATERMARK.shadowed(tts.watermarker, record("watermark", lambda signal, *a: signal)):
+        yield

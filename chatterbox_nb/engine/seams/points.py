@@ -17,8 +17,9 @@ from ..specs import ModelSpec
 from .hooks import Seam
 
 __all__ = [
-    "FLOW_PRINT", "FLOW_TQDM", "S3GEN_INFERENCE", "SEAMS", "T3_CONDITIONING", "T3_INFERENCE",
-    "T3_INFERENCE_TURBO", "T3_TORCH", "T3_TQDM", "WATERMARK", "conditioning_in", "quiet_progress", "t3_sampler",
+    "FLOW_PRINT", "FLOW_TORCH", "FLOW_TQDM", "HIFIGAN_TORCH", "NOISE_SEAMS", "S3GEN_INFERENCE", "S3GEN_TORCH", "SEAMS", "T3_CONDITIONING", "T3_INFERENCE",
+    "T3_INFERENCE_TURBO", "T3_TORCH", "T3_TQDM", "WATERMARK", "conditioning_in", "quiet_progress", "quiet_render",
+    "t3_sampler",
 ]
 
 _T3 = "chatterbox.models.t3.t3"
@@ -40,10 +41,18 @@ T3_TQDM = Seam("t3-tqdm", _T3, "tqdm",
                "T3's per-token loop `tqdm(range(...))`: no text bar, and where a say is cut or streamed")
 FLOW_TQDM = Seam("flow-tqdm", _FLOW, "tqdm", "no text bar per CFM solve (turbo's meanflow)")
 FLOW_PRINT = Seam("flow-print", _FLOW, "print", "no 'S3 Token -> Mel Inference...' line per utterance")
+# S3Gen's random draws (its CFM's start noise, HiFiGAN's sine/noise source, turbo's meanflow noise)
+# call torch's process-wide generator; an overlapped say gives them one of their own (generation/rng.py)
+FLOW_TORCH = Seam("flow-torch", _FLOW, "torch", "the CFM's `torch.randn_like` noise draws from S3Gen's own generator")
+HIFIGAN_TORCH = Seam("hifigan-torch", "chatterbox.models.s3gen.hifigan", "torch",
+                     "HiFiGAN's `torch.randn_like` noise draws from S3Gen's own generator")
+S3GEN_TORCH = Seam("s3gen-torch", "chatterbox.models.s3gen.s3gen", "torch",
+                   "turbo's meanflow `torch.randn` noise draws from S3Gen's own generator")
+NOISE_SEAMS = (FLOW_TORCH, HIFIGAN_TORCH, S3GEN_TORCH)
 
 SEAMS: dict[str, Seam] = {s.name: s for s in (
     T3_INFERENCE, T3_INFERENCE_TURBO, T3_CONDITIONING, S3GEN_INFERENCE, WATERMARK, T3_TORCH, T3_TQDM, FLOW_TQDM,
-    FLOW_PRINT,
+    FLOW_PRINT, FLOW_TORCH, HIFIGAN_TORCH, S3GEN_TORCH,
 )}
 
 
@@ -68,6 +77,13 @@ def quiet_progress(token_loop: Callable[..., Any]) -> Iterator[None]:
     """While a say runs: T3's tqdm is `token_loop` (our progress, the stop button, streaming),
     S3Gen's flow draws no bar and prints nothing. Our own displays report progress."""
     with T3_TQDM.swapped(token_loop), FLOW_TQDM.swapped(_no_bar()), FLOW_PRINT.swapped(_silent_print):
+        yield
+
+
+@contextlib.contextmanager
+def quiet_render() -> Iterator[None]:
+    """S3Gen's part of `quiet_progress`, for a render on its own thread (an overlapped say)."""
+    with FLOW_TQDM.swapped(_no_bar()), FLOW_PRINT.swapped(_silent_print):
         yield
 
 
