@@ -49,6 +49,7 @@ OVERLAP_CHILD = r"""
 import json, os, sys, time
 import torch
 import chatterbox_nb as cnb
+from chatterbox_nb import config
 text, weights, reps, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 threads = torch.get_num_threads()
 cnb.load("english", weights=weights, device="cpu", dtype="float32", warmup="light", wait=True)
@@ -57,7 +58,7 @@ variants = [("sequential", False, threads), ("overlapped", True, threads), ("seq
 runs = {name: [] for name, _, _ in variants}
 for rep in range(reps):
     for name, overlap, n in (variants if rep % 2 == 0 else variants[::-1]):
-        os.environ["CHATTERBOX_NB_OVERLAP"] = "1" if overlap else "0"
+        config.settings().overlap = overlap
         torch.set_num_threads(n)
         u = cnb.say(text, weights=weights, device="cpu", dtype="float32", max_tokens=tokens, seed=rep)
         runs[name].append({k: u.timings[k] for k in ("first_audio_s", "total_s", "chunks_done", "audio_s", "t3_s", "s3gen_s")})

@@ -35,6 +35,7 @@ ENV_IDLE_UNLOAD = "CHATTERBOX_NB_IDLE_UNLOAD"
 ENV_DTYPE = "CHATTERBOX_NB_DTYPE"
 ENV_THREADS = "CHATTERBOX_NB_THREADS"
 ENV_COMPILE = "CHATTERBOX_NB_COMPILE"
+ENV_OVERLAP = "CHATTERBOX_NB_OVERLAP"
 ENV_HISTORY_AUDIO_MB = "CHATTERBOX_NB_HISTORY_AUDIO_MB"
 #: MiB of audio the history keeps by default: about 25 minutes at 24 kHz in float32
 HISTORY_AUDIO_MB = 128.0
@@ -70,6 +71,10 @@ class Chatterbox(Configurable):
     compile = Bool(
         help="Compile S3Gen (AOTInductor) in the background during full warm-up (not float32; the "
         "package is kept in the cache dir and loaded by later kernels; env CHATTERBOX_NB_COMPILE)."
+    ).tag(config=True)
+    overlap = Bool(
+        help="Render sentence i (S3Gen) while T3 samples sentence i+1 in an unstreamed say of several "
+        "sentences; measured slower on a 2-core CPU, hence off (env CHATTERBOX_NB_OVERLAP)."
     ).tag(config=True)
     weights = Unicode(help=f"{WEIGHTS_VALUES} (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True
@@ -140,6 +145,10 @@ class Chatterbox(Configurable):
     @default("compile")
     def _default_compile(self) -> bool:
         return os.environ.get(ENV_COMPILE, "1").strip().lower() in _TRUE
+
+    @default("overlap")
+    def _default_overlap(self) -> bool:
+        return os.environ.get(ENV_OVERLAP, "").strip().lower() in _TRUE
 
     @default("weights")
     def _default_weights(self) -> str:

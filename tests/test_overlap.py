@@ -162,7 +162,9 @@ def test_a_failed_render_ends_the_say_with_its_error_and_no_thread_left(model, s
 
 def test_cnb_stop_keeps_the_chunks_made_in_an_overlapped_say(model, stages, monkeypatch):
     _, before = stages
-    monkeypatch.setenv(speak.ENV_OVERLAP, "1")
+    from chatterbox_nb import config
+
+    monkeypatch.setattr(config.settings(), "overlap", True)
     stoppers: list[threading.Thread] = []
 
     def stop_from_outside(chunk: int) -> None:

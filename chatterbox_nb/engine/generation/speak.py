@@ -8,7 +8,7 @@ called in its thread, as each piece is made: a say's emit puts it on the one que
 caller waits on; batch and warm-up collect them (`pieces`). This takes no lock and
 starts no thread outside an overlapped say.
 
-Overlapped (`overlap`, off by default: `CHATTERBOX_NB_OVERLAP=1`; an unstreamed say of
+Overlapped (`overlap`, off by default: `%config Chatterbox.overlap = True`; an unstreamed say of
 several chunks only), S3Gen and the watermark of chunk i run on a second thread, the
 say's render worker, while this thread runs T3 for chunk i+1. The render worker renders
 the chunks in order and emits each piece itself (so a piece is emitted as soon as it is
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -39,14 +38,12 @@ from .streaming import Deliver
 if TYPE_CHECKING:
     from ..models.loader import LoadedModel
 
-#: `1` turns the overlap of the stages on (see `overlap_default`)
-ENV_OVERLAP = "CHATTERBOX_NB_OVERLAP"
-
-
 def overlap_default() -> bool:
-    """Off unless `CHATTERBOX_NB_OVERLAP=1`: on the 2-core CPU it was measured on, the
-    overlap did not pay (see benchmarks/bench_longtext.py), so it is opt-in."""
-    return os.environ.get(ENV_OVERLAP, "").strip().lower() in {"1", "true", "yes", "on"}
+    """`%config Chatterbox.overlap` (env `CHATTERBOX_NB_OVERLAP`), off by default: on the
+    2-core CPU it was measured on, the overlap did not pay (benchmarks/bench_longtext.py)."""
+    from ... import config
+
+    return bool(config.settings().overlap)
 
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
