@@ -65,13 +65,13 @@ def grid(cmp: Any) -> GridView:
             view.update(views[cell.index], views)
 
     cmp.on_change(changed)
-    for v in cell_views(cmp):  # cells made before the view existed
+    views = cell_views(cmp)
+    for v in views:  # cells made before the view existed
         if v.state != "waiting":
-            view.update(v, cell_views(cmp))
+            view.update(v, views)
     if cmp.done:
-        view.finish(cell_views(cmp))
+        view.finish(cell_views(cmp))  # afresh: the last cell may have come meanwhile
     return view
-
 
 
 def show_saved_copy(cmp: Any) -> None:
