@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -123,11 +124,17 @@ def test_a_one_chunk_say_has_no_second_thread(model, stages):
     assert {name for *_, name in events} == {threading.current_thread().name}
 
 
-def test_stop_after_the_chunk_keeps_the_chunk_under_way_and_nothing_after(model, stages):
-    events, before = stages
+def _stopped_in_chunk_1(model: Any, stages: Any, level: str) -> list[Any]:
+    """The pieces of an overlapped say whose Stop is raised to `level` as T3 starts chunk 1."""
+    _, before = stages
     stop = Stop()
-    before["t3"] = lambda chunk: stop.after_chunk() if chunk == 1 else None
-    made = _run(model, stop=stop)
+    before["t3"] = lambda chunk: getattr(stop, level)() if chunk == 1 else None
+    return _run(model, stop=stop)
+
+
+def test_stop_after_the_chunk_keeps_the_chunk_under_way_and_nothing_after(model, stages):
+    events, _ = stages
+    made = _stopped_in_chunk_1(model, stages, "after_chunk")
     assert [p.index for p in made] == [0, 1]
     assert all(len(p.audio) > 0 for p in made)  # both rendered and kept
     assert ("t3", 2, "start") not in [(s, c, e) for s, c, e, _ in events]
@@ -135,10 +142,7 @@ def test_stop_after_the_chunk_keeps_the_chunk_under_way_and_nothing_after(model,
 
 
 def test_stop_at_the_next_token_renders_what_was_sampled(model, stages):
-    events, before = stages
-    stop = Stop()
-    before["t3"] = lambda chunk: stop.at_next_token() if chunk == 1 else None
-    made = _run(model, stop=stop)
+    made = _stopped_in_chunk_1(model, stages, "at_next_token")
     assert [p.index for p in made] == [0, 1]
     assert made[1].stages["speech_tokens"] < made[0].stages["speech_tokens"]  # cut, still rendered
     assert not _render_threads()
