@@ -8,6 +8,9 @@ streamed and `--no-stream`, in an order that reverses from one repetition to the
 medians [min-max] of each mode's total and of the side-by-side ratios: streamed total
 over unstreamed total (what streaming costs), and the streamed say's first audio (when
 its first piece reached the caller, what the player plays at once) over its total.
+A third mode, "overlapped", is the streamed say with `Chatterbox.overlap` on: the pieces
+between the first and the last render on the say's render worker while T3 samples on,
+the two stages sharing the threads (engine/generation/overlap.py).
 
 Targets (issue #23): english streamed/unstreamed <= 1.15, first audio <= 0.35 of the
 total; turbo <= 1.05 and <= 0.2.
@@ -34,7 +37,10 @@ def bench(model: str, args: argparse.Namespace, out: Output, counter: T3Counter)
     kw: dict[str, Any] = dict(model=model, weights=args.weights, device="cpu", dtype=args.dtype)
     report = cnb.load(warmup="off", wait=True, **kw)
 
-    def say(stream: bool) -> dict[str, Any]:
+    from chatterbox_nb import config
+
+    def say(stream: bool, overlap: bool = False) -> dict[str, Any]:
+        config.settings().overlap = overlap
         u = cnb.say(SENTENCE, max_tokens=args.tokens, seed=args.seed, stream=stream, **kw)
         if counter.last != args.tokens:
             raise SystemExit(f"{model}: T3 sampled {counter.last} tokens, not the cap of {args.tokens} "
@@ -43,15 +49,16 @@ def bench(model: str, args: argparse.Namespace, out: Output, counter: T3Counter)
             raise SystemExit(f"{model}: asked stream={stream}, the say ran stream={u.params['stream']}")
         return {k: u.timings[k] for k in KEYS}
 
+    modes = [("--no-stream", False, False), ("streamed", True, False), ("overlapped", True, True)]
     for _ in range(args.warmup_calls):
-        say(False)
-        say(True)
-    runs: dict[str, list[dict[str, Any]]] = {"--no-stream": [], "streamed": []}
-    modes = [("--no-stream", False), ("streamed", True)]
+        for _, stream, overlap in modes:
+            say(stream, overlap)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in modes}
     for rep in range(args.reps):
-        for name, stream in ordered(rep, modes):
-            runs[name].append(say(stream))
-    plain, streamed = runs["--no-stream"], runs["streamed"]
+        for name, stream, overlap in ordered(rep, modes):
+            runs[name].append(say(stream, overlap))
+    config.settings().overlap = False
+    plain, streamed, overlapped = runs["--no-stream"], runs["streamed"], runs["overlapped"]
     out(f"\n{model}: {report.dtype} (dtype {args.dtype}), {args.weights}, CPU; one sentence capped at {args.tokens} "
         f"tokens, seed {args.seed}; {args.reps} reps, order alternated; warm-up: {args.warmup_calls} untimed say(s) "
         f"in each mode; {plain[0]['speech_tokens']} tokens rendered, {plain[0]['audio_s']:.2f} s of audio")
@@ -66,6 +73,10 @@ def bench(model: str, args: argparse.Namespace, out: Output, counter: T3Counter)
     goal = f"  (target <= {first_target})" if first_target else ""
     out(f"  streamed first audio / its total:                 "
         f"{fmt(s['first_audio_s'] / s['total_s'] for s in streamed)}{goal}")
+    out(f"  overlapped total / --no-stream total:             "
+        f"{fmt(s['total_s'] / p['total_s'] for s, p in zip(overlapped, plain))}")
+    out(f"  overlapped first audio / its total:               "
+        f"{fmt(s['first_audio_s'] / s['total_s'] for s in overlapped)}")
     cnb.unload(model)
 
 

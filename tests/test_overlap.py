@@ -1,5 +1,6 @@
 """An overlapped say (issue #23 item 3, long text): S3Gen renders chunk i on the say's
-render worker while T3 samples chunk i+1; each stage draws from its own generator, so a
+render worker while T3 samples chunk i+1 (the first and the last chunk render in the say's
+thread); the two stages share the threads; each stage draws from its own generator, so a
 seeded say is the same audio run after run; the stop keeps its meaning; no thread is left.
 
 Stages are watched through spies on upstream's classes that record events; nothing here
@@ -101,20 +102,85 @@ def test_a_seeded_overlapped_say_is_the_same_audio_run_after_run(model):
 
 def test_t3_of_the_next_chunk_starts_while_the_chunk_before_renders(model, stages):
     events, before = stages
-    t3_of_chunk_1 = threading.Event()
+    t3_of_chunk_2 = threading.Event()
     waited: list[bool] = []
-    before["t3"] = lambda chunk: t3_of_chunk_1.set() if chunk == 1 else None
-    # S3Gen of chunk 0 goes on only once T3 has started chunk 1: sequential stages would never get there
-    before["s3gen"] = lambda chunk: waited.append(t3_of_chunk_1.wait(EVENT_WAIT_S)) if chunk == 0 else None
+    before["t3"] = lambda chunk: t3_of_chunk_2.set() if chunk == 2 else None
+    # S3Gen of chunk 1 goes on only once T3 has started chunk 2: sequential stages would never get there
+    before["s3gen"] = lambda chunk: waited.append(t3_of_chunk_2.wait(EVENT_WAIT_S)) if chunk == 1 else None
     made = _run(model)
     assert waited == [True]
     assert [p.index for p in made] == [0, 1, 2]
     order = [(s, c, e) for s, c, e, _ in events]
-    assert order.index(("t3", 1, "start")) < order.index(("s3gen", 0, "end"))
-    render = {name for s, _, _, name in events if s == "s3gen"}
+    assert order.index(("t3", 2, "start")) < order.index(("s3gen", 1, "end"))
+    # the first chunk renders before T3 goes on (its audio comes no later than a sequential say's)
+    assert order.index(("s3gen", 0, "end")) < order.index(("t3", 1, "start"))
+    here = threading.current_thread().name
+    render = {c: name for s, c, e, name in events if s == "s3gen" and e == "start"}
     sampler = {name for s, _, _, name in events if s == "t3"}
-    assert len(render) == 1 and render.isdisjoint(sampler)  # S3Gen on the render worker, T3 here
+    assert sampler == {here} and render[0] == render[2] == here  # the first and the last render here
+    assert render[1].startswith("chatterbox_nb-render")  # the one between on the render worker
     assert not _render_threads()
+
+
+def test_the_stages_share_the_threads_while_they_overlap(model, stages, monkeypatch):
+    import torch
+
+    events, before = stages
+    threads: dict[int, int] = {}
+    t3_of_chunk_2 = threading.Event()
+    before["t3"] = lambda chunk: t3_of_chunk_2.set() if chunk == 2 else None
+
+    def s3gen_starts(chunk: int) -> None:
+        if chunk == 1:
+            t3_of_chunk_2.wait(EVENT_WAIT_S)
+        threads[chunk] = torch.get_num_threads()
+
+    before["s3gen"] = s3gen_starts
+    previous = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        _run(model)
+        assert torch.get_num_threads() == 4  # the say's thread has all of them back
+        later: list[int] = []
+        fresh = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert later == [4]  # and so does the next say's thread
+    finally:
+        torch.set_num_threads(previous)
+    # alone, a render takes every thread; beside T3 (a quarter of 4 for T3), the other three
+    assert threads == {0: 4, 1: 3, 2: 4}
+
+
+def test_t3_takes_its_share_while_a_render_runs_and_all_when_none():
+    import torch
+
+    from chatterbox_nb.engine.generation.overlap import ThreadShare, t3_threads_beside
+
+    assert [t3_threads_beside(n) for n in (1, 2, 3, 4, 8, 16)] == [1, 1, 1, 1, 2, 4]
+    previous = torch.get_num_threads()
+    share = ThreadShare(8)
+    try:
+        with share.sampling():
+            share.t3_tick()
+            assert torch.get_num_threads() == 8
+            share.handed_over()
+            share.t3_tick()
+            assert torch.get_num_threads() == 2
+            seen: list[int] = []
+
+            def render() -> None:
+                with share.render():
+                    seen.append(torch.get_num_threads())
+
+            worker = threading.Thread(target=render)
+            worker.start()
+            worker.join()
+            assert seen == [6] and not share.rendering
+            share.t3_tick()
+            assert torch.get_num_threads() == 8
+    finally:
+        torch.set_num_threads(previous)
 
 
 def test_a_one_chunk_say_has_no_second_thread(model, stages):
@@ -185,3 +251,71 @@ def test_cnb_stop_keeps_the_chunks_made_in_an_overlapped_say(model, stages, monk
     stoppers[0].join(EVENT_WAIT_S)
     assert u.timings["chunks_done"] == 2  # the chunk under way when it was asked is kept
     assert not _render_threads()
+
+
+# -- a streamed chunk, overlapped: the pieces between the first and the last on the worker -----------------------
+
+def _streamed_run(model, seed: int = 4, overlap: bool = True) -> list[speak.Piece]:
+    made: list[speak.Piece] = []
+    opts = SayOptions.defaults(model.spec, seed=seed, max_tokens=60, stream=True)
+    with model.use(user=True):
+        speak.run(model, opts, CHUNKS[:1], emit=made.append, overlap=overlap)
+    return made
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    from chatterbox_nb.engine.generation import streaming
+
+    monkeypatch.setattr(streaming, "piece_tokens", lambda spec, prompt, context: 12)
+
+
+def test_an_overlapped_streamed_say_renders_its_middle_pieces_on_the_worker(model, stages, small_pieces):
+    events, before = stages
+    sampled: list[int] = []
+    from chatterbox_nb.engine.generation import streaming
+
+    record = streaming.Streamer.record
+    tokens_when_rendered: dict[int, int] = {}
+
+    def counting(self, token):
+        sampled.append(1)
+        return record(self, token)
+
+    before["s3gen"] = lambda n: tokens_when_rendered.setdefault(n, len(sampled))
+    import unittest.mock
+
+    with unittest.mock.patch.object(streaming.Streamer, "record", counting):
+        made = _streamed_run(model)
+    assert len(made) >= 4 and [p.part for p in made] == list(range(len(made)))
+    here = threading.current_thread().name
+    starts = [(c, name) for s, c, e, name in events if s == "s3gen" and e == "start"]
+    assert starts[0][1] == here and starts[-1][1] == here  # the first piece and the last here
+    assert all(name.startswith("chatterbox_nb-render") for _, name in starts[1:-1])  # the rest on the worker
+    assert made[-1].last and len(made[-1].kept) == sum(len(p.audio) for p in made)
+    assert not _render_threads()
+
+
+def test_a_seeded_overlapped_streamed_say_is_the_same_audio_run_after_run(model, small_pieces):
+    import torch
+
+    torch.manual_seed(1)
+    first = _streamed_run(model)
+    torch.manual_seed(2)
+    torch.rand(1000)
+    second = _streamed_run(model)
+    assert len(first) == len(second) >= 4
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.audio, b.audio)
+    np.testing.assert_array_equal(first[-1].kept, second[-1].kept)
+    assert not np.array_equal(_streamed_run(model, seed=5)[0].audio, first[0].audio)
+
+
+def test_an_overlapped_streamed_say_samples_the_tokens_of_an_unstreamed_one(model, small_pieces):
+    overlapped = _streamed_run(model, seed=6)
+    plain: list[speak.Piece] = []
+    with model.use(user=True):
+        speak.run(model, SayOptions.defaults(model.spec, seed=6, max_tokens=60, stream=False), CHUNKS[:1],
+                  emit=plain.append)
+    assert sum(p.stages["speech_tokens"] for p in overlapped) == plain[0].stages["speech_tokens"] > 20
+    assert sum(len(p.audio) for p in overlapped) == len(plain[0].audio)

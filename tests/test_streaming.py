@@ -254,8 +254,9 @@ def stand_in_s3gen(monkeypatch, reduced):
 
 
 @pytest.mark.parametrize("seed", [3, 8])
-def test_streamed_audio_is_the_unstreamed_audio_outside_the_fades(stand_in_s3gen, t3_outputs, seed):
+def test_streamed_audio_is_the_unstreamed_audio_outside_the_fades(stand_in_s3gen, t3_outputs, seed, monkeypatch):
     loaded = stand_in_s3gen
+    monkeypatch.setattr(streaming, "piece_tokens", lambda spec, prompt, context: 15)  # several seams in 70 tokens
     made = _streamed_pieces(loaded, seed=seed, max_tokens=70)
     opts = SayOptions.defaults(loaded.spec, stream=False, seed=seed, max_tokens=70)
     with loaded.use(user=True):
@@ -365,3 +366,39 @@ def test_no_stream_float32_is_upstreams_own_generate_bit_for_bit(cache_dir, tmp_
     )
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_array_equal(ours.audio, np.load(out))
+
+
+def test_pieces_are_cut_by_tokens_not_by_the_clock(reduced, monkeypatch):
+    """The same seeded say cuts its pieces at the same tokens however long each render took
+    (a fake clock: each token takes 1 s, each render `render_s`)."""
+    monkeypatch.setattr(streaming, "piece_tokens", lambda spec, prompt, context: 12)
+    clock = [0.0]
+    monkeypatch.setattr(streaming.time, "perf_counter", lambda: clock[0])
+    record, piece = streaming.Streamer.record, streaming.Streamer._piece
+    runs = []
+    for render_s in (0.001, 1000.0):
+        def timed_record(self, sampled):
+            clock[0] += 1.0
+            return record(self, sampled)
+
+        def timed_piece(self, *args, render_s=render_s, **kwargs):
+            clock[0] += render_s
+            return piece(self, *args, **kwargs)
+
+        monkeypatch.setattr(streaming.Streamer, "record", timed_record)
+        monkeypatch.setattr(streaming.Streamer, "_piece", timed_piece)
+        runs.append(_streamed_pieces(reduced, seed=5, max_tokens=60))
+    first, second = ([(p.part, p.stages["speech_tokens"]) for p in run] for run in runs)
+    assert first == second and len(first) >= 3
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a.audio, b.audio)
+
+
+def test_the_plan_takes_few_large_pieces_where_renders_are_dear():
+    from chatterbox_nb.engine.specs import SPECS
+
+    english, turbo = SPECS["english"], SPECS["turbo"]
+    # built-in prompt: 150 tokens; english re-reads it at 52 ms a token, so one extra render is all it affords
+    assert streaming.piece_tokens(english, 150, 8) > 500
+    assert english.stream_first_tokens < streaming.piece_tokens(turbo, 150, 10) < 100
+    assert streaming.piece_tokens(turbo, 10, 10) == turbo.stream_first_tokens  # never below the first piece

@@ -77,6 +77,9 @@ class ModelSpec:
     stream_first_tokens: int = 12
     stream_context_tokens: int = 8
     stream_overhead: float = 0.1
+    #: T3's time per token over S3Gen's per rendered token (prompt included), as measured on the
+    #: 2-core AVX-512 CPU in bfloat16 (english: 95 ms / 52 ms); plans the pieces (streaming.piece_tokens)
+    stream_t3_per_s3gen_token: float = 1.8
     #: streaming is on by default on a CPU (on an accelerator it always is): english's first
     #: extra S3Gen call re-reads the whole prompt, +40 % on a one-sentence say on 2 cores
     #: (benchmarks/bench_streaming.py), so there it streams only when asked (`--stream`)
@@ -160,6 +163,7 @@ SPECS: dict[str, ModelSpec] = {
         stream_first_tokens=8,
         stream_context_tokens=10,
         stream_overhead=0.3,
+        stream_t3_per_s3gen_token=8.7,  # 83 ms per token / 2.31 s over 150 + 93 tokens (bench_streaming)
         generate_defaults=(
             ("exaggeration", 0.0),
             ("cfg_weight", 0.0),

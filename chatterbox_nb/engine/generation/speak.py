@@ -8,14 +8,18 @@ called in its thread, as each piece is made: a say's emit puts it on the one que
 caller waits on; batch and warm-up collect them (`pieces`). This takes no lock and
 starts no thread outside an overlapped say.
 
-Overlapped (`overlap`, off by default: `%config Chatterbox.overlap = True`; an unstreamed say of
-several chunks only), S3Gen and the watermark of chunk i run on a second thread, the
-say's render worker, while this thread runs T3 for chunk i+1. The render worker renders
-the chunks in order and emits each piece itself (so a piece is emitted as soon as it is
-rendered, not when the next T3 ends); it is started and joined inside `run`, errors and
-stops included. Each stage then draws from its own generator seeded from the chunk's
-seed (rng.py), so a seeded overlapped say is reproducible; the numbers differ from a
-sequential say's, which keeps upstream's global generator.
+Overlapped (`overlap`, off by default: `%config Chatterbox.overlap = True`), S3Gen and
+the watermark run on a second thread, the say's render worker (overlap.py), while this
+thread runs T3 on: in an unstreamed say of several chunks, the chunks between the first
+and the last (chunk i renders while T3 samples chunk i+1); in a streamed chunk, the pieces
+between its first and its last (streaming.py). The first renders here, T3 waiting, so its
+audio comes no later than without the overlap; the last after T3 is done, with every
+thread. The worker renders in order and emits each piece itself, as soon as it is made;
+it is started and joined inside `run`, errors and stops included. The two stages share
+the CPU's threads (overlap.ThreadShare) or, on a GPU, run on two CUDA streams. Each stage
+then draws from its own generator seeded from the chunk's seed (rng.py), so a seeded
+overlapped say is reproducible; the numbers differ from a sequential say's, which keeps
+upstream's global generator.
 
 Unstreamed, each chunk of text is one piece. Streamed (`opts.stream`), a chunk comes in
 several pieces, made while T3 samples (engine/generation/streaming.py); its last piece also
@@ -24,15 +28,17 @@ carries the chunk's audio as kept (`kept`: the pieces joined, watermarked whole)
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextvars
+import contextlib
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from ..request import SayOptions
-from .stopping import Stop, bound
+from . import rng, synth
+from .overlap import RenderWorker, ThreadShare
+from .stopping import Stop, bound, each_token
 from .streaming import Deliver
 
 if TYPE_CHECKING:
@@ -102,35 +108,52 @@ def run(
             if i and stop.requested:
                 return
             if opts.stream:
-                _streamed(loaded, opts, i, text, conds, emit)
+                _streamed(loaded, opts, i, text, conds, emit, overlap)
             else:
                 audio, stages = _generate(loaded, opts, i, text, conds)
                 emit(Piece(i, text, audio, stages))
 
 
+def _render_worker(loaded: LoadedModel, stage_rng: Any = None) -> RenderWorker:
+    """The say's render worker, with the threads shared on a CPU (a GPU has streams)."""
+    import torch
+
+    share = ThreadShare.of_this_thread() if torch.device(loaded.device).type == "cpu" else None
+    return RenderWorker(loaded.device, share, lambda: synth.rendering(stage_rng))
+
+
 def _overlapped(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: Any, emit: Emit, stop: Stop) -> None:
-    """T3 of each chunk here; its render, then its emit, on one render worker, in order.
-    The worker is joined before this returns, whatever happens; after a failed render
-    nothing more is emitted or sampled, and the first error is raised here."""
-    failed: list[BaseException] = []
-
-    def render_and_emit(i: int, text: str, render: Callable[[], np.ndarray], stages: dict[str, Any]) -> None:
-        if failed:
-            return
-        try:
-            emit(Piece(i, text, render(), stages))
-        except BaseException as exc:  # noqa: BLE001 - raised in the say's thread below
-            failed.append(exc)
-
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chatterbox_nb-render") as worker:
+    """T3 of every chunk here, and the renders of the first and the last; those between
+    on the render worker, in order. The worker is joined before this returns, whatever
+    happens; after a failed render nothing more is emitted or sampled, and the first error
+    is raised here."""
+    with _render_worker(loaded) as worker, _sampling(worker):
         for i, text in enumerate(chunks):
-            if i and (stop.requested or failed):
+            if i and (stop.requested or worker.failed):
                 break
             render, stages = _generate(loaded, opts, i, text, conds, deferred=True)
-            # the say's context (its progress hook) goes along to the render
-            worker.submit(contextvars.copy_context().run, render_and_emit, i, text, render, stages)
-    if failed:
-        raise failed[0]
+            if 0 < i < len(chunks) - 1 and not stop.requested:
+                worker.hand_over(functools.partial(_render_and_emit, emit, i, text, render, stages))
+                continue
+            worker.drain()
+            if worker.share is not None:
+                worker.share.alone()
+            _render_and_emit(emit, i, text, render, stages)
+        worker.drain()
+
+
+def _sampling(worker: RenderWorker) -> contextlib.AbstractContextManager[None]:
+    """T3 in this thread: at each token, its share of the threads (every one when no render runs)."""
+    if worker.share is None:
+        return contextlib.nullcontext()
+    stack = contextlib.ExitStack()
+    stack.enter_context(worker.share.sampling())
+    stack.enter_context(each_token(worker.share.t3_tick))
+    return stack
+
+
+def _render_and_emit(emit: Emit, i: int, text: str, render: Callable[[], np.ndarray], stages: dict[str, Any]) -> None:
+    emit(Piece(i, text, render(), stages))
 
 
 def pieces(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: Any = None) -> list[Piece]:
@@ -142,10 +165,8 @@ def pieces(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: 
 
 def _generate(
     loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None,
-    deferred: bool = False,
+    deferred: bool = False, worker: RenderWorker | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    from . import synth
-
     return synth.generate(
         loaded.tts,
         loaded.spec,
@@ -160,13 +181,16 @@ def _generate(
         prompt_tokens=opts.prompt_tokens,
         deliver=deliver,
         deferred=deferred,
+        worker=worker,
     )
 
 
-def _streamed(loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, emit: Emit) -> None:
+def _streamed(loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, emit: Emit,
+              overlap: bool = False) -> None:
     """One chunk's pieces, emitted from inside T3's loop as S3Gen renders them. The last
     render is emitted when `generate` returns, with the chunk's timings and its audio as
-    kept (watermarked whole, after that render)."""
+    kept (watermarked whole, after that render). Overlapped, the pieces between the first
+    and the last render on the render worker, S3Gen's noise from its own generator."""
     part, last = 0, (np.zeros(0, np.float32), 0)
 
     def deliver(audio: np.ndarray, tokens: int, is_last: bool) -> None:
@@ -177,7 +201,10 @@ def _streamed(loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: A
         emit(Piece(i, text, audio, {"speech_tokens": tokens}, part, False))
         part += 1
 
-    kept, stages = _generate(loaded, opts, i, text, conds, deliver)
+    seed = opts.seed_for(i)
+    with _render_worker(loaded, rng.stage_seeds(seed)[1] if seed is not None else None) if overlap \
+            else contextlib.nullcontext() as worker:
+        kept, stages = _generate(loaded, opts, i, text, conds, deliver, worker=worker)
     audio, stages["speech_tokens"] = last
     emit(Piece(i, text, audio, stages, part, True, kept))
 

@@ -9,9 +9,9 @@ Upstream's `generate` still runs unchanged (synth.py); three hooks make it strea
   streamed or not.
 - `stopping.token_loop` calls `Streamer.tick` once per sampled token. When enough new
   tokens have come, S3Gen renders them there and then, in the same thread (T3 waits;
-  on 2 cores a parallel thread would only steal its time), under `torch.random.fork_rng`
-  so T3's random stream does not see S3Gen's noise. The new audio goes to the caller
-  (the player) at once.
+  on 2 cores a parallel thread only steals its time), under `torch.random.fork_rng`
+  so T3's random stream does not see S3Gen's noise; or, overlapped, on the say's render
+  worker (below). The new audio goes to the caller (the player) at once.
 - Upstream's final `s3gen.inference` (all the tokens, after T3 stops: the stop token,
   the cap or the stop button) renders only what is left and returns every piece
   joined, which upstream then watermarks as a whole: the kept audio is upstream's
@@ -25,28 +25,42 @@ piece starts with those, cross-faded (raised cosine, weights summing to one) int
 its own render. So the pieces played back to back are exactly the audio kept (before
 the watermark): nothing doubled or dropped, and as long as upstream's.
 
-Piece sizes come from measured costs: the first is `ModelSpec.stream_first_tokens`;
-after each render the next is made big enough that what a render costs beyond its new
-tokens (S3Gen re-reads the reference prompt, the context and the held-back tokens
-each time) stays under `ModelSpec.stream_overhead` of the time those tokens take.
-Expensive renders (english on a CPU) get few, large pieces; cheap ones many.
+Piece sizes are planned from tokens, never from the clock, so a seeded streamed say
+cuts its pieces at the same tokens run after run: the first is
+`ModelSpec.stream_first_tokens`, each later one big enough that what a render costs
+beyond its new tokens (S3Gen re-reads the reference prompt, the context and the
+held-back tokens each time) stays under `ModelSpec.stream_overhead` of the time those
+tokens take, with T3's and S3Gen's costs per token in the ratio measured on a CPU
+(`ModelSpec.stream_t3_per_s3gen_token`). Expensive renders (english) get few, large
+pieces; cheap ones (turbo) more.
+
+Overlapped (`%config Chatterbox.overlap = True`), the pieces between the first and the
+last render on the say's render worker (overlap.py) while T3 samples on, and every render
+draws S3Gen's noise from a generator of its own seeded from the chunk's seed (rng.py),
+so the audio is the same run after run however the threads interleave. The first
+piece still renders in T3's thread, T3 waiting, so that it is heard as early as without
+the overlap; the last after T3 is done.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import math
 import time
 import types
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
 from . import stopping
 from ..seams import points
 from ..specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
+
+if TYPE_CHECKING:
+    from .overlap import RenderWorker
 
 log = logging.getLogger(__name__)
 
@@ -115,55 +129,59 @@ def _crossfade(tail: np.ndarray, head: np.ndarray) -> np.ndarray:
 class Streamer:
     """One utterance's pieces: records T3's tokens, renders and delivers them."""
 
-    def __init__(self, tts: Any, spec: ModelSpec, deliver: Deliver, render: Callable[..., Any]) -> None:
+    def __init__(self, tts: Any, spec: ModelSpec, deliver: Deliver, render: Callable[..., Any],
+                 worker: RenderWorker | None = None) -> None:
         self.tts = tts
+        self.spec = spec
         self.deliver = deliver
         self.render_call = render  # s3gen.inference as upstream's generate sees it (timed, counted)
-        self.first = spec.stream_first_tokens
+        self.worker = worker  # overlapped: the pieces between the first and the last render there
         self.context = max(spec.stream_context_tokens, 3)  # at least S3Gen's 40 ms trim fade plus a seam
-        self.budget = spec.stream_overhead
-        self.want = self.first
+        self.want = spec.stream_first_tokens
         self.ids: list[int] = []  # the renderable tokens sampled so far
+        self.planned = 0  # tokens whose sound a render handed over (or made) will deliver
         self.cut = 0  # tokens whose sound was delivered (up to the held-back fade)
         self.sent = 0  # samples delivered
         self.tail: np.ndarray | None = None  # the last render's samples after `sent`, to cross-fade
         self.parts: list[np.ndarray] = []
         self.loop_render_s = 0.0  # S3Gen time spent inside T3's loop
-        self.sampled = 0
-        self.started = time.perf_counter()
 
     # -- T3's side ---------------------------------------------------------------------------
 
     def record(self, sampled: Any) -> None:
-        self.sampled += 1
         token = int(sampled.reshape(-1)[0])
         if token < SPEECH_VOCAB_SIZE:
             self.ids.append(token)
 
     def tick(self) -> None:
-        """Between two tokens: render the new ones when there are enough."""
-        if len(self.ids) - self.cut < self.want + HOLD:
+        """Between two tokens: render the new ones when there are enough (T3 waits), or
+        hand them to the render worker (T3 samples on)."""
+        if self.worker is not None and self.worker.share is not None:
+            self.worker.share.t3_tick()
+        if len(self.ids) - self.planned < self.want + HOLD:
+            return
+        tokens = list(self.ids)
+        first = self.planned == 0
+        self.planned = len(tokens) - HOLD
+        self.want = piece_tokens(self.spec, int(self.tts.conds.gen["prompt_token"].shape[1]), self.context)
+        if self.worker is not None and not first:
+            self.worker.hand_over(functools.partial(self._piece, tokens, False))
             return
         import torch
 
         begin = time.perf_counter()
+        if self.worker is not None and self.worker.share is not None:
+            self.worker.share.alone()
         device = torch.device(self.tts.device)
         accelerator = [] if device.type == "cpu" else [device.index or 0]  # the CPU generator is always kept
-        with torch.random.fork_rng(devices=accelerator, device_type="cuda" if device.type == "cpu" else device.type):
-            made = self._piece(self.ids, last=False)
-        spent = time.perf_counter() - begin
-        self.loop_render_s += spent
-        self._plan(made, spent)
+        with torch.random.fork_rng(devices=accelerator, device_type="cuda" if device.type == "cpu" else device.type), \
+                self._noise():
+            self._piece(tokens, last=False)
+        self.loop_render_s += time.perf_counter() - begin
 
-    def _plan(self, made: tuple[int, int], spent: float) -> None:
-        """The next piece's size, from what this render cost and how fast T3 samples."""
-        rendered, context = made
-        prompt = int(self.tts.conds.gen["prompt_token"].shape[1])
-        per_token = spent / max(1, prompt + rendered)
-        t3_per_token = max(0.0, time.perf_counter() - self.started - self.loop_render_s) / max(1, self.sampled)
-        extra = per_token * (prompt + context + HOLD)
-        need = extra / max(1e-9, self.budget * (t3_per_token + per_token))
-        self.want = max(self.first, math.ceil(need))
+    def _noise(self) -> contextlib.AbstractContextManager[None]:
+        """Overlapped, S3Gen's noise comes from the worker's render context, here too."""
+        return self.worker.render_context() if self.worker is not None else contextlib.nullcontext()
 
     # -- S3Gen's side ------------------------------------------------------------------------
 
@@ -174,7 +192,7 @@ class Streamer:
         wav, _ = self.render_call(speech_tokens=t, ref_dict=self.tts.conds.gen, **kwargs)
         return wav.reshape(-1).float().cpu().numpy()
 
-    def _piece(self, tokens: list[int], last: bool, **kwargs: Any) -> tuple[int, int]:
+    def _piece(self, tokens: list[int], last: bool, **kwargs: Any) -> None:
         """Render from `context` tokens before the cut to the end of `tokens`; deliver the
         new sound (all of it if `last`, else up to the held-back tokens and fade)."""
         start_token = max(0, self.cut - self.context) if self.parts else 0
@@ -191,7 +209,6 @@ class Streamer:
         self.cut, self.sent = cut, self.sent + len(audio)
         self.parts.append(audio)
         self.deliver(audio, new_tokens, last)
-        return len(tokens) - start_token, self.cut - new_tokens - start_token
 
     def finish(self, speech_tokens: Any, **kwargs: Any) -> tuple[Any, None]:
         """Upstream's own S3Gen call, with every token: the rest rendered, the whole returned."""
@@ -202,19 +219,35 @@ class Streamer:
             # (multilingual drops what precedes a start-of-speech token; trained models never sample one)
             log.warning("The final speech tokens differ from those streamed; the seam may click.")
         kwargs.pop("ref_dict", None)
+        if self.worker is not None:
+            self.worker.drain()  # the pieces before the last are delivered first
+            if self.worker.share is not None:
+                self.worker.share.alone()
         if final and len(final) < self.cut:
             final = final + self.ids[len(final): self.cut]
-        self._piece(final, last=True, **kwargs)
+        with self._noise():
+            self._piece(final, last=True, **kwargs)
         joined = np.concatenate(self.parts) if self.parts else np.zeros(0, np.float32)
         return torch.from_numpy(joined).unsqueeze(0), None
 
 
+def piece_tokens(spec: ModelSpec, prompt: int, context: int) -> int:
+    """The new tokens of a piece after the first: enough that a render's cost beyond them
+    (the prompt, the context and the held-back tokens, re-read) stays under
+    `spec.stream_overhead` of what T3 and S3Gen spend on them. From tokens only, so a
+    seeded say cuts at the same places run after run."""
+    per_token = 1.0 + spec.stream_t3_per_s3gen_token  # T3's and S3Gen's cost of one token, in S3Gen tokens
+    return max(spec.stream_first_tokens, math.ceil((prompt + context + HOLD) / (spec.stream_overhead * per_token)))
+
+
 @contextlib.contextmanager
-def streamed(tts: Any, spec: ModelSpec, timings: dict, deliver: Deliver) -> Iterator[Streamer]:
+def streamed(tts: Any, spec: ModelSpec, timings: dict, deliver: Deliver,
+             worker: RenderWorker | None = None) -> Iterator[Streamer]:
     """Within this block (in this thread), upstream's `generate` on `tts` streams its pieces
     to `deliver`. Enter it after `synth.instrument`, so the final S3Gen call it catches is
-    the timed one; T3's time then excludes the renders made inside its loop."""
-    streamer = Streamer(tts, spec, deliver, tts.s3gen.inference)
+    the timed one; T3's time then excludes the renders made inside its loop (in it, not
+    those on the `worker`, which T3 does not wait for)."""
+    streamer = Streamer(tts, spec, deliver, tts.s3gen.inference, worker)
 
     def finish(render: Callable) -> Callable:
         def inference(*args: Any, **kwargs: Any) -> Any:
@@ -225,7 +258,8 @@ def streamed(tts: Any, spec: ModelSpec, timings: dict, deliver: Deliver) -> Iter
 
     record = _RECORD.set(streamer.record)
     try:
-        with points.S3GEN_INFERENCE.shadowed(tts.s3gen, finish), sampling(), stopping.each_token(streamer.tick):
+        with points.S3GEN_INFERENCE.shadowed(tts.s3gen, finish), sampling(), stopping.each_token(streamer.tick), \
+                worker.share.sampling() if worker is not None and worker.share is not None else contextlib.nullcontext():
             yield streamer
     finally:
         _RECORD.reset(record)

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import random
 import time
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
@@ -22,6 +22,9 @@ from ..seams import logs as upstream_logs
 from ..seams import points
 from ..store.build import quiet_upstream_warnings
 from ..specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
+
+if TYPE_CHECKING:
+    from .overlap import RenderWorker
 
 
 def _timing(timings: dict, key: str, adjust: Callable | None = None, post: Callable | None = None) -> Callable:
@@ -195,12 +198,15 @@ def generate(
     prompt_tokens: int | None = None,
     deliver: streaming.Deliver | None = None,
     deferred: bool = False,
+    worker: RenderWorker | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Audio (1-D float32) and measured stage timings for one utterance.
 
     `cfm_steps` and `prompt_tokens` are the opt-in lossy S3Gen knobs (None: upstream's).
     With `deliver`, the audio is streamed to it in pieces while T3 samples (see
-    streaming.py); what is returned is then those pieces joined, watermarked whole.
+    streaming.py); what is returned is then those pieces joined, watermarked whole. With
+    a `worker` too (an overlapped streamed say), the pieces between the first and the last
+    render there while T3 samples on.
 
     `deferred` (an overlapped say, speak.py): only T3 runs here, from its own generator
     when seeded (rng.py); what is returned instead of the audio is a `Render`, which runs
@@ -231,7 +237,7 @@ def generate(
                 instrument(tts, spec, timings, max_tokens, renderable_only, cfm_steps), torch.inference_mode(), \
                 quiet_upstream_warnings(), upstream_logs.translated(), contextlib.ExitStack() as stack:
             if deliver is not None:
-                stack.enter_context(streaming.streamed(tts, spec, timings, deliver))
+                stack.enter_context(streaming.streamed(tts, spec, timings, deliver, worker))
             if deferred:
                 stack.enter_context(_holding(tts, calls))
                 stack.enter_context(streaming.sampling())
@@ -257,18 +263,27 @@ class Render:
         self._s3gen, self._watermark, self._rng = s3gen, watermark, rng
 
     def __call__(self) -> np.ndarray:
-        import torch
-
-        from . import rng
-
         inference, args, kwargs = self._s3gen
         apply_watermark, wargs, wkwargs = self._watermark
-        with torch.inference_mode(), points.quiet_render(), quiet_upstream_warnings(), rng.s3gen_noise(), \
-                rng.drawing(self._rng):
+        with rendering(self._rng):
             wav, _ = inference(*args, **kwargs)
             wav = wav.squeeze(0).detach().cpu().numpy()
             marked = apply_watermark(wav, *wargs[1:], **wkwargs)  # its recorded signal was the empty one
         return np.asarray(marked, dtype=np.float32).reshape(-1)
+
+
+@contextlib.contextmanager
+def rendering(stage_rng: Any) -> Iterator[None]:
+    """What an S3Gen render off upstream's `generate` runs under, in whichever thread runs
+    it: no autograd, upstream's progress and warnings quiet, and its noise drawn from
+    `stage_rng` (rng.py; None: torch's own generator)."""
+    import torch
+
+    from . import rng
+
+    with torch.inference_mode(), points.quiet_render(), quiet_upstream_warnings(), rng.s3gen_noise(), \
+            rng.drawing(stage_rng):
+        yield
 
 
 @contextlib.contextmanager
