@@ -173,3 +173,36 @@ def test_a_changed_or_replaced_weight_is_cast_again(tiny):
         after = est.forward(**inputs)
         assert not torch.equal(after, before) and torch.equal(after, _per_call(est, inputs))
     seam.remove(est)
+
+
+def test_cast_once_is_bit_identical_on_a_loaded_model_s_real_inputs():
+    """The reduced English dummy loaded in bfloat16 on CPU (its estimator in autocast mode):
+    the inputs of a real estimator call, captured during a short say, give the same output
+    bit for bit cast once as cast per call."""
+    import chatterbox_nb as cnb
+    import torch
+
+    from chatterbox_nb.engine.models import loader
+
+    cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    (loaded,) = [m for m in loader.loaded_models()
+                 if m.name == "english" and m.weights == "dummy:reduced" and m.dtype == "bfloat16"]
+    est = compiled.estimator(loaded.tts)
+    run = seam.runner(est)
+    assert run.mode == "autocast"
+    captured = []
+    run.run_eager = lambda *a, _real=run.run_eager, **k: captured.append((a, k)) or _real(*a, **k)
+    try:
+        cnb.say("Hello there.", model="english", weights="dummy:reduced", device="cpu", dtype="bfloat16",
+                max_tokens=6, seed=1)
+    finally:
+        del run.run_eager
+    assert captured
+    args, inputs = captured[0]
+    assert not args  # upstream's solve_euler passes keywords
+    with torch.inference_mode():
+        reference = _per_call(est, inputs)
+        once = est.forward(**inputs)
+        _, casts = _weight_casts(est, lambda: est.forward(**inputs))
+    assert run.cast_bytes > 0 and casts == 0
+    assert torch.equal(once, reference)
