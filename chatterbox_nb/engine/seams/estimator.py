@@ -87,7 +87,9 @@ class EstimatorRunner:
 
     def run_eager(self, *args: Any, **kwargs: Any) -> Any:
         """The path without the package: upstream's forward, under autocast if set (with the
-        weights cast once while the runner is in autocast mode and nothing needs gradients)."""
+        weights cast once while the runner is in autocast mode and nothing needs gradients).
+        The module holds the copies in its parameters' places for this call only; the model's
+        lock (`LoadedModel.use`) keeps other readers, such as an export's private copy, out."""
         if self.autocast is None:
             return self._old_forward(self.module, *args, **kwargs)
         import torch
