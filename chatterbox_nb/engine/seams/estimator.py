@@ -8,7 +8,13 @@ runner's mode says which path runs:
 
 - `eager`: upstream's forward as it is (float32: bit-identical to upstream);
 - `autocast`: that forward under CPU autocast (matmuls and convolutions in bfloat16, the
-  weights and the result in float32);
+  weights and the result in float32). Autocast would cast every linear and convolution
+  weight to bfloat16 on every call (its weight cache serves only grad-requiring leaves):
+  the runner casts them once, on the first call, and runs the forward with those copies
+  in their place, the values autocast would make, so the output is bit-identical. The
+  copies (half the bytes of the weights they shadow) are released when the mode leaves
+  autocast or the runner is removed, and a parameter replaced or changed in place is
+  cast again;
 - `compiled`: a packaged forward (engine/generation/compiled.py) for the inputs it
   covers, the path it replaced (`run_eager`) for the others.
 
@@ -20,7 +26,7 @@ changes while an export traces in a background thread and says run beside it.
 from __future__ import annotations
 
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 __all__ = ["EstimatorRunner", "branch_free_chunk_mask", "current", "exportable_forward", "remove", "runner"]
 
@@ -32,14 +38,46 @@ class EstimatorRunner:
         self.module = module
         #: the class's forward, unbound (a bound one would tie copies of the module to this one)
         self._old_forward = type(module).forward
-        #: the dtype of the CPU autocast the eager path runs under, None for none
-        self.autocast: Any = None
-        #: the packaged forward, None while the eager path runs
-        self.compiled: Callable[..., Any] | None = None
+        self._autocast: Any = None
+        self._compiled: Callable[..., Any] | None = None
         #: the package timed against the eager path (what payoff.measure returns), None if not timed
         self.verdict: dict[str, Any] | None = None
         #: whether the timings said once what a full warm-up would buy (compiled.warmup_hint)
         self.hinted = False
+        #: the autocast dtype's copies of the weights autocast casts: name -> (parameter, its
+        #: `_stamp` when cast, copy); filled on the first autocast call
+        self._cast: dict[str, tuple[Any, tuple[int, int], Any]] = {}
+
+    @property
+    def autocast(self) -> Any:
+        """The dtype of the CPU autocast the eager path runs under, None for none."""
+        return self._autocast
+
+    @autocast.setter
+    def autocast(self, dtype: Any) -> None:
+        if dtype != self._autocast:
+            self._cast = {}
+        self._autocast = dtype
+
+    @property
+    def compiled(self) -> Callable[..., Any] | None:
+        """The packaged forward, None while the eager path runs."""
+        return self._compiled
+
+    @compiled.setter
+    def compiled(self, fn: Callable[..., Any] | None) -> None:
+        if fn is not None:  # the package runs: the copies would only hold memory
+            self._cast = {}
+        self._compiled = fn
+
+    @property
+    def cast_bytes(self) -> int:
+        """What the weights' autocast copies hold now (0 outside autocast mode)."""
+        return sum(copy.numel() * copy.element_size() for _, _, copy in self._cast.values())
+
+    def release(self) -> None:
+        """Drop the weights' autocast copies (made again on the next autocast call)."""
+        self._cast = {}
 
     @property
     def mode(self) -> str:
@@ -48,13 +86,36 @@ class EstimatorRunner:
         return "autocast" if self.autocast is not None else "eager"
 
     def run_eager(self, *args: Any, **kwargs: Any) -> Any:
-        """The path without the package: upstream's forward, under autocast if set."""
+        """The path without the package: upstream's forward, under autocast if set (with the
+        weights cast once while the runner is in autocast mode and nothing needs gradients).
+        The module holds the copies in its parameters' places for this call only; the model's
+        lock (`LoadedModel.use`) keeps other readers, such as an export's private copy, out."""
         if self.autocast is None:
             return self._old_forward(self.module, *args, **kwargs)
         import torch
+        from torch.nn.utils.stateless import _reparametrize_module
 
-        with torch.autocast(device_type="cpu", dtype=self.autocast):
+        if self.compiled is not None or torch.is_grad_enabled():
+            with torch.autocast(device_type="cpu", dtype=self.autocast):
+                return self._old_forward(self.module, *args, **kwargs).float()
+        copies = self._copies()  # before autocast: the copies are made outside it
+        with _reparametrize_module(self.module, copies), torch.autocast(device_type="cpu", dtype=self.autocast):
             return self._old_forward(self.module, *args, **kwargs).float()
+
+    def _copies(self) -> dict[str, Any]:
+        """The autocast dtype's copy of each weight autocast casts, made where missing or
+        stale (the parameter replaced, or changed in place: its version counter moved)."""
+        import torch
+
+        cast, kept = self._cast, {}
+        for name, param in _cast_parameters(self.module):
+            held, stamp = cast.get(name), _stamp(param)
+            if held is None or held[0] is not param or held[1] != stamp:
+                with torch.inference_mode(False), torch.no_grad():  # usable in and out of inference mode
+                    held = (param, stamp, param.detach().to(self.autocast))
+            kept[name] = held
+        self._cast = kept
+        return {name: copy for name, (_, _, copy) in kept.items()}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         compiled = self.compiled
@@ -65,6 +126,25 @@ class EstimatorRunner:
     def __deepcopy__(self, memo: dict[int, Any]) -> None:
         """A copy of the module (an export's private copy) runs the class's forward."""
         return None
+
+
+def _stamp(param: Any) -> tuple[int, int]:
+    """What changes when a parameter's values may have: its storage (`.data` replaced) and
+    its version counter (changed in place; inference tensors keep none)."""
+    return param.data_ptr(), (-1 if param.is_inference() else param._version)
+
+
+def _cast_parameters(module: Any) -> Iterator[tuple[str, Any]]:
+    """The floating-point weights and biases of the module's linear layers and convolutions:
+    what CPU autocast casts to its lower precision on every call."""
+    import torch
+
+    kinds = (torch.nn.Linear, torch.nn.modules.conv._ConvNd)
+    for prefix, sub in module.named_modules():
+        if isinstance(sub, kinds):
+            for name, param in sub.named_parameters(recurse=False):
+                if param.is_floating_point() and param.dtype == torch.float32:
+                    yield (f"{prefix}.{name}" if prefix else name), param
 
 
 def current(module: Any) -> EstimatorRunner | None:
@@ -88,7 +168,10 @@ def runner(module: Any) -> EstimatorRunner:
 def remove(module: Any) -> None:
     """Upstream's forward again (the class's), whatever mode ran; also on a copy made while
     the runner was in place (which holds None there, see `__deepcopy__`)."""
-    if "forward" in vars(module) and (vars(module)["forward"] is None or isinstance(vars(module)["forward"], EstimatorRunner)):
+    found = vars(module).get("forward")
+    if isinstance(found, EstimatorRunner):
+        found.release()
+    if "forward" in vars(module) and (found is None or isinstance(found, EstimatorRunner)):
         del module.forward
 
 
