@@ -8,13 +8,12 @@ chunking, nothing would be playable before `total_s`.
 
     python benchmarks/bench_longtext.py [--says 2] [--tokens 8]
 
-`--overlap` instead times a 3-sentence paragraph overlapped (S3Gen of sentence i while T3
-samples sentence i+1, CHATTERBOX_NB_OVERLAP=1) against sequential, alternated in one
-process, medians of `--reps`: sequential and overlapped, each with torch's threads and with
-1 thread (torch.set_num_threads is process-wide: overlapped at 1 thread is two stages on two
-1-thread workers), float32 set.
+`--overlap` instead times a 3-sentence paragraph overlapped (CHATTERBOX_NB_OVERLAP=1: the
+middle sentence renders on the say's render worker while T3 samples the third, the stages
+sharing the threads, engine/generation/overlap.py) against sequential, alternated in one
+process, medians of `--reps`, in the dtype `--dtype` picks (auto: bfloat16 where native).
 
-    python benchmarks/bench_longtext.py --overlap [--weights dummy:reduced] [--reps 3] [--tokens 8]
+    python benchmarks/bench_longtext.py --overlap [--weights dummy:reduced] [--reps 3] [--tokens 30] [--out [PATH]]
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from _common import bench_env, machine_header, run_child
+from _common import Output, bench_env, fmt, run_child
 
 PARAGRAPH = (
     "Dr. Smith went to Washington on Monday. He arrived at 3 p.m. after a long drive. "
@@ -46,50 +45,43 @@ THREE = ("The weather was cold and grey all day. Everyone at the meeting was alr
          "They talked for hours about the new bridge.")
 
 OVERLAP_CHILD = r"""
-import json, os, sys, time
-import torch
+import json, sys
 import chatterbox_nb as cnb
 from chatterbox_nb import config
-text, weights, reps, tokens = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-threads = torch.get_num_threads()
-cnb.load("english", weights=weights, device="cpu", dtype="float32", warmup="light", wait=True)
-variants = [("sequential", False, threads), ("overlapped", True, threads), ("sequential-1-thread", False, 1),
-            ("overlapped-1-thread", True, 1)]
-runs = {name: [] for name, _, _ in variants}
-for rep in range(reps):
-    for name, overlap, n in (variants if rep % 2 == 0 else variants[::-1]):
+text, weights, reps, tokens, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+cnb.load("english", weights=weights, device="cpu", dtype=dtype, warmup="light", wait=True)
+variants = [("sequential", False), ("overlapped", True)]
+runs = {name: [] for name, _ in variants}
+for rep in range(reps + 1):  # the first round untimed
+    for name, overlap in (variants if rep % 2 == 0 else variants[::-1]):
         config.settings().overlap = overlap
-        torch.set_num_threads(n)
-        u = cnb.say(text, weights=weights, device="cpu", dtype="float32", max_tokens=tokens, seed=rep)
-        runs[name].append({k: u.timings[k] for k in ("first_audio_s", "total_s", "chunks_done", "audio_s", "t3_s", "s3gen_s")})
-torch.set_num_threads(threads)
+        u = cnb.say(text, weights=weights, device="cpu", dtype=dtype, max_tokens=tokens, seed=rep)
+        if rep:
+            runs[name].append({k: u.timings[k] for k in ("first_audio_s", "total_s", "chunks_done", "audio_s", "t3_s",
+                                                          "s3gen_s")} | {"dtype": u.params["dtype"]})
 print(json.dumps(runs))
 """
 
 
 def overlap(args: argparse.Namespace) -> None:
     """Overlapped vs sequential on a 3-sentence paragraph: whole-paragraph ratio and first audio."""
-    for line in machine_header():
-        print(line)
-    runs = run_child(OVERLAP_CHILD, [THREE, args.weights, str(args.reps), str(args.tokens)], bench_env(),
+    out = Output("bench_longtext")
+    out.header()
+    runs = run_child(OVERLAP_CHILD, [THREE, args.weights, str(args.reps), str(args.tokens), args.dtype], bench_env(),
                      "overlap run")
-    seq = runs["sequential"]
-    med = {name: (statistics.median(r["total_s"] for r in rs), statistics.median(r["first_audio_s"] for r in rs))
-           for name, rs in runs.items()}
-    print(f"\n3-sentence paragraph, {args.weights}, float32, {args.tokens} tokens per sentence, "
-          f"medians of {args.reps} (alternated)")
+    seq, ovl = runs["sequential"], runs["overlapped"]
+    out(f"\n3-sentence paragraph, english, {args.weights}, {seq[0]['dtype']} (dtype {args.dtype}), {args.tokens} "
+        f"tokens per sentence, {args.reps} reps alternated (one untimed round first)")
     for name, rs in runs.items():
-        print(f"  {name}: " + "; ".join(f"whole {r['total_s']:.2f} s (T3 {r['t3_s']:.2f}, S3Gen {r['s3gen_s']:.2f}), "
-                                        f"{r['audio_s']:.2f} s of audio" for r in rs))
-    for name, (total, first) in med.items():
-        print(f"  {name:22s} whole {total:6.2f} s   first audio {first:6.2f} s   "
-              f"chunks {[r['chunks_done'] for r in runs[name]]}")
-    for name, base in (("overlapped", "sequential"), ("overlapped-1-thread", "sequential"),
-                       ("overlapped-1-thread", "sequential-1-thread")):
-        (total, first), (base_total, base_first) = med[name], med[base]
-        print(f"  {name} vs {base}: {base_total / total:.2f}x faster (target >= 1.2x), "
-              f"first audio {first / base_first:.2f}x of its (target <= 1.0x)")
-    assert all(r["chunks_done"] == 3 for r in seq)
+        out(f"  {name:11s} whole {fmt((r['total_s'] for r in rs), ' s')}   first audio "
+            f"{fmt((r['first_audio_s'] for r in rs), ' s')}   T3 {fmt(r['t3_s'] for r in rs)} s   "
+            f"S3Gen {fmt(r['s3gen_s'] for r in rs)} s   chunks {[r['chunks_done'] for r in rs]}")
+    out(f"  sequential / overlapped, whole paragraph, side by side: "
+        f"{fmt(s['total_s'] / o['total_s'] for s, o in zip(seq, ovl))}x  (target >= 1.2x)")
+    out(f"  overlapped / sequential, first audio:                   "
+        f"{fmt(o['first_audio_s'] / s['first_audio_s'] for s, o in zip(seq, ovl))}x  (target <= 1.0x)")
+    assert all(r["chunks_done"] == 3 for r in seq + ovl)
+    out.write(args.out)
 
 
 def main() -> None:
@@ -99,6 +91,9 @@ def main() -> None:
     parser.add_argument("--overlap", action="store_true", help="overlapped vs sequential, 3 sentences")
     parser.add_argument("--weights", default="dummy", choices=("dummy", "dummy:reduced"))
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--out", nargs="?", const="", default=None, metavar="PATH",
+                        help="with --overlap: also write the output as markdown (docs/benchmarks/bench_longtext.md)")
     args = parser.parse_args()
     if args.overlap:
         overlap(args)

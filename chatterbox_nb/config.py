@@ -73,8 +73,9 @@ class Chatterbox(Configurable):
         "package is kept in the cache dir and loaded by later kernels; env CHATTERBOX_NB_COMPILE)."
     ).tag(config=True)
     overlap = Bool(
-        help="Render sentence i (S3Gen) while T3 samples sentence i+1 in an unstreamed say of several "
-        "sentences; measured slower on a 2-core CPU, hence off (env CHATTERBOX_NB_OVERLAP)."
+        help="Render S3Gen on a thread of its own while T3 samples on: sentence i while T3 samples "
+        "sentence i+1, and a streamed sentence's middle pieces; the threads are shared (T3 a quarter). "
+        "It did not pay on a 2-core CPU, hence off (env CHATTERBOX_NB_OVERLAP)."
     ).tag(config=True)
     weights = Unicode(help=f"{WEIGHTS_VALUES} (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True

@@ -206,3 +206,22 @@ def test_cast_once_is_bit_identical_on_a_loaded_model_s_real_inputs():
         _, casts = _weight_casts(est, lambda: est.forward(**inputs))
     assert run.cast_bytes > 0 and casts == 0
     assert torch.equal(once, reference)
+
+
+def test_the_memory_budget_counts_the_cast_copies_from_the_load():
+    """A model's size (what the memory budget adds up) includes the estimator's bfloat16
+    copies from the load on, before its first say makes them."""
+    import chatterbox_nb as cnb
+
+    from chatterbox_nb.engine.models import loader
+    from chatterbox_nb.engine.store import build
+
+    cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    (loaded,) = [m for m in loader.loaded_models()
+                 if m.name == "english" and m.weights == "dummy:reduced" and m.dtype == "bfloat16"]
+    run = seam.runner(compiled.estimator(loaded.tts))
+    beside = loaded.nbytes - build.module_bytes(loaded.tts)
+    assert beside == seam.cast_copies_bytes(run.module, run.autocast) > 0
+    cnb.say("Hello there.", model="english", weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=4,
+            seed=1)
+    assert run.cast_bytes == beside

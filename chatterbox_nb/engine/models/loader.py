@@ -179,8 +179,8 @@ def get_or_load(
             progress("building the model on the meta device and mapping its weights")
             tts = build.assemble(spec, parts, device, stored)
             precision.apply(tts, dtype, device)
-        loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, build.module_bytes(tts), entry=entry,
-                             weights=weights)
+        nbytes = build.module_bytes(tts) + precision.held_beside_weights(tts)
+        loaded = LoadedModel(key, spec, source, tts, time.perf_counter() - start, nbytes, entry=entry, weights=weights)
         with STATE.lock:
             STATE.models[key] = loaded
             STATE.sizes[key] = loaded.nbytes

@@ -93,6 +93,16 @@ def autocast_estimator(estimator: Any, dtype: Any) -> None:
     runner(estimator).autocast = dtype
 
 
+def held_beside_weights(tts: Any) -> int:
+    """Bytes the model holds beyond its modules' own: the estimator's weight copies in its
+    autocast dtype (made on the first say, seams/estimator.py), 0 outside autocast."""
+    from ..seams import estimator as seam
+
+    estimator = tts.s3gen.flow.decoder.estimator
+    run = seam.current(estimator)
+    return 0 if run is None or run.autocast is None else seam.cast_copies_bytes(estimator, run.autocast)
+
+
 def quantize_t3(t3: Any) -> None:
     """Dynamic int8 quantization of the transformer's linear layers (weights int8,
     activations quantized per call). The heads and embeddings stay float32."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import types
 from typing import Any, Callable, Iterator
 
-__all__ = ["EstimatorRunner", "branch_free_chunk_mask", "current", "exportable_forward", "remove", "runner"]
+__all__ = ["EstimatorRunner", "branch_free_chunk_mask", "cast_copies_bytes", "current", "exportable_forward", "remove", "runner"]
 
 
 class EstimatorRunner:
@@ -126,6 +126,15 @@ class EstimatorRunner:
     def __deepcopy__(self, memo: dict[int, Any]) -> None:
         """A copy of the module (an export's private copy) runs the class's forward."""
         return None
+
+
+def cast_copies_bytes(module: Any, dtype: Any) -> int:
+    """What the runner's copies of the module's weights in `dtype` hold once made (the
+    memory budget counts them from the load, before the first call makes them)."""
+    import torch
+
+    size = torch.empty(0, dtype=dtype).element_size()
+    return sum(param.numel() * size for _, param in _cast_parameters(module))
 
 
 def _stamp(param: Any) -> tuple[int, int]:
