@@ -1,7 +1,10 @@
 """The GPU paths, checked in one run (< 5 min on a GPU): load from the disk cache onto
 the device, say in float32 and bfloat16, eager and with S3Gen compiled, and print load
 time, T3 tokens/s, S3Gen time, peak device memory, and whether float32 is bit-identical
-to upstream's `from_local` + `generate` on the same device, seed and token cap.
+to upstream's `from_local` + `generate` on the same device, seed and token cap. In
+bfloat16 it also says a 3-sentence paragraph sequentially and overlapped (S3Gen on its
+own CUDA stream while T3 samples, engine/generation/overlap.py), and checks that the
+overlapped paragraph is the same audio twice.
 
     python benchmarks/gpu_check.py                       # cuda, full-size dummy
     python benchmarks/gpu_check.py --weights /path/to/ckpt
@@ -71,6 +74,41 @@ def _row(label: str, loaded, args, load_s: float) -> tuple[dict, object]:
     return row, audio
 
 
+PARAGRAPH = ["The first sentence is here.", "A second one follows it.", "And this is the third."]
+
+
+def _paragraph(loaded, args, overlap: bool) -> tuple[float, list]:
+    from chatterbox_nb.engine.generation import speak
+    from chatterbox_nb.engine.request import SayOptions
+
+    opts = SayOptions.defaults(loaded.spec, seed=args.seed, max_tokens=args.max_tokens, stream=False)
+    made: list = []
+    start = time.perf_counter()
+    with loaded.use():
+        speak.run(loaded, opts, PARAGRAPH, emit=made.append, overlap=overlap)
+    return time.perf_counter() - start, made
+
+
+def _overlap_row(loaded, args) -> dict:
+    """The paragraph sequential, overlapped, overlapped, sequential: the best of each side,
+    and whether the two overlapped runs gave the same audio."""
+    import numpy as np
+
+    if not args.quick:
+        _paragraph(loaded, args, True)
+    seq, ovl = [], []
+    for overlap in (False, True, True, False):
+        took, made = _paragraph(loaded, args, overlap)
+        (ovl if overlap else seq).append((took, made))
+    same = all(np.array_equal(a.audio, b.audio) for a, b in zip(ovl[0][1], ovl[1][1]))
+    seq_s, ovl_s = sorted(t for t, _ in seq)[0], sorted(t for t, _ in ovl)[0]
+    row = {"config": f"{loaded.dtype} paragraph overlapped", "sequential_s": round(seq_s, 3),
+           "overlapped_s": round(ovl_s, 3), "sequential_over_overlapped": round(seq_s / ovl_s, 3),
+           "overlapped_reproducible": bool(same)}
+    print(json.dumps(row), flush=True)
+    return row
+
+
 def _from_local(spec, folder: Path, device: str):
     """Upstream's `from_local`; for a reduced dummy, its T3 gets the checkpoint's layer count
     and S3Gen's estimator its number of middle blocks (built as our loader builds them)."""
@@ -134,6 +172,8 @@ def main() -> None:
         row, audio = _row(f"{dtype} eager", loaded, args, load_s)
         rows.append(row)
         results[dtype] = audio
+        if dtype == "bfloat16":
+            rows.append(_overlap_row(loaded, args))
         if not args.no_compile and dtype != "float32":
             metrics = warmup.compile_step(loaded, "full", root, lambda *a: None)  # builds or loads the package
             assert compiled.is_installed(loaded.tts), metrics

@@ -465,5 +465,7 @@ def test_gpu_check_runs_on_the_cpu(cache_dir):
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["float32_identical"] is True
-    assert [r["config"] for r in result["rows"]] == ["float32 eager", "bfloat16 eager"]
-    assert all(r["tokens"] == 3 and r["t3_tokens_per_s"] > 0 and r["s3gen_s"] > 0 for r in result["rows"])
+    assert [r["config"] for r in result["rows"]] == ["float32 eager", "bfloat16 eager", "bfloat16 paragraph overlapped"]
+    say_rows, (paragraph,) = result["rows"][:2], result["rows"][2:]
+    assert all(r["tokens"] == 3 and r["t3_tokens_per_s"] > 0 and r["s3gen_s"] > 0 for r in say_rows)
+    assert paragraph["overlapped_reproducible"] is True and paragraph["overlapped_s"] > 0

@@ -102,6 +102,10 @@ def _set_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+_SIDE_STREAMS: dict[str, Any] = {}
+_SIDE_LOCK = threading.Lock()
+
+
 def side_stream(device: Any) -> Callable[[], contextlib.AbstractContextManager[None]]:
     """Called where a part is handed over (T3's thread): a context for the worker that
     renders on a CUDA stream of its own after what T3's stream queued so far. Elsewhere,
@@ -113,10 +117,13 @@ def side_stream(device: Any) -> Callable[[], contextlib.AbstractContextManager[N
         return contextlib.nullcontext
     handed = torch.cuda.Event()
     handed.record(torch.cuda.current_stream(device))
+    with _SIDE_LOCK:  # one per device, kept: the caching allocator keeps its blocks per stream
+        if str(device) not in _SIDE_STREAMS:
+            _SIDE_STREAMS[str(device)] = torch.cuda.Stream(device)
+        stream = _SIDE_STREAMS[str(device)]
 
     @contextlib.contextmanager
     def on_side_stream() -> Iterator[None]:
-        stream = torch.cuda.Stream(device)
         stream.wait_event(handed)
         with torch.cuda.stream(stream):
             yield
