@@ -8,7 +8,8 @@ streamed and `--no-stream`, in an order that reverses from one repetition to the
 medians [min-max] of each mode's total and of the side-by-side ratios: streamed total
 over unstreamed total (what streaming costs), and the streamed say's first audio (when
 its first piece reached the caller, what the player plays at once) over its total.
-A third mode, "overlapped", is the streamed say with `Chatterbox.overlap` on: the pieces
+"streamed" runs with `Chatterbox.overlap = False`; a third mode, "overlapped", is the
+streamed say with it True (as "auto", the default, does for a streamed say): the pieces
 between the first and the last render on the say's render worker while T3 samples on,
 the two stages sharing the threads (engine/generation/overlap.py).
 
@@ -57,7 +58,7 @@ def bench(model: str, args: argparse.Namespace, out: Output, counter: T3Counter)
     for rep in range(args.reps):
         for name, stream, overlap in ordered(rep, modes):
             runs[name].append(say(stream, overlap))
-    config.settings().overlap = False
+    config.settings().overlap = "auto"
     plain, streamed, overlapped = runs["--no-stream"], runs["streamed"], runs["overlapped"]
     out(f"\n{model}: {report.dtype} (dtype {args.dtype}), {args.weights}, CPU; one sentence capped at {args.tokens} "
         f"tokens, seed {args.seed}; {args.reps} reps, order alternated; warm-up: {args.warmup_calls} untimed say(s) "

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, default, observe, validate
+from traitlets import Bool, CaselessStrEnum, Float, Int, TraitError, Unicode, Union, default, observe, validate
 from traitlets.config import Configurable
 
 from ._state import STATE
@@ -45,6 +45,7 @@ RAM_SHARE = 0.75
 GPU_SHARE = 0.9
 
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def default_cache_dir() -> Path:
@@ -72,10 +73,12 @@ class Chatterbox(Configurable):
         help="Compile S3Gen (AOTInductor) in the background during full warm-up (not float32; the "
         "package is kept in the cache dir and loaded by later kernels; env CHATTERBOX_NB_COMPILE)."
     ).tag(config=True)
-    overlap = Bool(
-        help="Render S3Gen on a thread of its own while T3 samples on: sentence i while T3 samples "
-        "sentence i+1, and a streamed sentence's middle pieces; the threads are shared (T3 a quarter). "
-        "It did not pay on a 2-core CPU, hence off (env CHATTERBOX_NB_OVERLAP)."
+    overlap = Union(
+        [Bool(), CaselessStrEnum(["auto"])],
+        help="Render S3Gen on a thread of its own while T3 samples on, the threads shared (T3 a quarter): "
+        "True: a streamed sentence's middle pieces and a paragraph's sentences (sentence i while T3 samples "
+        "sentence i+1); 'auto' (the default): only the pieces, where it measured faster (turbo, 2-core CPU); "
+        "False: neither (env CHATTERBOX_NB_OVERLAP=1/0/auto)."
     ).tag(config=True)
     weights = Unicode(help=f"{WEIGHTS_VALUES} (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True
@@ -148,8 +151,9 @@ class Chatterbox(Configurable):
         return os.environ.get(ENV_COMPILE, "1").strip().lower() in _TRUE
 
     @default("overlap")
-    def _default_overlap(self) -> bool:
-        return os.environ.get(ENV_OVERLAP, "").strip().lower() in _TRUE
+    def _default_overlap(self) -> bool | str:
+        value = os.environ.get(ENV_OVERLAP, "auto").strip().lower()
+        return True if value in _TRUE else False if value in _FALSE else "auto"
 
     @default("weights")
     def _default_weights(self) -> str:

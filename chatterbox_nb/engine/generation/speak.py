@@ -8,9 +8,9 @@ called in its thread, as each piece is made: a say's emit puts it on the one que
 caller waits on; batch and warm-up collect them (`pieces`). This takes no lock and
 starts no thread outside an overlapped say.
 
-Overlapped (`overlap`, off by default: `%config Chatterbox.overlap = True`), S3Gen and
-the watermark run on a second thread, the say's render worker (overlap.py), while this
-thread runs T3 on: in an unstreamed say of several chunks, the chunks between the first
+Overlapped (`overlap`: `%config Chatterbox.overlap`, True, False or "auto", the default,
+which overlaps only a streamed chunk's pieces), S3Gen and the watermark run on a second
+thread, the say's render worker (overlap.py), while this thread runs T3 on: in an unstreamed say of several chunks, the chunks between the first
 and the last (chunk i renders while T3 samples chunk i+1); in a streamed chunk, the pieces
 between its first and its last (streaming.py). The first renders here, T3 waiting, so its
 audio comes no later than without the overlap; the last after T3 is done, with every
@@ -44,12 +44,14 @@ from .streaming import Deliver
 if TYPE_CHECKING:
     from ..models.loader import LoadedModel
 
-def overlap_default() -> bool:
-    """`%config Chatterbox.overlap` (env `CHATTERBOX_NB_OVERLAP`), off by default: on the
-    2-core CPU it was measured on, the overlap did not pay (benchmarks/bench_longtext.py)."""
+def overlap_default() -> bool | str:
+    """`%config Chatterbox.overlap` (env `CHATTERBOX_NB_OVERLAP`): True, False or "auto" (the
+    default: a streamed chunk's pieces overlap, a paragraph's chunks do not; on the 2-core
+    CPU it was measured on, only the first paid, benchmarks/bench_streaming.py and
+    bench_longtext.py --overlap)."""
     from ... import config
 
-    return bool(config.settings().overlap)
+    return config.settings().overlap
 
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
@@ -92,23 +94,25 @@ def run(
     *,
     emit: Emit,
     stop: Stop | None = None,
-    overlap: bool | None = None,
+    overlap: bool | str | None = None,
 ) -> None:
     """Each chunk through upstream's `generate` (see `synth.generate`), in order, each
     piece to `emit` as soon as it is made. `stop` ends the run after a chunk, or the chunk
     under way at T3's next token (stopping.py). `conds` None: the model's built-in voice.
-    `overlap` (None: `overlap_default()`): render chunk i while T3 samples chunk i+1."""
+    `overlap` (None: `overlap_default()`): True renders chunk i while T3 samples chunk i+1,
+    and a streamed chunk's middle pieces while T3 samples on; "auto" only the pieces."""
     stop = stop if stop is not None else Stop()
     overlap = overlap_default() if overlap is None else overlap
+    sentences, pieces = overlap is True, overlap is True or overlap == "auto"
     with bound(stop):
-        if overlap and len(chunks) > 1 and not opts.stream:
+        if sentences and len(chunks) > 1 and not opts.stream:
             _overlapped(loaded, opts, chunks, conds, emit, stop)
             return
         for i, text in enumerate(chunks):
             if i and stop.requested:
                 return
             if opts.stream:
-                _streamed(loaded, opts, i, text, conds, emit, overlap)
+                _streamed(loaded, opts, i, text, conds, emit, pieces)
             else:
                 audio, stages = _generate(loaded, opts, i, text, conds)
                 emit(Piece(i, text, audio, stages))
