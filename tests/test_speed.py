@@ -22,6 +22,7 @@ from chatterbox_nb.errors import InvalidOption
 
 from conftest import REDUCED
 from kernel_utils import PACKAGE_SPY
+from test_compiled import bfloat16_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -416,6 +417,8 @@ def test_a_fresh_kernel_loads_the_package_and_never_compiles(cache_dir, tmp_path
     compiled.build_package(compiled.export_estimator(tts), path)
     try:
         assert scratch() == before  # inductor's intermediate files are gone
+        in_bf16, kernels = bfloat16_kernels(path)
+        assert kernels > 0 and in_bf16 == 0  # exported without autocast: float32 kernels only
         forward = compiled.load_package(path, tts)
         with torch.inference_mode():
             for frames in (160, 171, compiled.MIN_FRAMES):
