@@ -1,7 +1,6 @@
 """S3Gen's compiled package (engine/generation/compiled.py) built from the reduced english dummy's own
-estimator, not a stand-in, in both precisions the estimator runs in: plain float32, and
-under CPU bfloat16 autocast (what `--dtype bfloat16` runs on the CPU, so what its package
-is exported under). A fresh process loads it as a light warm-up does (reading the verdict
+estimator, not a stand-in, under CPU bfloat16 autocast (what `--dtype bfloat16` runs on the
+CPU, so what its package is exported under); plain float32 too when PRECISIONS asks (below). A fresh process loads it as a light warm-up does (reading the verdict
 the build recorded, never timing it again), and its say's audio and mel match those of the
 eager path it replaces, within stated tolerances, every CFM step through the package.
 
