@@ -16,11 +16,28 @@ import pytest
 KEEP_CACHE = bool(os.environ.get("CHATTERBOX_NB_TEST_CACHE"))
 # Each xdist worker its own: tests damage and clear cache entries on purpose.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_TEMP_PREFIX, _OWNER = "cnb-test-cache-", ".owner-pid"
+
+
+def _remove_caches_of_killed_runs() -> None:
+    """A run that is killed (a CI timeout, ^C twice) cannot delete its temporary cache, GBs of
+    dummy checkpoints a worker: the next run does, once the process that made it is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(_TEMP_PREFIX + "*"):
+        try:
+            os.kill(int((folder / _OWNER).read_text()), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):  # no owner written yet (being made now), or not ours to judge
+            continue
+
+
 if KEEP_CACHE:
     CACHE_DIR = Path(os.environ["CHATTERBOX_NB_TEST_CACHE"]) / _WORKER
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
 else:
-    CACHE_DIR = Path(tempfile.mkdtemp(prefix=f"cnb-test-cache-{_WORKER}"))
+    _remove_caches_of_killed_runs()
+    CACHE_DIR = Path(tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{_WORKER}"))
+    (CACHE_DIR / _OWNER).write_text(str(os.getpid()))
 os.environ["CHATTERBOX_NB_CACHE_DIR"] = str(CACHE_DIR)
 if _WORKER:  # two workers on two cores: one torch thread each (the kernels they start inherit it);
     # two threads each made the suite only 5 % faster than one worker, the cores oversubscribed
