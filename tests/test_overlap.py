@@ -308,6 +308,7 @@ def test_a_seeded_overlapped_streamed_say_is_the_same_audio_run_after_run(model,
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a.audio, b.audio)
     np.testing.assert_array_equal(first[-1].kept, second[-1].kept)
+    assert not np.array_equal(_streamed_run(model, seed=5)[0].audio, first[0].audio)  # the seed decides it
 
 
 def test_an_overlapped_streamed_say_samples_the_tokens_of_an_unstreamed_one(model, small_pieces):

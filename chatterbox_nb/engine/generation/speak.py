@@ -10,9 +10,10 @@ starts no thread outside an overlapped say.
 
 Overlapped (`overlap`: `%config Chatterbox.overlap`, True, False or "auto", the default,
 which overlaps only a streamed chunk's pieces), S3Gen and the watermark run on a second
-thread, the say's render worker (overlap.py), while this thread runs T3 on: in an unstreamed say of several chunks, the chunks between the first
-and the last (chunk i renders while T3 samples chunk i+1); in a streamed chunk, the pieces
-between its first and its last (streaming.py). The first renders here, T3 waiting, so its
+thread, the say's render worker (overlap.py), while this thread runs T3 on: in an
+unstreamed say of several chunks, the chunks between the first and the last (chunk i
+renders while T3 samples chunk i+1); in a streamed chunk, the pieces between its first
+and its last (streaming.py). The first renders here, T3 waiting, so its
 audio comes no later than without the overlap; the last after T3 is done, with every
 thread. The worker renders in order and emits each piece itself, as soon as it is made;
 it is started and joined inside `run`, errors and stops included. The two stages share
