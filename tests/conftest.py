@@ -3,10 +3,12 @@ built once (the kernels and notebooks the tests start inherit it through the env
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -83,6 +85,31 @@ def pytest_sessionfinish(session, exitstatus):
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 REDUCED = "dummy:reduced"
+
+
+@contextlib.contextmanager
+def fresh_loads_of(like: Any) -> Iterator[None]:
+    """A load in the block finds no copy of `like` in memory: every loaded model with its name
+    and weights, whatever its dtype or device (other modules of this worker may have left one),
+    is set aside, and what the block loads is dropped after. Without it a test that expects a
+    fresh load passed or failed by the order xdist ran the modules in."""
+    from chatterbox_nb._state import STATE
+    from chatterbox_nb.engine.models import loader
+
+    with STATE.lock:
+        aside = {k: m for k, m in STATE.models.items()
+                 if (k.model, k.fingerprint) == (like.key.model, like.key.fingerprint)}
+        for key in aside:
+            del STATE.models[key]
+        before = set(map(id, STATE.models.values()))
+    try:
+        yield
+    finally:
+        for m in loader.loaded_models():
+            if id(m) not in before:
+                loader.drop(m.key)
+        with STATE.lock:
+            STATE.models.update(aside)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from chatterbox_nb._state import STATE
 from chatterbox_nb.engine.generation import compiled
 from chatterbox_nb.engine.store import diskcache, dummy
 from chatterbox_nb.engine.models import loader
+from conftest import fresh_loads_of
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 
@@ -231,12 +232,8 @@ def test_immutable_sources_are_linked_not_copied(cache_root, english_reduced):
     """A dummy (like a hub blob) is immutable and checksummed: the entry links it."""
     root_dummy = dummy.dummy_dir(cache_root, "english", "reduced")
     shutil.copytree(english_reduced.source.folder, root_dummy)
-    STATE.models.pop(english_reduced.key)  # set the session's copy aside (same key)
-    try:
+    with fresh_loads_of(english_reduced):
         assert cnb.load("english", weights="dummy:reduced", device="cpu", dtype="float32", warmup="off", wait=True).source == "dummy"
-        loader.drop(english_reduced.key)
-    finally:
-        STATE.models[english_reduced.key] = english_reduced
     entry = _entry(cache_root)
     for name in ("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors"):
         ours = entry / diskcache.WEIGHTS[name.split(".")[0].replace("_cfg", "")]

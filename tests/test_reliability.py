@@ -20,11 +20,11 @@ from IPython.core.error import UsageError
 
 import chatterbox_nb as cnb
 from chatterbox_nb import config
-from chatterbox_nb._state import STATE
 from chatterbox_nb.engine.store import diskcache, dummy, fsutil
 from chatterbox_nb.engine.models import loader
 from chatterbox_nb.errors import SourceCorrupt
 
+from conftest import fresh_loads_of
 from kernel_utils import Kernel
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
@@ -34,19 +34,13 @@ REDUCED = dict(weights="dummy:reduced", device="cpu", dtype="float32")
 
 @pytest.fixture
 def private_cache(tmp_path, english_reduced, monkeypatch):
-    """A cache dir with its own copy of the reduced dummy checkpoint. The session's
-    model (same key) is set aside meanwhile; models loaded here are dropped after."""
+    """A cache dir with its own copy of the reduced dummy checkpoint. Every loaded copy of
+    that model is set aside meanwhile; models loaded here are dropped after."""
     root = tmp_path / "cache"
     shutil.copytree(english_reduced.source.folder, dummy.dummy_dir(root, "english", "reduced"))
     monkeypatch.setattr(config.settings(), "cache_dir", str(root))
-    STATE.models.pop(english_reduced.key)
-    try:
+    with fresh_loads_of(english_reduced):
         yield root
-    finally:
-        for m in loader.loaded_models():
-            if m is not english_reduced:
-                loader.drop(m.key)
-        STATE.models[english_reduced.key] = english_reduced
 
 
 def _load() -> str:
