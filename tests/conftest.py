@@ -71,6 +71,19 @@ CHROMIUM_SKIP = f"browser test: needs Debian's chromium at {CHROMIUM} (apt-get i
 needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=CHROMIUM_SKIP)
 
 
+#: The modules that take minutes, longest first (CI's --durations): xdist hands them out first
+#: (pyproject: --no-loadscope-reorder), so the last minutes are short modules on both workers
+#: instead of one worker compiling a package while the other waits. The rest keep their order.
+LONGEST_FIRST = ["test_speed", "test_compiled", "test_kernel", "test_fullsize", "test_batch",
+                 "test_browser_transcript", "test_browser_compare", "test_browser_ui", "test_browser",
+                 "test_streaming"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: a module's own order kept
+
+
 def pytest_terminal_summary(terminalreporter):
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if CHROMIUM_SKIP in str(r.longrepr)]
     if skipped:
