@@ -152,6 +152,52 @@ def test_the_stages_share_the_threads_while_they_overlap(model, stages, monkeypa
     assert threads == {0: 4, 1: 3, 2: 4}
 
 
+def test_a_render_takes_every_thread_at_its_next_estimator_call_once_t3_waits(model, stages, monkeypatch):
+    """Chunk 1 renders on the worker: as it starts and at its first estimator call, beside T3
+    (sampling chunk 2), it has the render's share, 3 of 4; T3 then finishes and waits for the
+    worker, and the render's later calls get all 4: the core T3 left is not idle while the
+    render ends. The float32 model's estimator has a runner for the say only."""
+    import torch
+
+    from chatterbox_nb.engine.generation import compiled
+    from chatterbox_nb.engine.generation.overlap import ThreadShare
+    from chatterbox_nb.engine.seams import estimator as seam
+
+    events, before = stages
+    t3_of_chunk_2, first_call, t3_waits = threading.Event(), threading.Event(), threading.Event()
+    waited: list[bool] = []
+    before["t3"] = lambda chunk: (t3_of_chunk_2.set(), waited.append(first_call.wait(EVENT_WAIT_S))) if chunk == 2 else None
+    before["s3gen"] = lambda chunk: waited.append(t3_of_chunk_2.wait(EVENT_WAIT_S)) if chunk == 1 else None
+    waiting, render_tick, ticks = ThreadShare.waiting, ThreadShare.render_tick, []
+
+    def t3_done_waits(self) -> None:
+        waiting(self)
+        if ("t3", 2, "end", threading.current_thread().name) in events:  # not the drain before chunk 0's render
+            t3_waits.set()
+
+    def counted_tick(self) -> None:
+        if len(ticks) == 2:  # the tick of the second estimator call comes once T3 waits
+            waited.append(t3_waits.wait(EVENT_WAIT_S))
+        render_tick(self)
+        ticks.append(torch.get_num_threads())
+        if len(ticks) == 2:
+            first_call.set()  # T3 samples chunk 2 from here on
+
+    monkeypatch.setattr(ThreadShare, "waiting", t3_done_waits)
+    monkeypatch.setattr(ThreadShare, "render_tick", counted_tick)
+    estimator = compiled.estimator(model.tts)
+    assert seam.current(estimator) is None  # float32: upstream's forward
+    previous = torch.get_num_threads()
+    torch.set_num_threads(4)
+    try:
+        assert [p.index for p in _run(model)] == [0, 1, 2]
+    finally:
+        torch.set_num_threads(previous)
+    assert waited and all(waited)
+    assert ticks == [3, 3] + [4] * 9, ticks  # as it starts, then at each of the ten estimator calls
+    assert seam.current(estimator) is None  # the say's runner is gone with it
+
+
 def test_t3_takes_its_share_while_a_render_runs_and_all_when_none():
     import torch
 
@@ -179,6 +225,21 @@ def test_t3_takes_its_share_while_a_render_runs_and_all_when_none():
             assert seen == [6] and not share.rendering
             share.t3_tick()
             assert torch.get_num_threads() == 8
+            share.handed_over()
+            ticks: list[int] = []
+
+            def render_while_t3_waits() -> None:
+                with share.render():
+                    share.render_tick()
+                    ticks.append(torch.get_num_threads())
+                    share.waiting()  # what drain() says in T3's thread
+                    share.render_tick()
+                    ticks.append(torch.get_num_threads())
+
+            worker = threading.Thread(target=render_while_t3_waits)
+            worker.start()
+            worker.join()
+            assert ticks == [6, 8]
     finally:
         torch.set_num_threads(previous)
 

@@ -10,7 +10,9 @@ which renders them in order while T3 goes on sampling.
 Threads. torch's intra-op thread count is per thread (an OpenMP setting; torch also keeps
 the last one set as the count of threads started later), so each stage sets its own: while a render runs beside T3, T3 takes `t3_threads_beside(total)` of the
 say's threads and the render the rest; alone, a stage takes them all. T3 checks at every
-token, a render when it starts. T3's decoding is a few small matrix products per token and
+token, a render at every estimator call (ten a render), so a core T3 leaves while it waits
+(for a render to end, or for the say's last render) is the render's at its next call, and
+a stage never finishes on a share when the other is done. T3's decoding is a few small matrix products per token and
 stops gaining from threads early, S3Gen's estimator keeps gaining (measured in
 benchmarks/bench_threads.py): so T3 gets a quarter, at least one. On 2 cores that is one
 each, and there the overlap does not pay (both stages gain from the second core: see
@@ -47,7 +49,7 @@ class ThreadShare:
         self.render_beside = max(1, self.total - self.t3_beside)
         self._lock = threading.Lock()
         self._renders = 0  # renders handed over and not yet finished
-        self._sampling = False
+        self._sampling = False  # T3 samples now: set at its every token, cleared while it waits
 
     @classmethod
     def of_this_thread(cls) -> "ThreadShare":
@@ -74,11 +76,22 @@ class ThreadShare:
 
     def alone(self) -> None:
         """In the say's thread, before a render of its own: every thread."""
+        self._sampling = False
         _set_threads(self.total)
+
+    def waiting(self) -> None:
+        """In the say's thread, T3 done for now (it waits for the worker): the render that
+        runs takes every thread at its next estimator call."""
+        self._sampling = False
 
     def t3_tick(self) -> None:
         """In T3's thread, at each token: its share while a render runs, else every thread."""
+        self._sampling = True
         _set_threads(self.t3_beside if self.rendering else self.total)
+
+    def render_tick(self) -> None:
+        """In the worker, at each estimator call: its share while T3 samples, else every thread."""
+        _set_threads(self.render_beside if self._sampling else self.total)
 
     def handed_over(self) -> None:
         with self._lock:
@@ -87,9 +100,12 @@ class ThreadShare:
     @contextlib.contextmanager
     def render(self) -> Iterator[None]:
         """In the worker, around one render: the render's share while T3 samples."""
-        _set_threads(self.render_beside if self._sampling else self.total)
+        from ..seams.estimator import each_call
+
+        self.render_tick()
         try:
-            yield
+            with each_call(self.render_tick):
+                yield
         finally:
             with self._lock:
                 self._renders -= 1
@@ -139,10 +155,13 @@ class RenderWorker:
     thread. Use it as a context manager, so the thread is joined whatever happens."""
 
     def __init__(self, device: Any, share: ThreadShare | None,
-                 render_context: Callable[[], contextlib.AbstractContextManager[None]]) -> None:
+                 render_context: Callable[[], contextlib.AbstractContextManager[None]], estimator: Any = None) -> None:
         self.device = device
         self.share = share
         self.render_context = render_context
+        #: S3Gen's estimator: the render's share follows its every call, through its runner
+        self.estimator = estimator
+        self._placed_runner = False
         self.failed: list[BaseException] = []
         self._pending: list[concurrent.futures.Future] = []
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="chatterbox_nb-render")
@@ -169,12 +188,26 @@ class RenderWorker:
     def drain(self) -> None:
         """Wait for every part handed over; raise the first failure here."""
         pending, self._pending = self._pending, []
+        if self.share is not None:
+            self.share.waiting()
         concurrent.futures.wait(pending)
         if self.failed:
             raise self.failed[0]
 
     def __enter__(self) -> "RenderWorker":
+        """With a thread share, the estimator gets a runner for the say if it has none (float32:
+        its eager mode is upstream's forward as it is), removed when the say ends."""
+        from ..seams import estimator as seam
+
+        if self.share is not None and self.estimator is not None and seam.current(self.estimator) is None:
+            seam.runner(self.estimator)
+            self._placed_runner = True
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._pool.shutdown(wait=True)
+        if self._placed_runner:
+            from ..seams import estimator as seam
+
+            seam.remove(self.estimator)
+            self._placed_runner = False

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..request import SayOptions
-from . import rng, synth
+from . import compiled, rng, synth
 from .overlap import RenderWorker, ThreadShare
 from .stopping import Stop, bound, each_token
 from .streaming import Deliver
@@ -124,7 +124,7 @@ def _render_worker(loaded: LoadedModel, stage_rng: Any = None) -> RenderWorker:
     import torch
 
     share = ThreadShare.of_this_thread() if torch.device(loaded.device).type == "cpu" else None
-    return RenderWorker(loaded.device, share, lambda: synth.rendering(stage_rng))
+    return RenderWorker(loaded.device, share, lambda: synth.rendering(stage_rng), compiled.estimator(loaded.tts))
 
 
 def _overlapped(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: Any, emit: Emit, stop: Stop) -> None:

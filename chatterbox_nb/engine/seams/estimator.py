@@ -18,6 +18,9 @@ runner's mode says which path runs:
 - `compiled`: a packaged forward (engine/generation/compiled.py) for the inputs it
   covers, the path it replaced (`run_eager`) for the others.
 
+`each_call(tick)`: within the block, in its thread, the runner calls `tick()` before each
+call (ten a render): an overlapped render's thread share follows T3 (overlap.py).
+
 Export needs the decoder's chunk mask without its `.item()` branch: `exportable_forward`
 gives a copy of the class's forward that sees a branch-free mask, so nothing process-wide
 changes while an export traces in a background thread and says run beside it.
@@ -25,10 +28,27 @@ changes while an export traces in a background thread and says run beside it.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import types
 from typing import Any, Callable, Iterator
 
-__all__ = ["EstimatorRunner", "branch_free_chunk_mask", "cast_copies_bytes", "current", "exportable_forward", "remove", "runner"]
+__all__ = ["EstimatorRunner", "branch_free_chunk_mask", "cast_copies_bytes", "current", "each_call",
+           "exportable_forward", "remove", "runner"]
+
+_EACH_CALL: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar(
+    "chatterbox_nb_each_estimator_call", default=None
+)
+
+
+@contextlib.contextmanager
+def each_call(tick: Callable[[], None]) -> Iterator[None]:
+    """Within this block (in this thread), every estimator runner calls `tick()` first."""
+    token = _EACH_CALL.set(tick)
+    try:
+        yield
+    finally:
+        _EACH_CALL.reset(token)
 
 
 class EstimatorRunner:
@@ -118,6 +138,9 @@ class EstimatorRunner:
         return {name: copy for name, (_, _, copy) in kept.items()}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        tick = _EACH_CALL.get()
+        if tick is not None:
+            tick()
         compiled = self.compiled
         if compiled is not None:
             return compiled(*args, **kwargs)
