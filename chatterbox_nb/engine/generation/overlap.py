@@ -8,15 +8,16 @@ because T3 is done by then), and hands the parts between them to one `RenderWork
 which renders them in order while T3 goes on sampling.
 
 Threads. torch's intra-op thread count is per thread (an OpenMP setting; torch also keeps
-the last one set as the count of threads started later), so each stage sets its own: while a render runs beside T3, T3 takes `t3_threads_beside(total)` of the
-say's threads and the render the rest; alone, a stage takes them all. T3 checks at every
-token, a render at every estimator call (ten a render), so a core T3 leaves while it waits
-(for a render to end, or for the say's last render) is the render's at its next call, and
-a stage never finishes on a share when the other is done. T3's decoding is a few small matrix products per token and
-stops gaining from threads early, S3Gen's estimator keeps gaining (measured in
+the last one set as the count of threads started later), so each stage sets its own:
+while a render runs beside T3, T3 takes `t3_threads_beside(total)` of the say's threads and
+the render the rest; alone, a stage takes them all. T3 checks at every token, a render at
+every estimator call (ten a render): when T3 is done and waits for the worker, the render
+takes T3's core at its next call, so neither stage ends on its share while the other's
+core is idle. T3's decoding is a few small matrix products per token and stops gaining
+from threads early, S3Gen's estimator keeps gaining (measured in
 benchmarks/bench_threads.py): so T3 gets a quarter, at least one. On 2 cores that is one
-each, and there the overlap does not pay (both stages gain from the second core: see
-docs/long-text.md), which is why it is off by default.
+each, and there a paragraph's overlap does not pay (both stages gain 1.5-1.75x from the
+second core: see docs/long-text.md), which is why "auto" leaves it off.
 
 GPU. The worker renders on a CUDA stream of its own (`side_stream`), which first waits
 for what T3's stream had queued when the part was handed over: the kernels of the two
