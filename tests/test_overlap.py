@@ -198,6 +198,28 @@ def test_a_render_takes_every_thread_at_its_next_estimator_call_once_t3_waits(mo
     assert seam.current(estimator) is None  # the say's runner is gone with it
 
 
+def test_the_worker_removes_only_the_eager_runner_it_put_in_place():
+    """A worker on a CPU puts an eager-mode runner on an estimator that has none, for the
+    say, and removes it after; one that a precision (or a package) took on meanwhile stays."""
+    import contextlib
+
+    import torch
+    from chatterbox.models.s3gen.decoder import ConditionalDecoder
+
+    from chatterbox_nb.engine.generation.overlap import RenderWorker, ThreadShare
+    from chatterbox_nb.engine.seams import estimator as seam
+
+    est = ConditionalDecoder(in_channels=320, out_channels=80, causal=True, channels=[32], n_blocks=1,
+                             num_mid_blocks=1, num_heads=2, attention_head_dim=16).eval()
+    with RenderWorker("cpu", ThreadShare(2), contextlib.nullcontext, est):
+        assert seam.current(est) is not None and seam.current(est).mode == "eager"
+    assert seam.current(est) is None
+    with RenderWorker("cpu", ThreadShare(2), contextlib.nullcontext, est):
+        seam.runner(est).autocast = torch.bfloat16  # the precision's, from now on
+    assert seam.current(est) is not None and seam.current(est).mode == "autocast"
+    seam.remove(est)
+
+
 def test_t3_takes_its_share_while_a_render_runs_and_all_when_none():
     import torch
 

@@ -210,5 +210,7 @@ class RenderWorker:
         if self._placed_runner:
             from ..seams import estimator as seam
 
-            seam.remove(self.estimator)
+            placed = seam.current(self.estimator)
+            if placed is not None and placed.mode == "eager":  # not if a precision or a package took it on since
+                seam.remove(self.estimator)
             self._placed_runner = False
