@@ -14,11 +14,18 @@ sharing the threads, engine/generation/overlap.py) against sequential, alternate
 process, medians of `--reps`, in the dtype `--dtype` picks (auto: bfloat16 where native).
 
     python benchmarks/bench_longtext.py --overlap [--weights dummy:reduced] [--reps 3] [--tokens 30] [--out [PATH]]
+
+`--group` times the same paragraph with its second and third sentences rendered in one S3Gen
+call (CHATTERBOX_NB_GROUP_RENDERS=1, engine/generation/speak.py: S3Gen re-reads the voice's
+reference prompt on every call) against sequential, the same way.
+
+    python benchmarks/bench_longtext.py --group [--weights dummy:reduced] [--reps 3] [--tokens 30] [--out [PATH]]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 
 from _common import Output, bench_env, fmt, run_child
@@ -44,17 +51,20 @@ print(json.dumps(runs))
 THREE = ("The weather was cold and grey all day. Everyone at the meeting was already waiting. "
          "They talked for hours about the new bridge.")
 
-OVERLAP_CHILD = r"""
+#: the schedules `--overlap` and `--group` compare, as (overlap, group_renders) settings
+SCHEDULES = {"sequential": (False, False), "overlapped": (True, False), "grouped": (False, True)}
+
+VARIANTS_CHILD = r"""
 import json, sys
 import chatterbox_nb as cnb
 from chatterbox_nb import config
 text, weights, reps, tokens, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+variants = json.loads(sys.argv[6])  # [[name, overlap, group_renders], ...]
 cnb.load("english", weights=weights, device="cpu", dtype=dtype, warmup="light", wait=True)
-variants = [("sequential", False), ("overlapped", True)]
-runs = {name: [] for name, _ in variants}
+runs = {name: [] for name, _, _ in variants}
 for rep in range(reps + 1):  # the first round untimed
-    for name, overlap in (variants if rep % 2 == 0 else variants[::-1]):
-        config.settings().overlap = overlap
+    for name, overlap, group in (variants if rep % 2 == 0 else variants[::-1]):
+        config.settings().overlap, config.settings().group_renders = overlap, group
         u = cnb.say(text, weights=weights, device="cpu", dtype=dtype, max_tokens=tokens, seed=rep)
         if rep:
             runs[name].append({k: u.timings[k] for k in ("first_audio_s", "total_s", "chunks_done", "audio_s", "t3_s",
@@ -63,24 +73,26 @@ print(json.dumps(runs))
 """
 
 
-def overlap(args: argparse.Namespace) -> None:
-    """Overlapped vs sequential on a 3-sentence paragraph: whole-paragraph ratio and first audio."""
+def compare(args: argparse.Namespace, other: str) -> None:
+    """`other` ("overlapped" or "grouped") vs sequential on a 3-sentence paragraph: the
+    whole-paragraph ratio and the first audio's."""
     out = Output("bench_longtext")
     out.header()
-    runs = run_child(OVERLAP_CHILD, [THREE, args.weights, str(args.reps), str(args.tokens), args.dtype], bench_env(),
-                     "overlap run")
-    seq, ovl = runs["sequential"], runs["overlapped"]
+    variants = [[name, *SCHEDULES[name]] for name in ("sequential", other)]
+    runs = run_child(VARIANTS_CHILD, [THREE, args.weights, str(args.reps), str(args.tokens), args.dtype,
+                                      json.dumps(variants)], bench_env(), f"{other} run")
+    seq, alt = runs["sequential"], runs[other]
     out(f"\n3-sentence paragraph, english, {args.weights}, {seq[0]['dtype']} (dtype {args.dtype}), {args.tokens} "
         f"tokens per sentence, {args.reps} reps alternated (one untimed round first)")
     for name, rs in runs.items():
         out(f"  {name:11s} whole {fmt((r['total_s'] for r in rs), ' s')}   first audio "
             f"{fmt((r['first_audio_s'] for r in rs), ' s')}   T3 {fmt(r['t3_s'] for r in rs)} s   "
             f"S3Gen {fmt(r['s3gen_s'] for r in rs)} s   chunks {[r['chunks_done'] for r in rs]}")
-    out(f"  sequential / overlapped, whole paragraph, side by side: "
-        f"{fmt(s['total_s'] / o['total_s'] for s, o in zip(seq, ovl))}x  (target >= 1.2x)")
-    out(f"  overlapped / sequential, first audio:                   "
-        f"{fmt(o['first_audio_s'] / s['first_audio_s'] for s, o in zip(seq, ovl))}x  (target <= 1.0x)")
-    assert all(r["chunks_done"] == 3 for r in seq + ovl)
+    out(f"  sequential / {other}, whole paragraph, side by side: ".ljust(58) +
+        f"{fmt(s['total_s'] / o['total_s'] for s, o in zip(seq, alt))}x  (target >= 1.2x)")
+    out(f"  {other} / sequential, first audio: ".ljust(58) +
+        f"{fmt(o['first_audio_s'] / s['first_audio_s'] for s, o in zip(seq, alt))}x  (target <= 1.0x)")
+    assert all(r["chunks_done"] == 3 for r in seq + alt)
     out.write(args.out)
 
 
@@ -89,14 +101,15 @@ def main() -> None:
     parser.add_argument("--says", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=8)
     parser.add_argument("--overlap", action="store_true", help="overlapped vs sequential, 3 sentences")
+    parser.add_argument("--group", action="store_true", help="later sentences rendered together vs sequential, 3 sentences")
     parser.add_argument("--weights", default="dummy", choices=("dummy", "dummy:reduced"))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--out", nargs="?", const="", default=None, metavar="PATH",
-                        help="with --overlap: also write the output as markdown (docs/benchmarks/bench_longtext.md)")
+                        help="with --overlap or --group: also write the output as markdown (docs/benchmarks/bench_longtext.md)")
     args = parser.parse_args()
-    if args.overlap:
-        overlap(args)
+    if args.overlap or args.group:
+        compare(args, "overlapped" if args.overlap else "grouped")
         return
     env = bench_env()
     runs = run_child(CHILD, [PARAGRAPH, str(args.says), str(args.tokens)], env, "long-text run")

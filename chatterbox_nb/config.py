@@ -36,6 +36,7 @@ ENV_DTYPE = "CHATTERBOX_NB_DTYPE"
 ENV_THREADS = "CHATTERBOX_NB_THREADS"
 ENV_COMPILE = "CHATTERBOX_NB_COMPILE"
 ENV_OVERLAP = "CHATTERBOX_NB_OVERLAP"
+ENV_GROUP_RENDERS = "CHATTERBOX_NB_GROUP_RENDERS"
 ENV_HISTORY_AUDIO_MB = "CHATTERBOX_NB_HISTORY_AUDIO_MB"
 #: MiB of audio the history keeps by default: about 25 minutes at 24 kHz in float32
 HISTORY_AUDIO_MB = 128.0
@@ -79,6 +80,12 @@ class Chatterbox(Configurable):
         "True: a streamed sentence's middle pieces and a paragraph's sentences (sentence i while T3 samples "
         "sentence i+1); 'auto' (the default): only the pieces, where it measured faster (turbo, 2-core CPU); "
         "False: neither (env CHATTERBOX_NB_OVERLAP=1/0/auto)."
+    ).tag(config=True)
+    group_renders = Union(
+        [Bool(), CaselessStrEnum(["auto"])],
+        help="Render a paragraph's sentences after the first in groups, one S3Gen call a group (each call "
+        "re-reads the voice prompt): 'auto' (the default) on a CPU, True everywhere, False never "
+        "(env CHATTERBOX_NB_GROUP_RENDERS=1/0/auto)."
     ).tag(config=True)
     weights = Unicode(help=f"{WEIGHTS_VALUES} (env CHATTERBOX_NB_WEIGHTS).").tag(
         config=True
@@ -153,6 +160,11 @@ class Chatterbox(Configurable):
     @default("overlap")
     def _default_overlap(self) -> bool | str:
         value = os.environ.get(ENV_OVERLAP, "auto").strip().lower()
+        return True if value in _TRUE else False if value in _FALSE else "auto"
+
+    @default("group_renders")
+    def _default_group_renders(self) -> bool | str:
+        value = os.environ.get(ENV_GROUP_RENDERS, "auto").strip().lower()
         return True if value in _TRUE else False if value in _FALSE else "auto"
 
     @default("weights")

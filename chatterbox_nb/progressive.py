@@ -173,7 +173,7 @@ class ChunkRun:
 
     def stop(self) -> None:
         """Finish the chunk under way, keep it, skip the rest (the last chunk is cut)."""
-        if self.done >= len(self.chunks) - 1:
+        if max(self.done, self.stop_request.chunk) >= len(self.chunks) - 1:
             self.stop_request.at_next_token()
         else:
             self.stop_request.after_chunk()

@@ -433,6 +433,6 @@ def test_auto_overlaps_the_pieces_of_a_streamed_say_and_not_the_chunks_of_a_para
     streamed = SayOptions.defaults(model.spec, seed=4, max_tokens=40, stream=True)
     with model.use(user=True):
         pieces = render_threads(lambda: speak.run(model, streamed, CHUNKS[:1], emit=made.append))
-        chunks = render_threads(lambda: speak.run(model, _opts(model), CHUNKS, emit=made.append))
+        chunks = render_threads(lambda: speak.run(model, _opts(model), CHUNKS, emit=made.append, group=False))
     assert len(pieces) >= 3 and any(name != here for name in pieces)  # the middle pieces on the worker
     assert len(chunks) == 3 and set(chunks) == {here}  # a paragraph's chunks one after another

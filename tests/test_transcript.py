@@ -25,7 +25,11 @@ def _samples(u: Utterance) -> list[tuple[int, int]]:
     return [(round(c.start * u.sample_rate), round(c.end * u.sample_rate)) for c in u.chunks]
 
 
-def test_chunks_are_the_sentences_exact_to_the_sample(english_reduced):
+def test_chunks_are_the_sentences_exact_to_the_sample(english_reduced, monkeypatch):
+    from chatterbox_nb import config
+
+    # rendered one by one (a paragraph's later sentences otherwise render together: tests/test_grouped.py)
+    monkeypatch.setattr(config.settings(), "group_renders", False)
     u = cnb.say(TEXT, **SAY)
     sentences = chunk_text(TEXT)
     assert [c.text for c in u.chunks] == sentences and len(sentences) == 3

@@ -22,6 +22,13 @@ then draws from its own generator seeded from the chunk's seed (rng.py), so a se
 overlapped say is reproducible; the numbers differ from a sequential say's, which keeps
 upstream's global generator.
 
+Grouped (`group`: `%config Chatterbox.group_renders`, True, False or "auto", the default,
+which groups on a CPU), an unstreamed paragraph's chunks after the first render in groups:
+S3Gen re-reads the voice's reference prompt on every call (about 150 tokens for english's
+built-in voice, five times a 30-token sentence), so one call for several sentences does
+less work than one each. T3 samples each chunk as a sequential say does, and the first
+chunk renders alone, so its audio comes no later.
+
 Unstreamed, each chunk of text is one piece. Streamed (`opts.stream`), a chunk comes in
 several pieces, made while T3 samples (engine/generation/streaming.py); its last piece also
 carries the chunk's audio as kept (`kept`: the pieces joined, watermarked whole).
@@ -53,6 +60,23 @@ def overlap_default() -> bool | str:
     from ... import config
 
     return config.settings().overlap
+
+
+def group_default() -> bool | str:
+    """`%config Chatterbox.group_renders` (env `CHATTERBOX_NB_GROUP_RENDERS`): True, False or
+    "auto" (the default: on a CPU, where S3Gen's re-read of the voice prompt is most of a
+    sentence's render; a GPU renders faster than T3 samples, and groups would only delay audio)."""
+    from ... import config
+
+    return config.settings().group_renders
+
+
+def groups_renders(loaded: LoadedModel, setting: bool | str | None = None) -> bool:
+    """Whether a paragraph's later sentences render in groups on `loaded` (`setting` None: the config)."""
+    import torch
+
+    setting = group_default() if setting is None else setting
+    return torch.device(loaded.device).type == "cpu" if setting == "auto" else bool(setting)
 
 
 #: the stage timings each chunk carries (seconds), besides `speech_tokens`
@@ -96,12 +120,15 @@ def run(
     emit: Emit,
     stop: Stop | None = None,
     overlap: bool | str | None = None,
+    group: bool | str | None = None,
 ) -> None:
     """Each chunk through upstream's `generate` (see `synth.generate`), in order, each
     piece to `emit` as soon as it is made. `stop` ends the run after a chunk, or the chunk
     under way at T3's next token (stopping.py). `conds` None: the model's built-in voice.
     `overlap` (None: `overlap_default()`): True renders chunk i while T3 samples chunk i+1,
-    and a streamed chunk's middle pieces while T3 samples on; "auto" only the pieces."""
+    and a streamed chunk's middle pieces while T3 samples on; "auto" only the pieces.
+    `group` (None: `group_default()`): an unstreamed paragraph's later chunks render in
+    groups (`_grouped`); the overlap of sentences, where on, comes first."""
     stop = stop if stop is not None else Stop()
     overlap = overlap_default() if overlap is None else overlap
     sentences, pieces = overlap is True, overlap is True or overlap == "auto"
@@ -109,14 +136,53 @@ def run(
         if sentences and len(chunks) > 1 and not opts.stream:
             _overlapped(loaded, opts, chunks, conds, emit, stop)
             return
+        if len(chunks) > 2 and not opts.stream and groups_renders(loaded, group):
+            _grouped(loaded, opts, chunks, conds, emit, stop)
+            return
         for i, text in enumerate(chunks):
             if i and stop.requested:
                 return
+            stop.chunk = i
             if opts.stream:
                 _streamed(loaded, opts, i, text, conds, emit, pieces)
             else:
                 audio, stages = _generate(loaded, opts, i, text, conds)
                 emit(Piece(i, text, audio, stages))
+
+
+def _grouped(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: Any, emit: Emit, stop: Stop) -> None:
+    """The first chunk as without groups, so its audio comes no later. Each later chunk's T3
+    runs here as in a sequential say (the same seed, the same tokens); its render is held
+    until the group holds at least as many tokens as the voice's reference prompt, or the
+    text or the say ends. Then one S3Gen call renders the group (synth.render_together: the
+    prompt re-read once, not once a chunk) and its chunks are emitted in order. A stop or an
+    error in T3 still renders and emits what is held."""
+    audio, stages = _generate(loaded, opts, 0, chunks[0], conds)
+    emit(Piece(0, chunks[0], audio, stages))
+    held: list[tuple[int, synth.Render, dict[str, Any]]] = []
+
+    def flush() -> None:
+        group, held[:] = list(held), []
+        rendered = synth.render_together([r for _, r, _ in group], [st for _, _, st in group])
+        for (i, _, stages), audio in zip(group, rendered):
+            emit(Piece(i, chunks[i], audio, stages))
+
+    try:
+        for i in range(1, len(chunks)):
+            if stop.requested:
+                break
+            stop.chunk = i
+            render, stages = _generate(loaded, opts, i, chunks[i], conds, held=True)
+            held.append((i, render, stages))
+            if sum(int(r.tokens.numel()) for _, r, _ in held) >= render.prompt_tokens:
+                flush()
+    except BaseException:
+        if held:
+            with contextlib.suppress(Exception):  # T3's error is the one to report
+                flush()
+        raise
+    if held:
+        flush()
 
 
 def _render_worker(loaded: LoadedModel, stage_rng: Any = None) -> RenderWorker:
@@ -136,6 +202,7 @@ def _overlapped(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], co
         for i, text in enumerate(chunks):
             if i and (stop.requested or worker.failed):
                 break
+            stop.chunk = i
             render, stages = _generate(loaded, opts, i, text, conds, deferred=True)
             if 0 < i < len(chunks) - 1 and not stop.requested:
                 worker.hand_over(functools.partial(_render_and_emit, emit, i, text, render, stages))
@@ -170,7 +237,7 @@ def pieces(loaded: LoadedModel, opts: SayOptions, chunks: Sequence[str], conds: 
 
 def _generate(
     loaded: LoadedModel, opts: SayOptions, i: int, text: str, conds: Any, deliver: Deliver | None = None,
-    deferred: bool = False, worker: RenderWorker | None = None,
+    deferred: bool = False, worker: RenderWorker | None = None, held: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     return synth.generate(
         loaded.tts,
@@ -187,6 +254,7 @@ def _generate(
         deliver=deliver,
         deferred=deferred,
         worker=worker,
+        held=held,
     )
 
 

@@ -30,6 +30,9 @@ class Stop:
     def __init__(self) -> None:
         self._level = Stop.NONE
         self._lock = threading.Lock()
+        #: the chunk T3 samples now (speak.run sets it): a paragraph rendered in groups emits
+        #: a chunk later than its T3 ends, so what was emitted does not say which is under way
+        self.chunk = 0
 
     def _raise(self, level: int) -> None:
         with self._lock:

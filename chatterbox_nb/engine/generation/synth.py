@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import random
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -21,7 +21,7 @@ from . import segmenter, stopping, streaming
 from ..seams import logs as upstream_logs
 from ..seams import points
 from ..store.build import quiet_upstream_warnings
-from ..specs import SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
+from ..specs import SAMPLE_RATE, SAMPLES_PER_TOKEN, SPEECH_VOCAB_SIZE, ModelSpec
 
 if TYPE_CHECKING:
     from .overlap import RenderWorker
@@ -199,6 +199,7 @@ def generate(
     deliver: streaming.Deliver | None = None,
     deferred: bool = False,
     worker: RenderWorker | None = None,
+    held: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """Audio (1-D float32) and measured stage timings for one utterance.
 
@@ -210,13 +211,19 @@ def generate(
 
     `deferred` (an overlapped say, speak.py): only T3 runs here, from its own generator
     when seeded (rng.py); what is returned instead of the audio is a `Render`, which runs
-    S3Gen and the watermark, on whichever thread calls it, and fills in their timings."""
+    S3Gen and the watermark, on whichever thread calls it, and fills in their timings.
+
+    `held` (a paragraph rendered in groups, speak.py): a `Render` too, but T3 samples as a
+    sequential say does, from upstream's generator seeded here, so its tokens are the same;
+    the render then draws from that generator as it stands when it runs."""
     import torch
 
     from . import rng
 
     calls: dict[str, tuple] = {}
-    t3_rng, s3gen_rng = rng.stage_seeds(seed) if deferred and seed is not None else (None, None)
+    staged = deferred and not held  # each stage its own generator
+    deferred = deferred or held
+    t3_rng, s3gen_rng = rng.stage_seeds(seed) if staged and seed is not None else (None, None)
 
     timings: dict[str, Any] = {"t3_s": 0.0, "s3gen_s": 0.0, "watermark_s": 0.0, "speech_tokens": 0}
     kwargs = dict(sampling)
@@ -229,7 +236,7 @@ def generate(
         conds if conds is not None else builtin, None if t3_dtype == torch.float32 else t3_dtype, prompt_tokens
     )
     try:
-        if seed is not None and not deferred:
+        if seed is not None and not staged:
             seed_everything(seed)
         # Upstream's watermarker leaks autograd memory per call without a no-grad guard,
         # and turbo's generate has none of its own.
@@ -240,6 +247,7 @@ def generate(
                 stack.enter_context(streaming.streamed(tts, spec, timings, deliver, worker))
             if deferred:
                 stack.enter_context(_holding(tts, calls))
+            if staged:
                 stack.enter_context(streaming.sampling())
                 stack.enter_context(rng.drawing(t3_rng))
             wav = tts.generate(text, **kwargs)
@@ -270,6 +278,68 @@ class Render:
             wav = wav.squeeze(0).detach().cpu().numpy()
             marked = apply_watermark(wav, *wargs[1:], **wkwargs)  # its recorded signal was the empty one
         return np.asarray(marked, dtype=np.float32).reshape(-1)
+
+    @property
+    def tokens(self) -> Any:
+        """The speech tokens S3Gen is to render (1-D)."""
+        _, args, kwargs = self._s3gen
+        return (kwargs["speech_tokens"] if "speech_tokens" in kwargs else args[0]).reshape(-1)
+
+    @property
+    def prompt_tokens(self) -> int:
+        """Tokens of the voice's reference prompt, which S3Gen re-reads on every call."""
+        _, args, kwargs = self._s3gen
+        ref = kwargs["ref_dict"] if "ref_dict" in kwargs else args[1]
+        return int(ref["prompt_token"].shape[1])
+
+
+#: upstream's S3Gen starts each render with 20 ms of silence, then fades in over 20 ms
+#: (s3gen.py, `trim_fade`); a render cut in parts gives each later part the same start,
+#: and each earlier part a fade out over the last 20 ms, where the cut would click
+_FADE = SAMPLE_RATE // 50
+_FADE_IN = np.concatenate([np.zeros(_FADE), (np.cos(np.linspace(np.pi, 0, _FADE)) + 1) / 2]).astype(np.float32)
+_FADE_OUT = ((np.cos(np.linspace(0, np.pi, _FADE)) + 1) / 2).astype(np.float32)
+
+
+def render_together(renders: Sequence[Render], stages: Sequence[dict[str, Any]]) -> list[np.ndarray]:
+    """Several held chunks' audio from one S3Gen call over their tokens joined, cut back at
+    the chunks' token boundaries (SAMPLES_PER_TOKEN samples a token), each watermarked on its
+    own as a separate render is. S3Gen's flow runs over the reference prompt and the new
+    tokens together, so one call re-reads the prompt once where separate calls would read it
+    once a chunk. The call's time is shared among the chunks by their tokens."""
+    if len(renders) == 1:
+        return [renders[0]()]
+    import torch
+
+    first = renders[0]
+    inference, args, kwargs = first._s3gen
+    counts = [int(r.tokens.numel()) for r in renders]
+    joined = torch.cat([r.tokens.to(first.tokens.device) for r in renders])
+    args, kwargs = ((), {**kwargs, "speech_tokens": joined}) if "speech_tokens" in kwargs else ((joined, *args[1:]), kwargs)
+    timed = stages[0]["s3gen_s"]
+    with rendering(first._rng):
+        wav, _ = inference(*args, **kwargs)  # timed and counted into stages[0]
+        wav = wav.squeeze(0).detach().cpu().float().numpy().reshape(-1)
+    spent, total = stages[0]["s3gen_s"] - timed, sum(counts)
+    if len(wav) != total * SAMPLES_PER_TOKEN:
+        raise RuntimeError(f"S3Gen rendered {len(wav)} samples for {total} tokens, not {SAMPLES_PER_TOKEN} a token")
+    parts, start = [], 0
+    for k, (render, count, chunk) in enumerate(zip(renders, counts, stages)):
+        audio = wav[start:start + count * SAMPLES_PER_TOKEN].copy()
+        start += len(audio)
+        if k and len(audio):
+            head = min(len(audio), len(_FADE_IN))
+            audio[:head] *= _FADE_IN[:head]
+        if k < len(renders) - 1 and len(audio):
+            tail = min(len(audio), len(_FADE_OUT))
+            audio[len(audio) - tail:] *= _FADE_OUT[len(_FADE_OUT) - tail:]
+        chunk["s3gen_s"] = (timed if k == 0 else chunk["s3gen_s"]) + spent * count / max(total, 1)
+        chunk["speech_tokens"] = count
+        apply_watermark, wargs, wkwargs = render._watermark
+        with rendering(render._rng):
+            marked = apply_watermark(audio, *wargs[1:], **wkwargs)
+        parts.append(np.asarray(marked, dtype=np.float32).reshape(-1))
+    return parts
 
 
 @contextlib.contextmanager
