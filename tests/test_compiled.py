@@ -61,8 +61,8 @@ cnb.load("english", warmup="off", wait=True, **KW)
 run = compiled.runner(m.tts)
 if precision == "float32":  # the plain float32 estimator, eager and packaged (no CPU autocast)
     run.autocast = None
-else:
-    assert run.autocast == torch.bfloat16, run.autocast
+else:  # the CPU autocast path (where bfloat16 is native, a bfloat16 say's own; forced elsewhere)
+    run.autocast = torch.bfloat16
 path = compiled.package_path(config.cache_dir(), "english", m.source.fingerprint, "cpu", "bfloat16",
                              torch.get_num_threads(), autocast=run.autocast is not None)
 if mode == "build":

@@ -175,20 +175,28 @@ def test_a_changed_or_replaced_weight_is_cast_again(tiny):
     seam.remove(est)
 
 
-def test_cast_once_is_bit_identical_on_a_loaded_model_s_real_inputs():
-    """The reduced English dummy loaded in bfloat16 on CPU (its estimator in autocast mode):
-    the inputs of a real estimator call, captured during a short say, give the same output
-    bit for bit cast once as cast per call."""
+def _bfloat16_reduced():
     import chatterbox_nb as cnb
-    import torch
 
     from chatterbox_nb.engine.models import loader
 
-    cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    result = cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
     (loaded,) = [m for m in loader.loaded_models()
                  if m.name == "english" and m.weights == "dummy:reduced" and m.dtype == "bfloat16"]
+    return loaded, result.source
+
+
+def test_cast_once_is_bit_identical_on_a_loaded_model_s_real_inputs(monkeypatch):
+    """The reduced English dummy loaded in bfloat16 on a CPU with native bfloat16 (its
+    estimator in autocast mode; forced on other CPUs): the inputs of a real estimator call,
+    captured during a short say, give the same output bit for bit cast once as cast per call."""
+    import chatterbox_nb as cnb
+    import torch
+
+    loaded, _ = _bfloat16_reduced()
     est = compiled.estimator(loaded.tts)
     run = seam.runner(est)
+    monkeypatch.setattr(run, "autocast", torch.bfloat16)  # what the load sets where bfloat16 is native
     assert run.mode == "autocast"
     captured = []
     run.run_eager = lambda *a, _real=run.run_eager, **k: captured.append((a, k)) or _real(*a, **k)
@@ -208,20 +216,30 @@ def test_cast_once_is_bit_identical_on_a_loaded_model_s_real_inputs():
     assert torch.equal(once, reference)
 
 
-def test_the_memory_budget_counts_the_cast_copies_from_the_load():
-    """A model's size (what the memory budget adds up) includes the estimator's bfloat16
-    copies from the load on, before its first say makes them."""
+@pytest.mark.parametrize("native", [True, False], ids=["native-bf16", "emulated-bf16"])
+def test_a_bfloat16_load_autocasts_the_estimator_only_where_the_cpu_has_bfloat16(native, monkeypatch, english_reduced):
+    """Where the CPU computes bfloat16 natively, the estimator runs under autocast and a
+    model's size (what the memory budget adds up) includes its bfloat16 weight copies from
+    the load on, before its first say makes them. Elsewhere the estimator stays float32,
+    with no copies (emulated autocast rendered 7x slower), and only T3 is bfloat16."""
     import chatterbox_nb as cnb
+    import torch
+    from conftest import fresh_loads_of
 
-    from chatterbox_nb.engine.models import loader
+    from chatterbox_nb.engine.models import precision
     from chatterbox_nb.engine.store import build
 
-    cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
-    (loaded,) = [m for m in loader.loaded_models()
-                 if m.name == "english" and m.weights == "dummy:reduced" and m.dtype == "bfloat16"]
-    run = seam.runner(compiled.estimator(loaded.tts))
-    beside = loaded.nbytes - build.module_bytes(loaded.tts)
-    assert beside == seam.cast_copies_bytes(run.module, run.autocast) > 0
-    cnb.say("Hello there.", model="english", weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=4,
-            seed=1)
-    assert run.cast_bytes == beside
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    with fresh_loads_of(english_reduced):
+        loaded, source = _bfloat16_reduced()
+        assert source != "memory"  # loaded now, on the CPU under test
+        run = seam.current(compiled.estimator(loaded.tts))
+        beside = loaded.nbytes - build.module_bytes(loaded.tts)
+        assert precision.t3_dtype(loaded.tts) == torch.bfloat16
+        if not native:
+            assert (run is None or run.autocast is None) and beside == 0
+            return
+        assert beside == seam.cast_copies_bytes(run.module, run.autocast) > 0
+        cnb.say("Hello there.", model="english", weights="dummy:reduced", device="cpu", dtype="bfloat16",
+                max_tokens=4, seed=1)
+        assert run.cast_bytes == beside

@@ -275,6 +275,8 @@ def refuse(*a, **k):
     raise AssertionError("a loser's package was built, loaded or timed again in a fresh process")
 compiled.export_estimator = compiled.build_package = compiled.load_package = payoff.measure = refuse
 warmup.pieces = lambda *a, **k: []  # the warm-up's says are not under test: its compile step is
+from chatterbox_nb.engine.models import precision
+precision.cpu_has_native_bf16 = lambda: True  # the estimator under bfloat16 autocast, as the test's own process has it
 cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="full", wait=True)
 (m,) = [m for m in loader.loaded_models() if m.dtype == "bfloat16"]
 u = cnb.say("Eager.", weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
@@ -298,6 +300,8 @@ def test_a_slower_package_is_refused_recorded_and_never_measured_again(english_r
     costs["compiled"] = 2.0
     cnb.load("english", weights=REDUCED, device="cpu", dtype="bfloat16", warmup="off", wait=True)
     (m,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy and m.dtype == "bfloat16"]
+    # the path a bfloat16 say takes where the CPU has bfloat16 (elsewhere the estimator stays float32)
+    monkeypatch.setattr(compiled.runner(m.tts), "autocast", torch.bfloat16)
     root = tmp_path / "cache"  # the verdict lands here, not in the session's cache; the weights are shared
     root.mkdir()
     for shared in ("dummy", "models"):
@@ -345,6 +349,7 @@ def test_the_timings_say_once_what_a_full_warm_up_buys_here(english_reduced, tmp
     cnb.load("english", weights=REDUCED, device="cpu", dtype="bfloat16", warmup="off", wait=True)
     (m,) = [m for m in loader.loaded_models() if m.name == "english" and m.source.is_dummy and m.dtype == "bfloat16"]
     run = compiled.runner(m.tts)
+    monkeypatch.setattr(run, "autocast", torch.bfloat16)  # as where the CPU has bfloat16 (else float32)
     threads = torch.get_num_threads()
     other = compiled.package_path(tmp_path, "turbo", "other weights", "cpu", "bfloat16", threads, autocast=True)
     elsewhere = compiled.package_path(tmp_path, "turbo", "other weights", "cpu", "bfloat16", threads + 1, autocast=True)

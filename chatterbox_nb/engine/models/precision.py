@@ -9,10 +9,15 @@ what `status`, the timings and `Utterance.params` show.
 - `bfloat16` / `float16`: T3's weights in that dtype (stored so in the disk cache). On
   CUDA, S3Gen's CFM estimator computes in it too (its weights cast in memory; upstream's
   `solve_euler` casts its inputs to the estimator's dtype and the result back). On the
-  CPU the estimator keeps float32 weights and runs under bfloat16 autocast (1.37x here;
-  with its weights in bfloat16 it measured 2.2x *slower*). A full warm-up compiles that
-  same path (exported under the same autocast) and installs it only where it measured
-  faster here (`compiled.py`).
+  CPU with native bfloat16 the estimator keeps float32 weights and runs under bfloat16
+  autocast (1.37x there; with its weights in bfloat16 it measured 2.2x *slower*). A full
+  warm-up compiles that same path (exported under the same autocast) and installs it only
+  where it measured faster here (`compiled.py`). On a CPU without it, only T3 is bfloat16:
+  T3 decodes one token at a time, bound by reading its weights, so half the bytes sample
+  a token 2.4x faster even where bfloat16 is emulated, while the estimator's convolutions
+  and matmuls under emulated autocast rendered 7x *slower* (a full-size english say on a
+  2-core AVX2 CPU, 2026-12-03: 5.8 s against 14.1 s for 30 tokens of T3, 107 s against 16 s
+  of S3Gen), so there it stays float32.
 - `int8` (CPU, opt-in, lossy): T3 in float32 with its transformer's linear layers
   dynamically quantized (`torch.ao.quantization.quantize_dynamic`).
 """
@@ -72,7 +77,8 @@ def storage_dtype(dtype: str) -> str:
 
 def apply(tts: Any, dtype: str, device: str) -> None:
     """Bring a model assembled in `storage_dtype(dtype)` to `dtype`: quantize T3 for
-    int8; on CUDA, run the CFM estimator in half precision for bfloat16/float16."""
+    int8; on CUDA, run the CFM estimator in half precision for bfloat16/float16; on a CPU
+    with native bfloat16, under bfloat16 autocast."""
     import torch
 
     estimator = tts.s3gen.flow.decoder.estimator
@@ -80,7 +86,7 @@ def apply(tts: Any, dtype: str, device: str) -> None:
         quantize_t3(tts.t3)
     elif dtype in ("bfloat16", "float16") and device.startswith("cuda"):
         estimator.to(getattr(torch, dtype))
-    elif dtype == "bfloat16" and device == "cpu":
+    elif dtype == "bfloat16" and device == "cpu" and cpu_has_native_bf16():
         autocast_estimator(estimator, torch.bfloat16)
 
 
