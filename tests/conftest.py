@@ -147,6 +147,19 @@ def english_reduced():
 
 
 @pytest.fixture(scope="module")
+def english_reduced_float32():
+    """The reduced-size English dummy in float32 on the CPU, whatever this machine's `auto`
+    (loaded again for a module if one before it dropped it)."""
+    import chatterbox_nb as cnb
+    from chatterbox_nb.engine.models import loader
+
+    cnb.load("english", weights=REDUCED, device="cpu", dtype="float32", warmup="off", wait=True)
+    (found,) = [m for m in loader.loaded_models()
+                if m.name == "english" and m.weights == REDUCED and m.device == "cpu" and m.dtype == "float32"]
+    return found
+
+
+@pytest.fixture(scope="module")
 def kernel():
     """A real IPython kernel (jupyter_client) for the tests of one module."""
     from kernel_utils import Kernel

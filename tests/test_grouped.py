@@ -15,7 +15,6 @@ import chatterbox_nb as cnb
 from chatterbox_nb import config, progressive
 from chatterbox_nb.engine.generation import speak, stopping
 from chatterbox_nb.engine.generation.stopping import Stop
-from chatterbox_nb.engine.models import loader
 from chatterbox_nb.engine.request import SayOptions
 from chatterbox_nb.engine.specs import SAMPLES_PER_TOKEN
 
@@ -27,11 +26,8 @@ FADE = 24000 // 50  # upstream's S3Gen starts every render with 20 ms of silence
 
 
 @pytest.fixture(scope="module")
-def model():
-    cnb.load("english", weights=REDUCED, device="cpu", dtype="float32", warmup="off", wait=True)
-    (found,) = [m for m in loader.loaded_models()
-                if m.name == "english" and m.weights == REDUCED and m.device == "cpu" and m.dtype == "float32"]
-    return found
+def model(english_reduced_float32):
+    return english_reduced_float32
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import chatterbox_nb as cnb
 from chatterbox_nb import progressive
 from chatterbox_nb.engine.generation import speak
 from chatterbox_nb.engine.generation.stopping import Stop
-from chatterbox_nb.engine.models import loader
 from chatterbox_nb.engine.request import SayOptions
 
 REDUCED = "dummy:reduced"
@@ -31,11 +30,8 @@ EVENT_WAIT_S = 60
 
 
 @pytest.fixture(scope="module")
-def model():
-    cnb.load("english", weights=REDUCED, device="cpu", dtype="float32", warmup="off", wait=True)
-    (found,) = [m for m in loader.loaded_models()
-                if m.name == "english" and m.weights == REDUCED and m.device == "cpu" and m.dtype == "float32"]
-    return found
+def model(english_reduced_float32):
+    return english_reduced_float32
 
 
 @pytest.fixture

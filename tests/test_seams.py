@@ -262,9 +262,63 @@ def test_log_rules_seam(rule):
     assert not missing, _broken("logs", rule.logger, [f"its source no longer says {m!r}" for m in missing])
 
 
+def test_t3_linear_seam():
+    from chatterbox.models.t3.t3 import T3
+    from transformers.models.llama import modeling_llama
+
+    seam = points.T3_LINEAR
+    problems = check_method(_owner(seam), seam.attribute, ("input",))
+    # T3's head and its transformer's layers are plain nn.Linear (the seam wraps only those)
+    if "self.speech_head = nn.Linear(" not in inspect.getsource(T3.__init__):
+        problems.append("T3's speech head is no longer an nn.Linear")
+    if "nn.Linear(" not in inspect.getsource(modeling_llama.LlamaMLP):
+        problems.append("Llama's MLP no longer uses nn.Linear")
+    assert not problems, _broken(seam.name, seam.where, problems)
+
+
+def test_wide_bfloat16_products_run_in_float32_and_narrow_ones_as_they_were(monkeypatch):
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    t3 = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4, bias=False))
+    t3 = t3.to(torch.bfloat16)
+    wide, narrow = torch.randn(2, 10, 8, dtype=torch.bfloat16), torch.randn(2, 1, 8, dtype=torch.bfloat16)
+    before_narrow = t3(narrow)
+    seen: list[torch.dtype] = []
+    real_linear = F.linear
+    monkeypatch.setattr(F, "linear", lambda x, w, b=None: seen.append(w.dtype) or real_linear(x, w, b))
+    with points.wide_products_in_float32(t3, rows=16):
+        out_wide, out_narrow = t3(wide), t3(narrow)
+    assert seen == [torch.float32, torch.float32, torch.bfloat16, torch.bfloat16]  # 20 rows, then 2
+    assert out_wide.dtype == out_narrow.dtype == torch.bfloat16
+    assert torch.equal(out_narrow, before_narrow)  # a decoding step's product as it was
+    h = F.relu(real_linear(wide.float(), t3[0].weight.float(), t3[0].bias.float()).to(torch.bfloat16))
+    assert torch.equal(out_wide, real_linear(h.float(), t3[2].weight.float()).to(torch.bfloat16))
+    assert not any("forward" in vars(m) for m in t3.modules())  # nothing left on the modules
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["emulated-bf16", "native-bf16"])
+def test_a_bfloat16_say_widens_t3_s_products_only_where_the_cpu_emulates_bfloat16(native, monkeypatch):
+    import chatterbox_nb as cnb
+
+    from chatterbox_nb.engine.generation import stopping
+    from chatterbox_nb.engine.models import loader, precision
+
+    cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    (m,) = [m for m in loader.loaded_models() if m.weights == "dummy:reduced" and m.dtype == "bfloat16"
+            and m.name == "english"]
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    wrapped: list[bool] = []
+    with stopping.watching(lambda stage, n: wrapped.append("forward" in vars(m.tts.t3.speech_head))):
+        cnb.say("Hi there.", weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
+    assert wrapped and set(wrapped) == {not native}  # at each of T3's tokens
+    assert "forward" not in vars(m.tts.t3.speech_head)  # and not after
+
+
 def test_every_seam_has_a_contract_test():
     tested = {"t3-inference", "t3-inference-turbo", "t3-conditioning", "s3gen-inference", "watermark", "t3-torch",
-              "t3-tqdm", "flow-tqdm", "flow-print", "flow-torch", "hifigan-torch", "s3gen-torch"}
+              "t3-tqdm", "flow-tqdm", "flow-print", "flow-torch", "hifigan-torch", "s3gen-torch", "t3-linear"}
     assert set(points.SEAMS) == tested, "a new seam needs its contract test here"
 
 

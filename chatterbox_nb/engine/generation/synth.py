@@ -126,6 +126,8 @@ def instrument(
         stack.enter_context(points.S3GEN_INFERENCE.shadowed(tts.s3gen, _timing(timings, "s3gen_s", count)))
         stack.enter_context(points.WATERMARK.shadowed(tts.watermarker, _timing(timings, "watermark_s")))
         stack.enter_context(points.conditioning_in(tts.t3, precision.t3_dtype(tts)))
+        if precision.emulates_bf16(tts):
+            stack.enter_context(points.wide_products_in_float32(tts.t3))
         yield
 
 

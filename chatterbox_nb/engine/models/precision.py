@@ -17,7 +17,9 @@ what `status`, the timings and `Utterance.params` show.
   a token 2.4x faster even where bfloat16 is emulated, while the estimator's convolutions
   and matmuls under emulated autocast rendered 7x *slower* (a full-size english say on a
   2-core AVX2 CPU, 2026-12-03: 5.8 s against 14.1 s for 30 tokens of T3, 107 s against 16 s
-  of S3Gen), so there it stays float32.
+  of S3Gen), so there it stays float32. T3's first pass over the prompt and the text is a
+  product over many rows, compute-bound, 4x slower emulated (9.6 s against 2.3 s): it runs
+  in float32 there (`emulates_bf16`).
 - `int8` (CPU, opt-in, lossy): T3 in float32 with its transformer's linear layers
   dynamically quantized (`torch.ao.quantization.quantize_dynamic`).
 """
@@ -121,6 +123,14 @@ def quantize_t3(t3: Any) -> None:
 def t3_dtype(tts: Any) -> Any:
     """The dtype T3 computes in (its embeddings' dtype; int8 T3 computes in float32)."""
     return tts.t3.speech_emb.weight.dtype
+
+
+def emulates_bf16(tts: Any) -> bool:
+    """A bfloat16 T3 on a CPU without native bfloat16: its wide products go float32 for the
+    length of a say (seams/points.wide_products_in_float32)."""
+    import torch
+
+    return t3_dtype(tts) == torch.bfloat16 and torch.device(tts.device).type == "cpu" and not cpu_has_native_bf16()
 
 
 def cpu_threads(setting: int = 0) -> int:
