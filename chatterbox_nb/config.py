@@ -159,13 +159,11 @@ class Chatterbox(Configurable):
 
     @default("overlap")
     def _default_overlap(self) -> bool | str:
-        value = os.environ.get(ENV_OVERLAP, "auto").strip().lower()
-        return True if value in _TRUE else False if value in _FALSE else "auto"
+        return _env_auto(ENV_OVERLAP)
 
     @default("group_renders")
     def _default_group_renders(self) -> bool | str:
-        value = os.environ.get(ENV_GROUP_RENDERS, "auto").strip().lower()
-        return True if value in _TRUE else False if value in _FALSE else "auto"
+        return _env_auto(ENV_GROUP_RENDERS)
 
     @default("weights")
     def _default_weights(self) -> str:
@@ -204,6 +202,12 @@ class Chatterbox(Configurable):
         hook = STATE.idle_unload_hook  # set by the engine's loader once it is imported
         if change.new and hook is not None:  # the models already loaded get their timer now, not at their next use
             hook()
+
+
+def _env_auto(name: str) -> bool | str:
+    """A True/False/"auto" setting from the environment: anything but a yes or a no is "auto"."""
+    value = os.environ.get(name, "auto").strip().lower()
+    return True if value in _TRUE else False if value in _FALSE else "auto"
 
 
 def _env_float(name: str) -> float | None:
