@@ -46,22 +46,25 @@ def _from_local(spec: Any, folder: Path, device: str, adjusted: list[str]) -> An
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
 
-    from chatterbox_nb.engine.store.build import trim_mid_blocks
-    from chatterbox_nb.engine.store.checkpoint import count_mid_blocks, count_t3_layers, weight_keys
+    from chatterbox_nb.engine.store.build import trim_estimator
+    from chatterbox_nb.engine.store.checkpoint import count_t3_layers, estimator_shape, weight_keys
     from chatterbox_nb.engine.specs import t3_config
 
     layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
-    mid_blocks = count_mid_blocks(weight_keys(folder / spec.s3gen_file))
+    shape = estimator_shape(weight_keys(folder / spec.s3gen_file))
 
     hp = t3_config(spec, layers)
     reduced_t3 = hp.llama_config_name != t3_config(spec).llama_config_name
     if reduced_t3:
         adjusted.append(f"T3 built with the checkpoint's {layers} layers")
-    if mid_blocks is not None:
-        adjusted.append(f"S3Gen's estimator built with the checkpoint's {mid_blocks} middle blocks")
+    if shape.mid_blocks is not None:
+        adjusted.append(f"S3Gen's estimator built with the checkpoint's {shape.mid_blocks} middle blocks")
+    if shape.transformer_blocks is not None:
+        adjusted.append(f"S3Gen's estimator built with the checkpoint's {shape.transformer_blocks} transformer "
+                        "blocks in each block")
 
     def s3gen(*args: Any, **kwargs: Any) -> Any:
-        module = trim_mid_blocks(S3Gen(*args, **kwargs), mid_blocks)
+        module = trim_estimator(S3Gen(*args, **kwargs), shape)
         built = module.state_dict()
         strict_load = module.load_state_dict
 

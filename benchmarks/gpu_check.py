@@ -114,21 +114,21 @@ def _overlap_row(loaded, args) -> dict:
 
 def _from_local(spec, folder: Path, device: str):
     """Upstream's `from_local`; for a reduced dummy, its T3 gets the checkpoint's layer count
-    and S3Gen's estimator its number of middle blocks (built as our loader builds them)."""
+    and S3Gen's estimator its blocks (built as our loader builds them)."""
     from unittest import mock
 
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
 
-    from chatterbox_nb.engine.store.build import trim_mid_blocks
-    from chatterbox_nb.engine.store.checkpoint import count_mid_blocks, count_t3_layers, weight_keys
+    from chatterbox_nb.engine.store.build import trim_estimator
+    from chatterbox_nb.engine.store.checkpoint import count_t3_layers, estimator_shape, weight_keys
     from chatterbox_nb.engine.specs import t3_config
 
     layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
-    mid_blocks = count_mid_blocks(weight_keys(folder / spec.s3gen_file))
+    shape = estimator_shape(weight_keys(folder / spec.s3gen_file))
 
     def s3gen(*args, **kwargs):
-        return trim_mid_blocks(S3Gen(*args, **kwargs), mid_blocks)
+        return trim_estimator(S3Gen(*args, **kwargs), shape)
 
     module = spec.tts_class.partition(":")[0]
     with mock.patch(f"{module}.T3", lambda *a, **k: T3(t3_config(spec, layers))), mock.patch(f"{module}.S3Gen", s3gen):

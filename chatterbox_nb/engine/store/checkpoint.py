@@ -126,15 +126,30 @@ def count_t3_layers(spec: ModelSpec, keys: list[str]) -> int:
 
 #: upstream's `S3Gen` builds its estimator with `num_mid_blocks=12`
 OFFICIAL_MID_BLOCKS = 12
-#: the CFM estimator's middle blocks in S3Gen's state dict
-_MID_BLOCKS_PREFIX = "flow.decoder.estimator.mid_blocks."
+#: and `n_blocks=4` transformer blocks in each of its down, middle and up blocks
+OFFICIAL_TRANSFORMER_BLOCKS = 4
+_ESTIMATOR_PREFIX = "flow.decoder.estimator."
 
 
-def count_mid_blocks(keys: list[str]) -> int | None:
-    """How many middle blocks S3Gen's estimator has where a checkpoint has fewer than
-    upstream builds (reduced dummies); None for the official count."""
-    blocks = {key[len(_MID_BLOCKS_PREFIX) :].split(".", 1)[0] for key in keys if key.startswith(_MID_BLOCKS_PREFIX)}
-    return len(blocks) if 0 < len(blocks) < OFFICIAL_MID_BLOCKS else None
+@dataclass(frozen=True)
+class EstimatorShape:
+    """What a reduced dummy's CFM estimator leaves out of upstream's U-Net (None: as upstream builds it)."""
+
+    mid_blocks: int | None = None
+    transformer_blocks: int | None = None
+
+
+def _indices(keys: list[str], prefix: str) -> set[str]:
+    return {key[len(prefix):].split(".", 1)[0] for key in keys if key.startswith(prefix)}
+
+
+def estimator_shape(keys: list[str]) -> EstimatorShape:
+    """The middle blocks, and the transformer blocks in each block, of S3Gen's estimator where
+    a checkpoint has fewer than upstream builds (reduced dummies)."""
+    mid = len(_indices(keys, _ESTIMATOR_PREFIX + "mid_blocks."))
+    per_block = len(_indices(keys, _ESTIMATOR_PREFIX + "down_blocks.0.1."))
+    return EstimatorShape(mid if 0 < mid < OFFICIAL_MID_BLOCKS else None,
+                          per_block if 0 < per_block < OFFICIAL_TRANSFORMER_BLOCKS else None)
 
 
 def conditionals_class(spec: ModelSpec) -> type:
