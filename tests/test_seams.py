@@ -298,27 +298,75 @@ def test_wide_bfloat16_products_run_in_float32_and_narrow_ones_as_they_were(monk
     assert not any("forward" in vars(m) for m in t3.modules())  # nothing left on the modules
 
 
+def test_t3_conv1d_seam():
+    from transformers.models.gpt2 import modeling_gpt2
+
+    seam = points.T3_CONV1D
+    problems = check_method(_owner(seam), seam.attribute, ("x",))
+    # turbo's T3 is GPT-2, whose attention and MLP layers are this Conv1D, weight (in, out), bias always
+    for cls in (modeling_gpt2.GPT2Attention, modeling_gpt2.GPT2MLP):
+        if "Conv1D(" not in inspect.getsource(cls.__init__):
+            problems.append(f"GPT-2's {cls.__name__} no longer uses Conv1D")
+    layer = _owner(seam)(8, 4)
+    if tuple(layer.weight.shape) != (4, 8) or layer.bias is None or layer.nf != 8:
+        problems.append("Conv1D(nf, nx) no longer holds weight (nx, nf), a bias and nf")
+    assert not problems, _broken(seam.name, seam.where, problems)
+
+
+def test_gpt2_conv1d_products_run_in_float32_at_every_width(monkeypatch):
+    """GPT-2's (in, out) weights: the layout an emulating CPU multiplies in bfloat16 27x slower
+    than float32 even for a decoding step's two rows, so every product goes float32."""
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    torch.manual_seed(0)
+    t3 = torch.nn.Sequential(Conv1D(16, 8), torch.nn.ReLU(), Conv1D(4, 16)).to(torch.bfloat16)
+    real_addmm = torch.addmm
+    for x in (torch.randn(2, 10, 8, dtype=torch.bfloat16), torch.randn(2, 1, 8, dtype=torch.bfloat16)):
+        seen: list[torch.dtype] = []
+        monkeypatch.setattr(torch, "addmm", lambda b, m, w: seen.append(w.dtype) or real_addmm(b, m, w))
+        with points.wide_products_in_float32(t3, rows=16):
+            out = t3(x)
+        monkeypatch.setattr(torch, "addmm", real_addmm)
+        assert seen == [torch.float32, torch.float32]  # 20 rows or 2: both layers in float32
+        h = torch.relu((x.float() @ t3[0].weight.float() + t3[0].bias.float()).to(torch.bfloat16))
+        expected = (h.float() @ t3[2].weight.float() + t3[2].bias.float()).to(torch.bfloat16)
+        assert out.dtype == torch.bfloat16 and out.shape == (2, x.shape[1], 4)
+        assert torch.allclose(out.float(), expected.float(), atol=1e-2)  # addmm's order against @ and +
+        assert torch.allclose(out.float(), t3(x).float(), atol=1e-2)  # what the bfloat16 kernel computes
+    assert not any("forward" in vars(m) for m in t3.modules())  # nothing left on the modules
+    x = torch.randn(3, 8)  # float32 goes through as it was
+    with points.wide_products_in_float32(t3.float(), rows=16):
+        assert torch.equal(t3(x), torch.nn.Sequential(*t3)(x))
+
+
+@pytest.mark.parametrize("model", ["english", "turbo"])
 @pytest.mark.parametrize("native", [False, True], ids=["emulated-bf16", "native-bf16"])
-def test_a_bfloat16_say_widens_t3_s_products_only_where_the_cpu_emulates_bfloat16(native, monkeypatch):
+def test_a_bfloat16_say_widens_t3_s_products_only_where_the_cpu_emulates_bfloat16(native, model, monkeypatch):
     import chatterbox_nb as cnb
+    from transformers.pytorch_utils import Conv1D
 
     from chatterbox_nb.engine.generation import stopping
     from chatterbox_nb.engine.models import loader, precision
 
-    cnb.load("english", weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
+    cnb.load(model, weights="dummy:reduced", device="cpu", dtype="bfloat16", warmup="off", wait=True)
     (m,) = [m for m in loader.loaded_models() if m.weights == "dummy:reduced" and m.dtype == "bfloat16"
-            and m.name == "english"]
+            and m.name == model]
+    # english's T3 is Llama (nn.Linear), turbo's GPT-2 (Conv1D)
+    layer = m.tts.t3.speech_head if model == "english" else next(
+        x for x in m.tts.t3.tfmr.modules() if type(x) is Conv1D)
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     wrapped: list[bool] = []
-    with stopping.watching(lambda stage, n: wrapped.append("forward" in vars(m.tts.t3.speech_head))):
-        cnb.say("Hi there.", weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
+    with stopping.watching(lambda stage, n: wrapped.append("forward" in vars(layer))):
+        cnb.say("Hi there.", model=model, weights="dummy:reduced", device="cpu", dtype="bfloat16", max_tokens=3, seed=1)
     assert wrapped and set(wrapped) == {not native}  # at each of T3's tokens
-    assert "forward" not in vars(m.tts.t3.speech_head)  # and not after
+    assert "forward" not in vars(layer)  # and not after
 
 
 def test_every_seam_has_a_contract_test():
     tested = {"t3-inference", "t3-inference-turbo", "t3-conditioning", "s3gen-inference", "watermark", "t3-torch",
-              "t3-tqdm", "flow-tqdm", "flow-print", "flow-torch", "hifigan-torch", "s3gen-torch", "t3-linear"}
+              "t3-tqdm", "flow-tqdm", "flow-print", "flow-torch", "hifigan-torch", "s3gen-torch", "t3-linear",
+              "t3-conv1d"}
     assert set(points.SEAMS) == tested, "a new seam needs its contract test here"
 
 

@@ -19,7 +19,8 @@ what `status`, the timings and `Utterance.params` show.
   2-core AVX2 CPU, 2026-12-03: 5.8 s against 14.1 s for 30 tokens of T3, 107 s against 16 s
   of S3Gen), so there it stays float32. T3's first pass over the prompt and the text is a
   product over many rows, compute-bound, 4x slower emulated (9.6 s against 2.3 s): it runs
-  in float32 there (`emulates_bf16`).
+  in float32 there (`emulates_bf16`), and so does every product of turbo's GPT-2 layers,
+  whose (in, out) weights the emulated kernel multiplies 27x slower even for one token.
 - `int8` (CPU, opt-in, lossy): T3 in float32 with its transformer's linear layers
   dynamically quantized (`torch.ao.quantization.quantize_dynamic`).
 """
