@@ -6,7 +6,7 @@ the same seed and token cap, alternated, one untimed round first. Reported: each
 S3Gen and the whole say, medians of `--reps`, and the float32/bfloat16 ratios side by side.
 Where the CPU has no native bfloat16 this is what `--dtype bfloat16` buys over `auto`
 (float32 there): T3 in bfloat16 with its wide products in float32, S3Gen in float32
-(engine/models/precision.py); turbo's GPT-2 layers compute every product in float32 there.
+(engine/models/precision.py); turbo's GPT-2 weights laid out column by column there.
 
     python benchmarks/bench_dtype.py [--model turbo] [--weights dummy] [--tokens 30] [--reps 3] [--out [PATH]]
 """

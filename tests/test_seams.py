@@ -313,31 +313,54 @@ def test_t3_conv1d_seam():
     assert not problems, _broken(seam.name, seam.where, problems)
 
 
-def test_gpt2_conv1d_products_run_in_float32_at_every_width(monkeypatch):
-    """GPT-2's (in, out) weights: the layout an emulating CPU multiplies in bfloat16 27x slower
-    than float32 even for a decoding step's two rows, so every product goes float32."""
+def test_gpt2_conv1d_wide_products_run_in_float32_and_narrow_ones_as_they_were(monkeypatch):
+    """GPT-2's (in, out) weights (turbo's T3): a first pass's product in float32, a decoding
+    step's in bfloat16 as it was."""
     import torch
     from transformers.pytorch_utils import Conv1D
 
     torch.manual_seed(0)
     t3 = torch.nn.Sequential(Conv1D(16, 8), torch.nn.ReLU(), Conv1D(4, 16)).to(torch.bfloat16)
     real_addmm = torch.addmm
-    for x in (torch.randn(2, 10, 8, dtype=torch.bfloat16), torch.randn(2, 1, 8, dtype=torch.bfloat16)):
-        seen: list[torch.dtype] = []
-        monkeypatch.setattr(torch, "addmm", lambda b, m, w: seen.append(w.dtype) or real_addmm(b, m, w))
-        with points.wide_products_in_float32(t3, rows=16):
-            out = t3(x)
-        monkeypatch.setattr(torch, "addmm", real_addmm)
-        assert seen == [torch.float32, torch.float32]  # 20 rows or 2: both layers in float32
-        h = torch.relu((x.float() @ t3[0].weight.float() + t3[0].bias.float()).to(torch.bfloat16))
-        expected = (h.float() @ t3[2].weight.float() + t3[2].bias.float()).to(torch.bfloat16)
-        assert out.dtype == torch.bfloat16 and out.shape == (2, x.shape[1], 4)
-        assert torch.allclose(out.float(), expected.float(), atol=1e-2)  # addmm's order against @ and +
-        assert torch.allclose(out.float(), t3(x).float(), atol=1e-2)  # what the bfloat16 kernel computes
+    wide, narrow = torch.randn(2, 10, 8, dtype=torch.bfloat16), torch.randn(2, 1, 8, dtype=torch.bfloat16)
+    before_narrow = t3(narrow)
+    seen: list[torch.dtype] = []
+    monkeypatch.setattr(torch, "addmm", lambda b, m, w: seen.append(w.dtype) or real_addmm(b, m, w))
+    with points.wide_products_in_float32(t3, rows=16):
+        out_wide, out_narrow = t3(wide), t3(narrow)
+    monkeypatch.setattr(torch, "addmm", real_addmm)
+    assert seen == [torch.float32, torch.float32, torch.bfloat16, torch.bfloat16]  # 20 rows, then 2
+    assert torch.equal(out_narrow, before_narrow)
+    h = torch.relu(real_addmm(t3[0].bias.float(), wide.reshape(-1, 8).float(), t3[0].weight.float()).to(torch.bfloat16))
+    expected = real_addmm(t3[2].bias.float(), h.float(), t3[2].weight.float()).to(torch.bfloat16)
+    assert out_wide.shape == (2, 10, 4) and torch.equal(out_wide, expected.view(2, 10, 4))
     assert not any("forward" in vars(m) for m in t3.modules())  # nothing left on the modules
-    x = torch.randn(3, 8)  # float32 goes through as it was
-    with points.wide_products_in_float32(t3.float(), rows=16):
-        assert torch.equal(t3(x), torch.nn.Sequential(*t3)(x))
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["emulated-bf16", "native-bf16"])
+def test_a_bfloat16_turbo_t3_lays_its_conv1d_weights_out_by_column_where_bfloat16_is_emulated(native, monkeypatch):
+    """The same values, stored column by column: what the emulated kernel multiplies fast (a
+    decoding step's product 45x faster than row by row, measured); left as they are elsewhere."""
+    from types import SimpleNamespace
+
+    import torch
+    from transformers.pytorch_utils import Conv1D
+
+    from chatterbox_nb.engine.models import precision
+
+    torch.manual_seed(0)
+    t3 = torch.nn.Sequential(Conv1D(16, 8), torch.nn.ReLU(), Conv1D(4, 16), torch.nn.Linear(4, 4)).to(torch.bfloat16)
+    before = [p.clone() for p in t3.parameters()]
+    x = torch.randn(2, 1, 8, dtype=torch.bfloat16)
+    out = t3(x)
+    tts = SimpleNamespace(t3=t3, s3gen=SimpleNamespace(flow=SimpleNamespace(decoder=SimpleNamespace(estimator=None))))
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr(precision, "autocast_estimator", lambda estimator, dtype: None)
+    precision.apply(tts, "bfloat16", "cpu")
+    assert all(torch.equal(a, b) for a, b in zip(before, t3.parameters()))  # the same values
+    assert [t3[0].weight.stride(), t3[2].weight.stride()] == ([(16, 1), (4, 1)] if native else [(1, 8), (1, 16)])
+    assert t3[3].weight.stride() == (4, 1)  # an nn.Linear is already laid out for it
+    assert torch.allclose(t3(x).float(), out.float(), atol=1e-2)
 
 
 @pytest.mark.parametrize("model", ["english", "turbo"])
