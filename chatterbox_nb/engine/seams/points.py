@@ -131,26 +131,20 @@ def wide_products_in_float32(t3: Any, rows: int = WIDE_ROWS) -> contextlib.Abstr
     import torch.nn.functional as F
     from transformers.pytorch_utils import Conv1D
 
-    def linear_for(module: Any) -> Callable[[Callable], Callable]:
+    def linear_in_float32(module: Any, x: Any) -> Any:
+        bias = None if module.bias is None else module.bias.float()
+        return F.linear(x.float(), module.weight.float(), bias)
+
+    def conv1d_in_float32(module: Any, x: Any) -> Any:
+        out = torch.addmm(module.bias.float(), x.reshape(-1, x.shape[-1]).float(), module.weight.float())
+        return out.view(*x.shape[:-1], module.nf)
+
+    def widened(module: Any, in_float32: Callable[[Any, Any], Any]) -> Callable[[Callable], Callable]:
         def make(original: Callable) -> Callable:
             def forward(x: Any) -> Any:
                 if x.dtype != torch.bfloat16 or x.numel() < rows * x.shape[-1]:
                     return original(x)
-                bias = None if module.bias is None else module.bias.float()
-                return F.linear(x.float(), module.weight.float(), bias).to(x.dtype)
-
-            return forward
-
-        return make
-
-    def conv1d_for(module: Any) -> Callable[[Callable], Callable]:
-        def make(original: Callable) -> Callable:
-            def forward(x: Any) -> Any:
-                if x.dtype != torch.bfloat16 or x.numel() < rows * x.shape[-1]:
-                    return original(x)
-                flat = x.reshape(-1, x.shape[-1]).float()
-                out = torch.addmm(module.bias.float(), flat, module.weight.float())
-                return out.view(*x.shape[:-1], module.nf).to(x.dtype)
+                return in_float32(module, x).to(x.dtype)
 
             return forward
 
@@ -159,7 +153,7 @@ def wide_products_in_float32(t3: Any, rows: int = WIDE_ROWS) -> contextlib.Abstr
     stack = contextlib.ExitStack()
     for module in t3.modules():
         if type(module) is torch.nn.Linear:
-            stack.enter_context(T3_LINEAR.shadowed(module, linear_for(module)))
+            stack.enter_context(T3_LINEAR.shadowed(module, widened(module, linear_in_float32)))
         elif type(module) is Conv1D:
-            stack.enter_context(T3_CONV1D.shadowed(module, conv1d_for(module)))
+            stack.enter_context(T3_CONV1D.shadowed(module, widened(module, conv1d_in_float32)))
     return stack
