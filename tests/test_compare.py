@@ -159,8 +159,9 @@ def test_the_grid_shows_at_once_and_other_cells_run_while_it_fills(kernel):
         "cmp.wait();"
     ))
     made = kernel.value("made")
-    # cell 1 was under way before the listener: then each cell made, the next begun, ..., the end
-    assert made == [1, 1, 2, 2, 3, 3], made
+    # each cell made, the next begun, ..., the end; cell 1's start is told before the listener
+    # came or after it (a slow machine's thread may not have reached it yet): a leading 0 then
+    assert made[-6:] == [1, 1, 2, 2, 3, 3] and made[:-6] in ([], [0]), made
     states = kernel.value("[c.state for c in cmp.cells]")
     assert states == ["done"] * 3, states
     # the grid's boxes hold a player per cell now, and the saved copy an <audio> per cell
