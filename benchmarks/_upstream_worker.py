@@ -6,11 +6,7 @@ that never imports chatterbox_nb's say path (synth, streaming: those patch upstr
 modules). Only the stages are timed and T3's token cap is set, by instance attributes
 around `generate`, as upstream hard-codes 1000 tokens.
 
-A reduced dummy has fewer T3 layers and S3Gen middle blocks than upstream builds, so
-its constructors get those counts (chatterbox_nb's checkpoint readers count them from
-the file; the modules stay upstream's). Turbo's `from_local` loads S3Gen strictly and the
-dummy's file, like the hub's english one, holds no copy of the S3 tokenizer's mel
-filters and window: those two are taken from the module as its constructor made them.
+Upstream is loaded by `_upstream.from_local`, fitted to a reduced dummy's files.
 
     python _upstream_worker.py MODEL FOLDER   # then {"text": ..., "tokens": N, "seed": S, "threads": T} a line
 """
@@ -25,64 +21,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from _upstream import from_local
+
 # The protocol keeps the real stdout; upstream's prints and bars go to stderr.
 _PROTO = os.fdopen(os.dup(1), "w", buffering=1)
 os.dup2(2, 1)
 sys.stdout = sys.stderr
 
-_S3GEN_OPTIONAL = ("tokenizer._mel_filters", "tokenizer.window")
 _OURS = ("chatterbox_nb.engine.generation.synth", "chatterbox_nb.engine.generation.streaming", "chatterbox_nb.api")
 
 
 def _send(obj: dict[str, Any]) -> None:
     _PROTO.write(json.dumps(obj) + "\n")
-
-
-def _from_local(spec: Any, folder: Path, device: str, adjusted: list[str]) -> Any:
-    """Upstream's `from_local`; `adjusted` gets what was changed for these files (nothing for a
-    full-size english checkpoint)."""
-    from unittest import mock
-
-    from chatterbox.models.s3gen import S3Gen
-    from chatterbox.models.t3 import T3
-
-    from chatterbox_nb.engine.store.build import trim_estimator
-    from chatterbox_nb.engine.store.checkpoint import count_t3_layers, estimator_shape, weight_keys
-    from chatterbox_nb.engine.specs import t3_config
-
-    layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
-    shape = estimator_shape(weight_keys(folder / spec.s3gen_file))
-
-    hp = t3_config(spec, layers)
-    reduced_t3 = hp.llama_config_name != t3_config(spec).llama_config_name
-    if reduced_t3:
-        adjusted.append(f"T3 built with the checkpoint's {layers} layers")
-    if shape.mid_blocks is not None:
-        adjusted.append(f"S3Gen's estimator built with the checkpoint's {shape.mid_blocks} middle blocks")
-    if shape.transformer_blocks is not None:
-        adjusted.append(f"S3Gen's estimator built with the checkpoint's {shape.transformer_blocks} transformer "
-                        "blocks in each block")
-
-    def s3gen(*args: Any, **kwargs: Any) -> Any:
-        module = trim_estimator(S3Gen(*args, **kwargs), shape)
-        built = module.state_dict()
-        strict_load = module.load_state_dict
-
-        def load_state_dict(state: dict, *a: Any, **k: Any) -> Any:
-            missing = {key: built[key] for key in _S3GEN_OPTIONAL if key in built and key not in state}
-            if missing and k.get("strict", a[0] if a else True):
-                adjusted.append(f"S3Gen's {', '.join(missing)} as its constructor made them (strict load)")
-            return strict_load({**state, **missing}, *a, **k)
-
-        module.load_state_dict = load_state_dict
-        return module
-
-    def t3(*args: Any, **kwargs: Any) -> Any:  # english builds T3(), turbo T3(hp): the reduced config for both
-        return T3(hp) if reduced_t3 else T3(*args, **kwargs)
-
-    module = spec.tts_class.partition(":")[0]
-    with mock.patch(f"{module}.T3", t3), mock.patch(f"{module}.S3Gen", s3gen):
-        return spec.tts_cls().from_local(folder, device)
 
 
 def _timed(obj: Any, method: str, timings: dict, key: str, adjust: Callable | None = None,
@@ -142,7 +92,7 @@ def main() -> None:
     spec = SPECS[model]
     start = time.perf_counter()
     adjusted: list[str] = []
-    tts = _from_local(spec, folder, "cpu", adjusted)
+    tts = from_local(spec, folder, "cpu", adjusted)
     ours = [name for name in _OURS if name in sys.modules]
     _send({"ready": True, "load_s": time.perf_counter() - start, "threads": torch.get_num_threads(),
            "pid": os.getpid(), "our_modules": ours, "adjusted": adjusted})

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _upstream import from_local
+
 TEXT = "Checking the graphics card path, one sentence at a time."
 
 
@@ -112,29 +114,6 @@ def _overlap_row(loaded, args) -> dict:
     return row
 
 
-def _from_local(spec, folder: Path, device: str):
-    """Upstream's `from_local`; for a reduced dummy, its T3 gets the checkpoint's layer count
-    and S3Gen's estimator its blocks (built as our loader builds them)."""
-    from unittest import mock
-
-    from chatterbox.models.s3gen import S3Gen
-    from chatterbox.models.t3 import T3
-
-    from chatterbox_nb.engine.store.build import trim_estimator
-    from chatterbox_nb.engine.store.checkpoint import count_t3_layers, estimator_shape, weight_keys
-    from chatterbox_nb.engine.specs import t3_config
-
-    layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
-    shape = estimator_shape(weight_keys(folder / spec.s3gen_file))
-
-    def s3gen(*args, **kwargs):
-        return trim_estimator(S3Gen(*args, **kwargs), shape)
-
-    module = spec.tts_class.partition(":")[0]
-    with mock.patch(f"{module}.T3", lambda *a, **k: T3(t3_config(spec, layers))), mock.patch(f"{module}.S3Gen", s3gen):
-        return spec.tts_cls().from_local(folder, device)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -191,7 +170,7 @@ def main() -> None:
     from chatterbox_nb.engine.generation import synth
 
     source = sources.resolve(spec, args.weights, root)
-    upstream = _from_local(spec, source.folder, device)
+    upstream = from_local(spec, source.folder, device)
     up_audio, _ = synth.generate(upstream, spec, TEXT, max_tokens=args.max_tokens, seed=args.seed,
                                  sampling=spec.defaults(), renderable_only=source.is_dummy)
     identical = bool(np.array_equal(up_audio, results["float32"]))

@@ -318,17 +318,17 @@ def test_a_streamed_say_in_a_kernel_plays_pieces_while_t3_samples(kernel, model,
     Kernel.ok(kernel.execute(f"%chatterbox unload -m {model}"))
 
 
-# Upstream alone: `from_local` on the dummy folder (gpu_check builds a reduced T3 and S3Gen
-# the way our loader does) and its own `generate`, in a process that never imports the
+# Upstream alone: `from_local` on the dummy folder (benchmarks/_upstream.py builds a reduced T3 and
+# S3Gen the way our loader does) and its own `generate`, in a process that never imports the
 # streaming patch. Upstream caps T3 at 1000 tokens; the stopping dummy stops long before.
 _UPSTREAM = """
 import random, sys
 import numpy as np, torch
 sys.path.insert(0, sys.argv[1])
-from gpu_check import _from_local
+from _upstream import from_local
 from chatterbox_nb.engine.specs import SPECS
 import chatterbox.models.t3.t3 as t3_module
-tts = _from_local(SPECS["english"], __import__("pathlib").Path(sys.argv[2]), "cpu")
+tts = from_local(SPECS["english"], __import__("pathlib").Path(sys.argv[2]), "cpu")
 seed = int(sys.argv[3])
 random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 wav = tts.generate(sys.argv[4])
