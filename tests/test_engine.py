@@ -81,6 +81,33 @@ def _say(text="Hello there.", **kw):
     return cnb.say(text, weights=REDUCED, device="cpu", **kw)
 
 
+def test_small_tensors_off_the_boundary_are_copied_big_ones_stay_mapped(tmp_path):
+    """Where upstream's load would put them (a 64-byte boundary) for the small products whose
+    float32 bits depend on it; the big stay views of the one mapped file."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from chatterbox_nb.engine.store import checkpoint
+
+    big = checkpoint.COPIED_BELOW // 4 + 16  # floats
+    save_file({"a": torch.ones(1), "b": torch.randn(100), "c": torch.randn(big), "d": torch.randn(3)},
+              tmp_path / "w.safetensors")
+    header, start = checkpoint.safetensors_header(tmp_path / "w.safetensors")
+    mapped = checkpoint.map_safetensors(tmp_path / "w.safetensors")
+    shared = mapped["c"].untyped_storage().data_ptr()  # big: mapped whatever its offset
+    kinds = set()
+    for name, tensor in mapped.items():
+        off = (start + header[name]["data_offsets"][0]) % 64
+        small = tensor.numel() * 4 < checkpoint.COPIED_BELOW
+        kinds.add((bool(off), small))
+        if off and small:
+            assert tensor.data_ptr() % 64 == 0 and tensor.untyped_storage().data_ptr() != shared, name
+        else:
+            assert tensor.untyped_storage().data_ptr() == shared, name  # a view of the mapping
+    assert (True, True) in kinds and (True, False) in kinds  # one of each kind off the boundary (b and c)
+    assert all(torch.equal(mapped[k], v) for k, v in load_file(tmp_path / "w.safetensors").items())
+
+
 def test_seeded_say_is_reproducible_and_well_timed(english_reduced):
     a = _say(seed=7)
     b = _say(seed=7)

@@ -481,5 +481,6 @@ def test_gpu_check_runs_on_the_cpu(cache_dir):
     assert result["float32_identical"] is True
     assert [r["config"] for r in result["rows"]] == ["float32 eager", "bfloat16 eager", "float32 paragraph overlapped"]
     say_rows, (paragraph,) = result["rows"][:2], result["rows"][2:]
-    assert all(r["tokens"] == 3 and r["t3_tokens_per_s"] > 0 and r["s3gen_s"] > 0 for r in say_rows)
+    # the cap, less any token S3Gen cannot render (random weights sample some; upstream drops them)
+    assert all(0 < r["tokens"] <= 3 and r["t3_tokens_per_s"] > 0 and r["s3gen_s"] > 0 for r in say_rows)
     assert paragraph["overlapped_reproducible"] is True and paragraph["overlapped_s"] > 0
