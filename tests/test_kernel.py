@@ -1,4 +1,7 @@
-"""The product in a real kernel (jupyter_client), on full-size dummy weights."""
+"""The product in a real kernel (jupyter_client), on the reduced dummy: the same classes and
+code path as full size, whose files tests/test_fullsize.py loads (and compares with upstream's
+load) in-process. Full size here cost the suite two minutes: its build, two 2 GB loads and two
+says whose S3Gen re-reads a 150-token prompt."""
 
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ def test_load_ext_is_light(kernel):
 
 
 def test_load_say_seed_timings(kernel):
-    _ok(kernel.execute("r = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
+    _ok(kernel.execute("r = %chatterbox load --weights dummy:reduced --device cpu --warmup off --wait"))
     assert kernel.value("r.source") in ("dummy", "disk-cache")  # built now, or by an earlier test
     assert kernel.value("r.dummy") is True
 
-    first = _ok(kernel.execute('u1 = %chatterbox say "Hello from the notebook" --weights dummy --device cpu --max-tokens 8 --seed 11'))
+    first = _ok(kernel.execute('u1 = %chatterbox say "Hello from the notebook" --weights dummy:reduced --device cpu --max-tokens 8 --seed 11'))
     kinds = [o["type"] for o in first["outputs"]]
     assert kinds.count("display_data") == 2, kinds  # an assigned say renders too: the player and its saved copy
     assert kernel.value("u1.sample_rate") == 24000
@@ -38,7 +41,7 @@ def test_load_say_seed_timings(kernel):
     )
     assert measured <= total and abs(other - (total - measured)) < 1e-6  # the stages account for the time, none twice
 
-    second = _ok(kernel.execute('%chatterbox say "Hello from the notebook" --weights dummy --device cpu --max-tokens 8 --seed 11'))
+    second = _ok(kernel.execute('%chatterbox say "Hello from the notebook" --weights dummy:reduced --device cpu --max-tokens 8 --seed 11'))
     kinds = [o["type"] for o in second["outputs"]]
     assert kinds.count("display_data") == 2, kinds  # the player and its saved copy, once each
     data, saved = (o["data"] for o in second["outputs"] if o["type"] == "display_data")
@@ -50,19 +53,19 @@ def test_load_say_seed_timings(kernel):
 
 def test_reload_ext_keeps_the_model(kernel):
     _ok(kernel.execute("%reload_ext chatterbox_nb"))
-    _ok(kernel.execute("r2 = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
+    _ok(kernel.execute("r2 = %chatterbox load --weights dummy:reduced --device cpu --warmup off --wait"))
     assert kernel.value("r2.source") == "memory"
     _ok(kernel.execute("%unload_ext chatterbox_nb\n%load_ext chatterbox_nb"))
-    _ok(kernel.execute("r3 = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
+    _ok(kernel.execute("r3 = %chatterbox load --weights dummy:reduced --device cpu --warmup off --wait"))
     assert kernel.value("r3.source") == "memory"
 
 
 def test_restarted_kernel_loads_from_disk_cache(kernel):
     kernel.restart()
     _ok(kernel.execute("%load_ext chatterbox_nb"))
-    _ok(kernel.execute("r = %chatterbox load --weights dummy --device cpu --warmup off --wait"))
+    _ok(kernel.execute("r = %chatterbox load --weights dummy:reduced --device cpu --warmup off --wait"))
     assert kernel.value("r.source") == "disk-cache"
-    _ok(kernel.execute('u = %chatterbox say "Back again" --weights dummy --device cpu --max-tokens 3 --seed 1'))
+    _ok(kernel.execute('u = %chatterbox say "Back again" --weights dummy:reduced --device cpu --max-tokens 3 --seed 1'))
     assert kernel.value("u.timings['model_source']") == "memory"
 
 

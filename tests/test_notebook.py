@@ -15,8 +15,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb
 
 
 def test_quickstart_runs_on_dummy_weights(tmp_path, monkeypatch):
-    # the reduced dummy: the notebook's every step runs as on full size (which the kernel
-    # tests cover), in a third of the time
+    # the reduced dummy: the notebook's every step runs as on full size (whose files
+    # tests/test_fullsize.py loads), in a third of the time
     monkeypatch.setenv("CHATTERBOX_NB_WEIGHTS", "dummy:reduced")
     monkeypatch.setenv("CHATTERBOX_NB_DEVICE", "cpu")
     nb = nbformat.read(NOTEBOOK, as_version=4)
