@@ -86,11 +86,12 @@ def safetensors_header(path: Path) -> tuple[dict[str, Any], int]:
 
 
 #: a mapped tensor this small that does not start on a 64-byte boundary is copied into memory,
-#: which puts it where upstream's own load (a copy into the constructor's tensors) does: in
-#: float32 a small product's last bits depend on where its weights start (S3Gen's small `flow`
-#: linear layers, mapped off the boundary, changed a say's audio by 2e-7). Big products pack their operands
-#: first and are bit-identical either way; they stay mapped. Copied: 59 MB of the reduced english
-#: S3Gen's 298 (HiFiGAN's many small convolutions), 0.2 of its T3's 250.
+#: where upstream's own load (a copy into the constructor's tensors) puts it: in float32 a
+#: small product's last bits can depend on where its weights start. In a reduced dummy whose
+#: S3Gen was laid out otherwise, its small `flow` linear layers, mapped off the boundary,
+#: changed a say's audio by 2e-7 against upstream's; copying its encoder's, estimator's and
+#: HiFiGAN's tensors changed nothing, so big tensors stay mapped. Copied: 45 MB of the reduced
+#: english S3Gen's 801, 0.2 of its T3's 250.
 COPIED_BELOW = 2**20
 _ALIGNMENT = 64
 
