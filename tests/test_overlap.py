@@ -96,6 +96,26 @@ def test_a_seeded_overlapped_say_is_the_same_audio_run_after_run(model):
     assert not np.array_equal(_run(model, seed=8)[0].audio, first[0].audio)  # and the seed matters
 
 
+def test_a_render_draws_only_from_its_own_generator(model):
+    """The worker renders while T3 samples from torch's own generator in the other thread:
+    a render that also drew from it (HiFiGAN's sine phases once did, through
+    `torch.distributions`) changed T3's tokens, and its own audio, with the timing."""
+    import torch
+
+    from chatterbox_nb.engine.generation import rng, synth
+
+    tokens = (torch.arange(30) * 37) % 6561
+    audio = []
+    for other_seed in (1, 2):
+        torch.manual_seed(other_seed)  # what T3 would have left in torch's generator by then
+        before = torch.random.get_rng_state()
+        with model.use(user=True), synth.rendering(rng.stage_seeds(3)[1]):
+            wav, _ = model.tts.s3gen.inference(speech_tokens=tokens, ref_dict=model.tts.conds.gen)
+        assert torch.equal(torch.random.get_rng_state(), before)
+        audio.append(wav.float().numpy())
+    np.testing.assert_array_equal(*audio)
+
+
 def test_t3_of_the_next_chunk_starts_while_the_chunk_before_renders(model, stages):
     events, before = stages
     t3_of_chunk_2 = threading.Event()

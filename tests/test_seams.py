@@ -15,6 +15,7 @@ import ast
 import importlib
 import importlib.util
 import logging
+import math
 import inspect
 import textwrap
 import types
@@ -219,6 +220,31 @@ def test_s3gen_noise_seams(name, call):
     assert not problems, _broken(seam.name, seam.where, problems)
 
 
+def test_hifigan_uniform_seam():
+    """HiFiGAN draws its sine phases through `torch.distributions`, which calls its own
+    `torch.rand`: the seam swaps the `Uniform` the module calls by name, with the
+    `rsample` the swapped class overrides."""
+    from torch.distributions.uniform import Uniform
+
+    seam = points.HIFIGAN_UNIFORM
+    module = _owner(seam)
+    problems = check_module_global(module, "Uniform", Uniform) + check_calls(module, "Uniform")
+    if "rsample" not in vars(Uniform) or "sample_shape" not in inspect.signature(Uniform.rsample).parameters:
+        problems.append("torch.distributions.Uniform has no rsample(sample_shape) of its own")
+    assert not problems, _broken(seam.name, seam.where, problems)
+    import torch
+
+    from chatterbox_nb.engine.generation import rng
+
+    torch.manual_seed(9)
+    upstream = Uniform(low=-math.pi, high=math.pi).sample(sample_shape=(1, 9, 1))
+    with rng.drawing(rng.StageRng(9)):  # the same numbers, from a generator of its own
+        staged = rng.stage_uniform()(low=-math.pi, high=math.pi).sample(sample_shape=(1, 9, 1))
+    torch.manual_seed(9)
+    unbound = rng.stage_uniform()(low=-math.pi, high=math.pi).sample(sample_shape=(1, 9, 1))
+    assert torch.equal(staged, upstream) and torch.equal(unbound, upstream)
+
+
 def test_t3_tqdm_seam():
     from tqdm import tqdm
 
@@ -389,7 +415,7 @@ def test_a_bfloat16_say_widens_t3_s_products_only_where_the_cpu_emulates_bfloat1
 def test_every_seam_has_a_contract_test():
     tested = {"t3-inference", "t3-inference-turbo", "t3-conditioning", "s3gen-inference", "watermark", "t3-torch",
               "t3-tqdm", "flow-tqdm", "flow-print", "flow-torch", "hifigan-torch", "s3gen-torch", "t3-linear",
-              "t3-conv1d"}
+              "t3-conv1d", "hifigan-uniform"}
     assert set(points.SEAMS) == tested, "a new seam needs its contract test here"
 
 

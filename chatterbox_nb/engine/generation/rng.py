@@ -7,7 +7,8 @@ whatever order the scheduler picks, and a seed would reproduce nothing. So each 
 an overlapped chunk draws from its own `torch.Generator`, seeded from the chunk's seed
 and bound to the thread running that stage (a context variable): T3's through the
 t3-torch seam (streaming.SamplingTorch), S3Gen's through the noise seams
-(seams/points.NOISE_SEAMS, swapped to `NoiseTorch`). A thread with no generator bound
+(seams/points.NOISE_SEAMS: `NoiseTorch` for its modules' `torch`, `StageUniform` for
+HiFiGAN's `Uniform`, whose sine phases `torch.distributions` draws on its own). A thread with no generator bound
 draws from torch's own, as upstream does (a sequential say keeps upstream's numbers).
 """
 
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import types
 from typing import Any, Iterator
 
 from ..seams import points
 
-__all__ = ["StageRng", "NoiseTorch", "drawing", "generator_for", "s3gen_noise", "stage_seeds"]
+__all__ = ["StageRng", "NoiseTorch", "drawing", "generator_for", "s3gen_noise", "stage_seeds", "stage_uniform"]
 
 #: added to a chunk's seed for S3Gen's generator, so the two stages never share a stream
 S3GEN_OFFSET = 0x5EED_5EED
@@ -106,11 +108,30 @@ class NoiseTorch(types.ModuleType):
 _NOISE_TORCH = NoiseTorch()
 
 
+@functools.cache
+def stage_uniform() -> type:
+    """`Uniform`, as HiFiGAN sees it while an overlapped say runs (one class, made once:
+    torch is imported late). Without it the worker's sine phases came from torch's own
+    generator while T3 sampled from it in the other thread: the tokens changed with the timing."""
+    import torch
+
+    class StageUniform(torch.distributions.Uniform):
+        def rsample(self, sample_shape: Any = torch.Size()) -> Any:
+            generator = generator_for(self.low.device)
+            if generator is None:
+                return super().rsample(sample_shape)
+            shape = self._extended_shape(sample_shape)
+            rand = torch.rand(shape, generator=generator, dtype=self.low.dtype, device=self.low.device)
+            return self.low + rand * (self.high - self.low)
+
+    return StageUniform
+
+
 @contextlib.contextmanager
 def s3gen_noise() -> Iterator[None]:
-    """Within this block (and while any other thread is in one), S3Gen's modules draw
-    through `NoiseTorch`; afterwards they have their own `torch` back."""
+    """Within this block (and while any other thread is in one), S3Gen's random draws go
+    through `NoiseTorch` and `StageUniform`; afterwards its modules have their own back."""
     with contextlib.ExitStack() as stack:
         for seam in points.NOISE_SEAMS:
-            stack.enter_context(seam.swapped(_NOISE_TORCH))
+            stack.enter_context(seam.swapped(stage_uniform() if seam is points.HIFIGAN_UNIFORM else _NOISE_TORCH))
         yield

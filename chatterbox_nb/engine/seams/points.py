@@ -17,7 +17,7 @@ from ..specs import ModelSpec
 from .hooks import Seam
 
 __all__ = [
-    "FLOW_PRINT", "FLOW_TORCH", "FLOW_TQDM", "HIFIGAN_TORCH", "NOISE_SEAMS", "S3GEN_INFERENCE", "S3GEN_TORCH", "SEAMS", "T3_CONDITIONING", "T3_INFERENCE",
+    "FLOW_PRINT", "FLOW_TORCH", "FLOW_TQDM", "HIFIGAN_TORCH", "HIFIGAN_UNIFORM", "NOISE_SEAMS", "S3GEN_INFERENCE", "S3GEN_TORCH", "SEAMS", "T3_CONDITIONING", "T3_INFERENCE",
     "T3_CONV1D", "T3_INFERENCE_TURBO", "T3_LINEAR", "T3_TORCH", "T3_TQDM", "WATERMARK", "conditioning_in", "quiet_progress",
     "quiet_render", "t3_sampler", "wide_products_in_float32",
 ]
@@ -48,7 +48,10 @@ HIFIGAN_TORCH = Seam("hifigan-torch", "chatterbox.models.s3gen.hifigan", "torch"
                      "HiFiGAN's `torch.randn_like` noise draws from S3Gen's own generator")
 S3GEN_TORCH = Seam("s3gen-torch", "chatterbox.models.s3gen.s3gen", "torch",
                    "turbo's meanflow `torch.randn` noise draws from S3Gen's own generator")
-NOISE_SEAMS = (FLOW_TORCH, HIFIGAN_TORCH, S3GEN_TORCH)
+# (HiFiGAN's sine phases come from `torch.distributions`' own `torch.rand`, out of the reach of its `torch`)
+HIFIGAN_UNIFORM = Seam("hifigan-uniform", "chatterbox.models.s3gen.hifigan", "Uniform",
+                       "HiFiGAN's `Uniform(...).sample()` sine phases draw from S3Gen's own generator")
+NOISE_SEAMS = (FLOW_TORCH, HIFIGAN_TORCH, S3GEN_TORCH, HIFIGAN_UNIFORM)
 T3_LINEAR = Seam("t3-linear", "torch.nn.Linear", "forward",
                  "a bfloat16 T3 on a CPU that emulates bfloat16: its products over many rows (the first pass over "
                  "the voice prompt and the text) in float32, 4x faster there")
@@ -58,7 +61,7 @@ T3_CONV1D = Seam("t3-conv1d", "transformers.pytorch_utils.Conv1D", "forward",
 
 SEAMS: dict[str, Seam] = {s.name: s for s in (
     T3_INFERENCE, T3_INFERENCE_TURBO, T3_CONDITIONING, S3GEN_INFERENCE, WATERMARK, T3_TORCH, T3_TQDM, FLOW_TQDM,
-    FLOW_PRINT, FLOW_TORCH, HIFIGAN_TORCH, S3GEN_TORCH, T3_LINEAR, T3_CONV1D,
+    FLOW_PRINT, FLOW_TORCH, HIFIGAN_TORCH, S3GEN_TORCH, HIFIGAN_UNIFORM, T3_LINEAR, T3_CONV1D,
 )}
 
 
