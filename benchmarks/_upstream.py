@@ -25,12 +25,12 @@ def from_local(spec: Any, folder: Path, device: str, adjusted: list[str] | None 
     from chatterbox.models.t3 import T3
 
     from chatterbox_nb.engine.specs import t3_config
-    from chatterbox_nb.engine.store.build import trim_estimator
-    from chatterbox_nb.engine.store.checkpoint import count_t3_layers, estimator_shape, weight_keys
+    from chatterbox_nb.engine.store.build import trim_s3gen
+    from chatterbox_nb.engine.store.checkpoint import count_t3_layers, s3gen_shape, weight_keys
 
     adjusted = [] if adjusted is None else adjusted
     layers = count_t3_layers(spec, weight_keys(folder / spec.t3_file))
-    shape = estimator_shape(weight_keys(folder / spec.s3gen_file))
+    shape = s3gen_shape(weight_keys(folder / spec.s3gen_file))
 
     hp = t3_config(spec, layers)
     reduced_t3 = hp.llama_config_name != t3_config(spec).llama_config_name
@@ -41,9 +41,12 @@ def from_local(spec: Any, folder: Path, device: str, adjusted: list[str] | None 
     if shape.transformer_blocks is not None:
         adjusted.append(f"S3Gen's estimator built with the checkpoint's {shape.transformer_blocks} transformer "
                         "blocks in each block")
+    if shape.front_blocks is not None:
+        adjusted.append(f"S3Gen's encoders and S3 tokenizer built with the checkpoint's {shape.front_blocks} "
+                        "blocks each")
 
     def s3gen(*args: Any, **kwargs: Any) -> Any:
-        module = trim_estimator(S3Gen(*args, **kwargs), shape)
+        module = trim_s3gen(S3Gen(*args, **kwargs), shape)
         built = module.state_dict()
         strict_load = module.load_state_dict
 

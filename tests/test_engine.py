@@ -32,27 +32,34 @@ def test_loaded_model_has_no_meta_tensors(english_reduced):
         assert list(build.iter_meta_tensors(part)) == []
 
 
-def test_reduced_estimator_is_upstreams_u_net_with_fewer_blocks(english_reduced):
-    """The reduced dummy's estimator keeps upstream's classes and widths, with the blocks its
-    spec names; the loader reads that shape from the checkpoint's keys, and an official
+def test_reduced_s3gen_is_upstreams_with_fewer_blocks(english_reduced):
+    """The reduced dummy's S3Gen (its estimator, encoders and S3 tokenizer) keeps upstream's
+    classes and widths, with the blocks its spec names; the loader reads that shape from the checkpoint's keys, and an official
     checkpoint's keys (upstream's own S3Gen) read as upstream's shape."""
     from chatterbox.models.s3gen import S3Gen
 
     from chatterbox_nb.engine.store import checkpoint
 
     spec = specs.SPECS["english"]
-    estimator = english_reduced.tts.s3gen.flow.decoder.estimator
+    s3gen = english_reduced.tts.s3gen
+    estimator = s3gen.flow.decoder.estimator
     assert len(estimator.mid_blocks) == spec.dummy_s3gen_mid_blocks < checkpoint.OFFICIAL_MID_BLOCKS
     for block in (*estimator.down_blocks, *estimator.mid_blocks, *estimator.up_blocks):
         assert len(block[1]) == spec.dummy_s3gen_transformer_blocks < checkpoint.OFFICIAL_TRANSFORMER_BLOCKS
-    keys = list(english_reduced.tts.s3gen.state_dict())
-    assert checkpoint.estimator_shape(keys) == checkpoint.EstimatorShape(
-        spec.dummy_s3gen_mid_blocks, spec.dummy_s3gen_transformer_blocks)
+    for name, official_length in checkpoint.OFFICIAL_FRONT_BLOCKS.items():
+        assert len(s3gen.get_submodule(name)) == spec.dummy_s3gen_front_blocks < official_length
+    keys = list(s3gen.state_dict())
+    assert checkpoint.s3gen_shape(keys) == checkpoint.S3GenShape(
+        spec.dummy_s3gen_mid_blocks, spec.dummy_s3gen_transformer_blocks, spec.dummy_s3gen_front_blocks)
     with build.quiet_upstream_warnings():
         official = S3Gen()
-    assert checkpoint.estimator_shape(list(official.state_dict())) == checkpoint.EstimatorShape()
-    trimmed = build.trim_estimator(official, checkpoint.EstimatorShape(2, 3)).flow.decoder.estimator
-    assert len(trimmed.mid_blocks) == 2 and {len(b[1]) for b in (*trimmed.down_blocks, *trimmed.up_blocks)} == {3}
+    assert checkpoint.s3gen_shape(list(official.state_dict())) == checkpoint.S3GenShape()
+    for name, official_length in checkpoint.OFFICIAL_FRONT_BLOCKS.items():  # the constants are upstream's
+        assert len(official.get_submodule(name)) == official_length
+    trimmed = build.trim_s3gen(official, checkpoint.S3GenShape(2, 3, 2))
+    estimator = trimmed.flow.decoder.estimator
+    assert len(estimator.mid_blocks) == 2 and {len(b[1]) for b in (*estimator.down_blocks, *estimator.up_blocks)} == {3}
+    assert checkpoint.s3gen_shape(list(trimmed.state_dict())) == checkpoint.S3GenShape(2, 3, 2)
 
 
 def test_meta_check_sees_plain_attributes():

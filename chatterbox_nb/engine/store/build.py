@@ -22,7 +22,7 @@ from typing import Any, Iterator
 
 from ...errors import CheckpointError
 from . import checkpoint
-from .checkpoint import EstimatorShape
+from .checkpoint import OFFICIAL_FRONT_BLOCKS, S3GenShape
 from ..specs import ModelSpec, t3_config
 
 log = logging.getLogger(__name__)
@@ -32,32 +32,34 @@ log = logging.getLogger(__name__)
 _S3GEN_OPTIONAL = ("tokenizer._mel_filters", "tokenizer.window")
 
 
-def _construct(spec: ModelSpec, n_layers: int | None, shape: EstimatorShape) -> tuple[Any, Any, Any]:
+def _construct(spec: ModelSpec, n_layers: int | None, shape: S3GenShape) -> tuple[Any, Any, Any]:
     from chatterbox.models.s3gen import S3Gen
     from chatterbox.models.t3 import T3
     from chatterbox.models.voice_encoder import VoiceEncoder
 
     with quiet_upstream_warnings():
         ve, t3, s3gen = VoiceEncoder(), T3(t3_config(spec, n_layers)), S3Gen(meanflow=True) if spec.meanflow else S3Gen()
-    return ve, t3, trim_estimator(s3gen, shape)
+    return ve, t3, trim_s3gen(s3gen, shape)
 
 
-def trim_estimator(s3gen: Any, shape: EstimatorShape) -> Any:
-    """A reduced dummy's S3Gen: the same U-Net with fewer middle blocks, and fewer transformer
-    blocks in each block, where `shape` says so."""
+def trim_s3gen(s3gen: Any, shape: S3GenShape) -> Any:
+    """A reduced dummy's S3Gen: the same modules with fewer blocks in the lists `shape` names."""
     estimator = s3gen.flow.decoder.estimator
     if shape.mid_blocks is not None:
         del estimator.mid_blocks[shape.mid_blocks:]
     if shape.transformer_blocks is not None:
         for block in (*estimator.down_blocks, *estimator.mid_blocks, *estimator.up_blocks):
             del block[1][shape.transformer_blocks:]  # (resnet, transformer blocks[, down/upsample])
+    if shape.front_blocks is not None:
+        for name in OFFICIAL_FRONT_BLOCKS:
+            del s3gen.get_submodule(name)[shape.front_blocks:]
     return s3gen
 
 
 def build_empty(spec: ModelSpec, n_layers: int | None = None,
-                shape: EstimatorShape = EstimatorShape()) -> tuple[Any, Any, Any]:
+                shape: S3GenShape = S3GenShape()) -> tuple[Any, Any, Any]:
     """VoiceEncoder, T3 and S3Gen with parameters on `meta` and real buffers
-    (`n_layers` T3 blocks and S3Gen's estimator in `shape` where a checkpoint has fewer)."""
+    (`n_layers` T3 blocks and S3Gen in `shape` where a checkpoint has fewer)."""
     from accelerate import init_empty_weights
     from transformers.initialization import no_init_weights
 
@@ -86,7 +88,7 @@ def _meta_safe_time_mixer() -> Iterator[None]:
 
 
 def build_random(
-    spec: ModelSpec, n_layers: int | None = None, seed: int = 0, shape: EstimatorShape = EstimatorShape()
+    spec: ModelSpec, n_layers: int | None = None, seed: int = 0, shape: S3GenShape = S3GenShape()
 ) -> tuple[Any, Any, Any]:
     """The same modules with their constructors' own random init, seeded (dummy weights)."""
     import torch
@@ -161,7 +163,7 @@ def assemble(spec: ModelSpec, parts: checkpoint.Parts, device: str, dtype: str =
     import torch
 
     n_layers = checkpoint.count_t3_layers(spec, list(parts.t3))
-    ve, t3, s3gen = build_empty(spec, n_layers, checkpoint.estimator_shape(list(parts.s3gen)))
+    ve, t3, s3gen = build_empty(spec, n_layers, checkpoint.s3gen_shape(list(parts.s3gen)))
     assign(ve, parts.ve, spec.ve_file)
     assign(t3, parts.t3, spec.t3_file)
     assign(s3gen, parts.s3gen, spec.s3gen_file, optional=_S3GEN_OPTIONAL)

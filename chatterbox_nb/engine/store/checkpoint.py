@@ -141,28 +141,39 @@ def count_t3_layers(spec: ModelSpec, keys: list[str]) -> int:
 OFFICIAL_MID_BLOCKS = 12
 #: and `n_blocks=4` transformer blocks in each of its down, middle and up blocks
 OFFICIAL_TRANSFORMER_BLOCKS = 4
+#: S3Gen's lists of repeated blocks in front of the estimator, with upstream's lengths: the S3
+#: tokenizer's encoder (read for a reference voice), and the conformer encoder and its
+#: upsampling half (read on every say)
+OFFICIAL_FRONT_BLOCKS = {"tokenizer.encoder.blocks": 6, "flow.encoder.encoders": 6, "flow.encoder.up_encoders": 4}
 _ESTIMATOR_PREFIX = "flow.decoder.estimator."
 
 
 @dataclass(frozen=True)
-class EstimatorShape:
-    """What a reduced dummy's CFM estimator leaves out of upstream's U-Net (None: as upstream builds it)."""
+class S3GenShape:
+    """What a reduced dummy's S3Gen leaves out of upstream's (None: as upstream builds it)."""
 
     mid_blocks: int | None = None
     transformer_blocks: int | None = None
+    #: blocks kept in each of OFFICIAL_FRONT_BLOCKS' lists
+    front_blocks: int | None = None
 
 
 def _indices(keys: list[str], prefix: str) -> set[str]:
     return {key[len(prefix):].split(".", 1)[0] for key in keys if key.startswith(prefix)}
 
 
-def estimator_shape(keys: list[str]) -> EstimatorShape:
-    """The middle blocks, and the transformer blocks in each block, of S3Gen's estimator where
-    a checkpoint has fewer than upstream builds (reduced dummies)."""
+def s3gen_shape(keys: list[str]) -> S3GenShape:
+    """The blocks of S3Gen's lists where a checkpoint has fewer than upstream builds (reduced
+    dummies): the estimator's middle blocks, the transformer blocks in each of its blocks,
+    and the blocks of each list in front of it (one number for all of those)."""
     mid = len(_indices(keys, _ESTIMATOR_PREFIX + "mid_blocks."))
     per_block = len(_indices(keys, _ESTIMATOR_PREFIX + "down_blocks.0.1."))
-    return EstimatorShape(mid if 0 < mid < OFFICIAL_MID_BLOCKS else None,
-                          per_block if 0 < per_block < OFFICIAL_TRANSFORMER_BLOCKS else None)
+    fronts = {len(_indices(keys, name + ".")) for name in OFFICIAL_FRONT_BLOCKS}
+    front = fronts.pop() if len(fronts) == 1 else None
+    reduced_front = front is not None and all(0 < front < n for n in OFFICIAL_FRONT_BLOCKS.values())
+    return S3GenShape(mid if 0 < mid < OFFICIAL_MID_BLOCKS else None,
+                      per_block if 0 < per_block < OFFICIAL_TRANSFORMER_BLOCKS else None,
+                      front if reduced_front else None)
 
 
 def conditionals_class(spec: ModelSpec) -> type:

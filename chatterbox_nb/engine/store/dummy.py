@@ -23,17 +23,18 @@ import numpy as np
 
 from . import fsutil
 from .weights import DUMMY_SIZES
-from .checkpoint import EstimatorShape
+from .checkpoint import S3GenShape
 from .layout import CacheLayout
 from ..specs import SAMPLE_RATE, SPECS, ModelSpec
 
 MARKER = "chatterbox_nb_dummy.json"
-FORMAT = 5  # 2: the marker records each file's sha256; 3: reduced built-in voices are short; 4: and S3Gen too;
-# 5: a reduced estimator has one transformer block in each block
+FORMAT = 6  # 2: the marker records each file's sha256; 3: reduced built-in voices are short; 4: and S3Gen too;
+# 5: a reduced estimator has one transformer block in each block; 6: and S3Gen's lists in front of it one block
 SIZES = DUMMY_SIZES
 STOPPING = "-stopping"
 # Reduced size keeps every class and shape but the T3 depth, the number of S3Gen's
-# estimator middle blocks and of transformer blocks in each (each spec says how many).
+# estimator middle blocks and of transformer blocks in each, and the blocks of S3Gen's
+# encoders and its S3 tokenizer's (each spec says how many).
 REDUCED_T3_LAYERS = {name: spec.dummy_t3_layers for name, spec in SPECS.items()}
 # The built-in voice's reference length. At full size it is 6 s, like the official voice
 # (150 prompt tokens, which S3Gen re-reads on every call); reduced checkpoints use 2 s,
@@ -95,8 +96,8 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
 
     base = size.removesuffix(STOPPING)
     n_layers = spec.dummy_t3_layers if base == "reduced" else None
-    shape = EstimatorShape(spec.dummy_s3gen_mid_blocks, spec.dummy_s3gen_transformer_blocks) \
-        if base == "reduced" else EstimatorShape()
+    shape = S3GenShape(spec.dummy_s3gen_mid_blocks, spec.dummy_s3gen_transformer_blocks,
+                       spec.dummy_s3gen_front_blocks) if base == "reduced" else S3GenShape()
     ve, t3, s3gen = build_random(spec, n_layers, seed, shape)
     if size.endswith(STOPPING):
         lean_to_stop(t3)
@@ -116,6 +117,7 @@ def write_dummy(spec: ModelSpec, folder: Path, size: str = "full", seed: int = 0
     files = {p.name: fsutil.sha256_file(p) for p in sorted(folder.iterdir())}
     marker = {"format": FORMAT, "model": spec.name, "size": size, "seed": seed, "t3_layers": n_layers,
               "s3gen_mid_blocks": shape.mid_blocks, "s3gen_transformer_blocks": shape.transformer_blocks,
+              "s3gen_front_blocks": shape.front_blocks,
               "files": files}
     (folder / MARKER).write_text(json.dumps(marker, indent=1))
 
