@@ -8,8 +8,9 @@ an overlapped chunk draws from its own `torch.Generator`, seeded from the chunk'
 and bound to the thread running that stage (a context variable): T3's through the
 t3-torch seam (streaming.SamplingTorch), S3Gen's through the noise seams
 (seams/points.NOISE_SEAMS: `NoiseTorch` for its modules' `torch`, `StageUniform` for
-HiFiGAN's `Uniform`, whose sine phases `torch.distributions` draws on its own). A thread with no generator bound
-draws from torch's own, as upstream does (a sequential say keeps upstream's numbers).
+HiFiGAN's `Uniform`, whose sine phases `torch.distributions` draws on its own). A thread
+with no generator bound draws from torch's own, as upstream does (a sequential say keeps
+upstream's numbers).
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ from ..specs import ModelSpec
 from .hooks import Seam
 
 __all__ = [
-    "FLOW_PRINT", "FLOW_TORCH", "FLOW_TQDM", "HIFIGAN_TORCH", "HIFIGAN_UNIFORM", "NOISE_SEAMS", "S3GEN_INFERENCE", "S3GEN_TORCH", "SEAMS", "T3_CONDITIONING", "T3_INFERENCE",
-    "T3_CONV1D", "T3_INFERENCE_TURBO", "T3_LINEAR", "T3_TORCH", "T3_TQDM", "WATERMARK", "conditioning_in", "quiet_progress",
-    "quiet_render", "t3_sampler", "wide_products_in_float32",
+    "FLOW_PRINT", "FLOW_TORCH", "FLOW_TQDM", "HIFIGAN_TORCH", "HIFIGAN_UNIFORM", "NOISE_SEAMS",
+    "S3GEN_INFERENCE", "S3GEN_TORCH", "SEAMS", "T3_CONDITIONING", "T3_INFERENCE", "T3_CONV1D",
+    "T3_INFERENCE_TURBO", "T3_LINEAR", "T3_TORCH", "T3_TQDM", "WATERMARK", "conditioning_in",
+    "quiet_progress", "quiet_render", "t3_sampler", "wide_products_in_float32",
 ]
 
 _T3 = "chatterbox.models.t3.t3"
