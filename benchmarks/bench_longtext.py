@@ -17,9 +17,12 @@ process, medians of `--reps`, in the dtype `--dtype` picks (auto: bfloat16 where
 
 `--group` times the same paragraph with its second and third sentences rendered in one S3Gen
 call (CHATTERBOX_NB_GROUP_RENDERS=1, engine/generation/speak.py: S3Gen re-reads the voice's
-reference prompt on every call) against sequential, the same way.
+reference prompt on every call) against sequential, the same way. Both flags time all three
+schedules in one run; `--sentences 6` says the six-sentence paragraph instead (a 3-sentence
+one overlaps one render with one T3; six sentences, four).
 
-    python benchmarks/bench_longtext.py --group [--weights dummy:reduced] [--reps 3] [--tokens 30] [--out [PATH]]
+    python benchmarks/bench_longtext.py --group [--overlap] [--sentences 6] [--weights dummy:reduced] [--reps 3]
+        [--tokens 30] [--out [PATH]]
 """
 
 from __future__ import annotations
@@ -73,26 +76,29 @@ print(json.dumps(runs))
 """
 
 
-def compare(args: argparse.Namespace, other: str) -> None:
-    """`other` ("overlapped" or "grouped") vs sequential on a 3-sentence paragraph: the
-    whole-paragraph ratio and the first audio's."""
+def compare(args: argparse.Namespace, others: list[str]) -> None:
+    """Each of `others` ("overlapped", "grouped") vs sequential on a paragraph of
+    `args.sentences` sentences: the whole-paragraph ratio and the first audio's."""
     out = Output("bench_longtext")
     out.header()
-    variants = [[name, *SCHEDULES[name]] for name in ("sequential", other)]
-    runs = run_child(VARIANTS_CHILD, [THREE, args.weights, str(args.reps), str(args.tokens), args.dtype,
-                                      json.dumps(variants)], bench_env(), f"{other} run")
-    seq, alt = runs["sequential"], runs[other]
-    out(f"\n3-sentence paragraph, english, {args.weights}, {seq[0]['dtype']} (dtype {args.dtype}), {args.tokens} "
-        f"tokens per sentence, {args.reps} reps alternated (one untimed round first)")
+    text = THREE if args.sentences == 3 else PARAGRAPH
+    variants = [[name, *SCHEDULES[name]] for name in ("sequential", *others)]
+    runs = run_child(VARIANTS_CHILD, [text, args.weights, str(args.reps), str(args.tokens), args.dtype,
+                                      json.dumps(variants)], bench_env(), f"{' and '.join(others)} run")
+    seq = runs["sequential"]
+    out(f"\n{args.sentences}-sentence paragraph, english, {args.weights}, {seq[0]['dtype']} (dtype {args.dtype}), "
+        f"{args.tokens} tokens per sentence, {args.reps} reps alternated (one untimed round first)")
     for name, rs in runs.items():
         out(f"  {name:11s} whole {fmt((r['total_s'] for r in rs), ' s')}   first audio "
             f"{fmt((r['first_audio_s'] for r in rs), ' s')}   T3 {fmt(r['t3_s'] for r in rs)} s   "
             f"S3Gen {fmt(r['s3gen_s'] for r in rs)} s   chunks {[r['chunks_done'] for r in rs]}")
-    out(f"  sequential / {other}, whole paragraph, side by side: ".ljust(58) +
-        f"{fmt(s['total_s'] / o['total_s'] for s, o in zip(seq, alt))}x  (target >= 1.2x)")
-    out(f"  {other} / sequential, first audio: ".ljust(58) +
-        f"{fmt(o['first_audio_s'] / s['first_audio_s'] for s, o in zip(seq, alt))}x  (target <= 1.0x)")
-    assert all(r["chunks_done"] == 3 for r in seq + alt)
+    for other in others:
+        alt = runs[other]
+        out(f"  sequential / {other}, whole paragraph, side by side: ".ljust(58) +
+            f"{fmt(s['total_s'] / o['total_s'] for s, o in zip(seq, alt))}x  (target >= 1.2x)")
+        out(f"  {other} / sequential, first audio: ".ljust(58) +
+            f"{fmt(o['first_audio_s'] / s['first_audio_s'] for s, o in zip(seq, alt))}x  (target <= 1.0x)")
+    assert all(r["chunks_done"] == args.sentences for rs in runs.values() for r in rs)
     out.write(args.out)
 
 
@@ -100,8 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--says", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=8)
-    parser.add_argument("--overlap", action="store_true", help="overlapped vs sequential, 3 sentences")
-    parser.add_argument("--group", action="store_true", help="later sentences rendered together vs sequential, 3 sentences")
+    parser.add_argument("--overlap", action="store_true", help="overlapped vs sequential")
+    parser.add_argument("--group", action="store_true", help="later sentences rendered together vs sequential")
+    parser.add_argument("--sentences", type=int, default=3, choices=(3, 6), help="with --overlap or --group")
     parser.add_argument("--weights", default="dummy", choices=("dummy", "dummy:reduced"))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--dtype", default="auto")
@@ -109,7 +116,7 @@ def main() -> None:
                         help="with --overlap or --group: also write the output as markdown (docs/benchmarks/bench_longtext.md)")
     args = parser.parse_args()
     if args.overlap or args.group:
-        compare(args, "overlapped" if args.overlap else "grouped")
+        compare(args, [name for name, on in (("overlapped", args.overlap), ("grouped", args.group)) if on])
         return
     env = bench_env()
     runs = run_child(CHILD, [PARAGRAPH, str(args.says), str(args.tokens)], env, "long-text run")

@@ -16,8 +16,9 @@ takes T3's core at its next call, so neither stage ends on its share while the o
 core is idle. T3's decoding is a few small matrix products per token and stops gaining
 from threads early, S3Gen's estimator keeps gaining (measured in
 benchmarks/bench_threads.py): so T3 gets a quarter, at least one. On 2 cores that is one
-each, and there a paragraph's overlap does not pay (both stages gain 1.5-1.75x from the
-second core: see docs/long-text.md), which is why "auto" leaves it off.
+each, and there a paragraph's overlap did not pay on the AVX-512 machine (both stages gain
+1.5-1.75x from the second core) and paid less than grouped renders on the AVX2 one (see
+docs/long-text.md), which is why "auto" leaves it off.
 
 GPU. The worker renders on a CUDA stream of its own (`side_stream`), which first waits
 for what T3's stream had queued when the part was handed over: the kernels of the two
