@@ -21,7 +21,7 @@ from chatterbox_nb.engine.seams import estimator as seam
 from chatterbox_nb.engine.seams.estimator import branch_free_chunk_mask
 from chatterbox_nb.errors import InvalidOption
 
-from conftest import REDUCED
+from conftest import REDUCED, fresh_loads_of
 from kernel_utils import PACKAGE_SPY
 from test_compiled import bfloat16_kernels
 
@@ -75,14 +75,15 @@ def test_auto_dtype_is_bfloat16_only_where_native(monkeypatch):
 def english_as_auto(request, english_reduced, monkeypatch):
     """The reduced english model as `--dtype auto` loads it on a CPU without native bfloat16
     (float32) and on one with it (bfloat16): both paths on every machine (bfloat16 is
-    emulated where the CPU lacks it, only slower)."""
+    emulated where the CPU lacks it, only slower). A fresh load: a copy in memory in the same
+    dtype may have been loaded on the other path (a bfloat16 one on a CPU without native
+    bfloat16 keeps S3Gen in float32, without autocast), and would be found instead."""
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: request.param == "bfloat16")
-    cnb.load("english", weights=REDUCED, device="cpu", dtype="auto", warmup="off", wait=True)
-    (m,) = [m for m in loader.loaded_models()
-            if m.name == "english" and m.source.is_dummy and m.key == english_reduced.key._replace(dtype=request.param)]
-    yield m
-    if m is not english_reduced:
-        loader.drop(m.key)
+    with fresh_loads_of(english_reduced):
+        cnb.load("english", weights=REDUCED, device="cpu", dtype="auto", warmup="off", wait=True)
+        (m,) = [m for m in loader.loaded_models()
+                if m.name == "english" and m.source.is_dummy and m.key == english_reduced.key._replace(dtype=request.param)]
+        yield m
 
 
 def test_default_say_reports_the_resolved_dtype_and_knobs_change_only_s3gen(english_as_auto):
